@@ -1,0 +1,52 @@
+"""interp: mechanistic interpretability on TransformerLens.
+
+    import interp
+    model = interp.load_model("organism")
+    task = interp.tasks.induction(model, n=64, seed=0)
+    acts = interp.cache(model, task, names=["resid_post"], store="acts/")
+
+Attributes load lazily, so ``import interp`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_model": ("interp.models", "load_model"),
+    "Model": ("interp.models", "Model"),
+    "InterpError": ("interp.errors", "InterpError"),
+    "Task": ("interp.tasks.task", "Task"),
+    "load_result": ("interp.results.io", "load_result"),
+    "Result": ("interp.results.base", "Result"),
+    "report": ("interp.report", "report"),
+    "load_cache": ("interp.cache.api", "load_cache"),
+}
+_SUBMODULES = {"tasks", "cache", "results", "viz", "analyses"}
+
+if TYPE_CHECKING:
+    from interp import analyses, cache, results, tasks, viz
+    from interp.cache.api import load_cache
+    from interp.errors import InterpError
+    from interp.models import Model, load_model
+    from interp.report import report
+    from interp.results.base import Result
+    from interp.results.io import load_result
+    from interp.tasks.task import Task
+
+__all__ = [*_LAZY, *_SUBMODULES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"interp.{name}")
+    else:
+        raise AttributeError(f"module 'interp' has no attribute {name!r}")
+    globals()[name] = value
+    return value

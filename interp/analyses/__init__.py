@@ -1,0 +1,1 @@
+"""Analyses: each takes a model and a task (or a cache) and returns one typed Result."""

@@ -1,0 +1,141 @@
+"""Command line: `interp info | cache | demo | report | run | train-organism`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from interp.errors import InterpError
+
+app = typer.Typer(
+    help="Mechanistic interpretability on TransformerLens: attribution, patching, probes, "
+    "trajectories. Every command accepts --help.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m", help="'organism', a TransformerLens name, or a local HF directory."
+    ),
+]
+
+
+def _dtype(name: str | None) -> Any:
+    if name is None:
+        return None
+    from interp.models import _parse_dtype
+
+    return _parse_dtype(name)
+
+
+@app.command()
+def info(
+    model: Annotated[str, typer.Argument(help="'organism', a model name or a local directory.")],
+    hooks: Annotated[bool, typer.Option(help="List every hook name.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Architecture, parameter count and hook names of a model (and its card, if it has one)."""
+    from interp.cache.names import layer_pattern
+    from interp.models import load_model
+
+    m = load_model(model, device="cpu")
+    data = asdict(m.info())
+    names = list(dict.fromkeys(layer_pattern(h) for h in m.hook_names))
+    if as_json:
+        typer.echo(json.dumps({**data, "hooks": names, "card": m.card}, indent=1))
+        return
+    for k, v in data.items():
+        typer.echo(f"{k:>26}: {v}")
+    if hooks:
+        typer.echo(f"\nhook names ({{l}} = 0..{m.n_layers - 1}):")
+        for n in names:
+            typer.echo(f"  {n}")
+    card = Path(m.source) / "card.md"
+    if m.card and card.exists():
+        typer.echo("\n" + card.read_text())
+
+
+@app.command("cache")
+def cache_cmd(
+    model: Annotated[str, typer.Argument(help="'organism', a model name or a local directory.")],
+    task: Annotated[str, typer.Option(help="Task generator name or a .txt/.jsonl prompts file.")],
+    out: Annotated[Path, typer.Option(help="Directory to stream the cache into.")],
+    names: Annotated[
+        list[str], typer.Option("--names", help="Hook names or short forms; repeatable.")
+    ] = ["resid_post"],  # noqa: B006 - typer reads the default from here
+    n: Annotated[int, typer.Option(help="Prompts to generate (generator tasks).")] = 64,
+    seed: Annotated[int, typer.Option(help="Task seed.")] = 0,
+    positions: Annotated[
+        str, typer.Option(help="'all', 'last', or comma-separated indices.")
+    ] = "all",
+    batch_size: Annotated[int, typer.Option(help="Prompts per forward pass.")] = 32,
+    dtype: Annotated[str | None, typer.Option(help="Storage dtype, e.g. float16.")] = None,
+) -> None:
+    """Stream activations to disk (resumable: rerun the same command after an interruption)."""
+    from interp.cache.api import cache
+    from interp.models import load_model
+    from interp.tasks.registry import make_task
+
+    m = load_model(model)
+    t = make_task(m, task, n=n, seed=seed)
+    pos: Any = None
+    if positions == "last":
+        pos = "last"
+    elif positions != "all":
+        try:
+            idx = [int(p) for p in positions.split(",")]
+        except ValueError:
+            raise InterpError(f"--positions {positions!r}: use all, last or e.g. 0,3,-1") from None
+        pos = idx[0] if len(idx) == 1 else idx
+    store = cache(m, t, names=names, positions=pos, batch_size=batch_size, store=out,
+                  dtype=_dtype(dtype))
+    typer.echo(f"cached {len(store)} hooks x {store.n_examples} examples -> {out}")
+
+
+@app.command()
+def demo(
+    model: ModelOpt = "organism",
+    out: Annotated[Path, typer.Option(help="Output directory for the report.")] = Path("out/demo"),
+    n: Annotated[int, typer.Option(help="Prompts per task.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed for every task and bootstrap.")] = 0,
+) -> None:
+    """Run every analysis on a model (default: the embedded organism) and write OUT/report.html."""
+    from interp.demo import run_demo
+
+    path = run_demo(model, out, n=n, seed=seed)
+    typer.echo(f"report: {path}")
+
+
+@app.command("report")
+def report_cmd(
+    results: Annotated[list[Path], typer.Argument(help="Saved result directories.")],
+    out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("out/report.html"),
+    title: Annotated[str, typer.Option(help="Page title.")] = "interp report",
+) -> None:
+    """Combine saved results into one self-contained HTML report."""
+    from interp.report import report
+    from interp.results.io import load_result
+
+    path = report([load_result(r) for r in results], out, title=title)
+    typer.echo(f"report: {path}")
+
+
+def main() -> None:
+    """Console entry point: bad input prints one clear line instead of a traceback."""
+    try:
+        app()
+    except InterpError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""`interp.report`: one self-contained HTML file from a list of results (opens with no network)."""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from interp.cache.disk import atomic_write_text
+from interp.errors import InterpError
+from interp.results.base import Result
+from interp.viz.html import CSS, result_html
+
+Block = Result | tuple[str, str]
+
+
+def report(
+    items: Sequence[Block],
+    path: str | os.PathLike[str],
+    title: str = "interp report",
+    intro: str = "",
+) -> Path:
+    """Write `path` as a single HTML file.
+
+    Args:
+        items: results, or ``(heading, html)`` blocks for free-form sections.
+        path: output file; written atomically. plotly.js is inlined once, so the file works
+            offline and from any location.
+        title: page title.
+        intro: optional HTML shown under the title.
+    """
+    if not items:
+        raise InterpError("report() needs at least one result or section.")
+    from plotly.offline import get_plotlyjs
+
+    body = []
+    for item in items:
+        if isinstance(item, Result):
+            body.append(result_html(item, include_plotlyjs=False))
+        elif isinstance(item, tuple) and len(item) == 2:
+            body.append(f"<div class='interp-result'><h2>{html.escape(item[0])}</h2>{item[1]}</div>")
+        else:
+            raise InterpError(f"report() items must be Results or (heading, html) pairs: {item!r}")
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style>"
+        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
+        f"<h1>{html.escape(title)}</h1>{intro}{''.join(body)}</body></html>"
+    )
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, page)
+    return out

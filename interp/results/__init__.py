@@ -1,0 +1,8 @@
+"""Result types. Importing this package registers every type with `load_result`."""
+
+from interp.results.base import Result
+from interp.results.io import load_result
+from interp.results.residual import ResidualNorms
+from interp.results.stats import bootstrap_mean
+
+__all__ = ["Result", "ResidualNorms", "bootstrap_mean", "load_result"]

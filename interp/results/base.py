@@ -1,0 +1,176 @@
+"""The Result base type: named axes, coordinates, intervals, metadata, and how to show itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from interp.errors import InterpError
+
+Coord = str | int | float
+
+_REGISTRY: dict[str, type[Result]] = {}
+_PLOTLYJS_SENT = False  # inline plotly.js into the first notebook output only
+
+
+@dataclass
+class Result:
+    """A tensor with named axes and coordinate labels, plus everything needed to reproduce it.
+
+    Attributes:
+        values: the main quantity, one axis per name in `dims`.
+        dims: axis names (``layer``, ``head``, ``pos``, ``prompt``, ``metric`` ...).
+        coords: per axis, the coordinate of each index (ints for layers/heads, strings for
+            metrics); used as the axis column in `to_dataframe`.
+        labels: optional per-axis display labels (token strings for positions, ``L3H5`` ...).
+        ci_low / ci_high: optional confidence interval bounds, same shape as `values`.
+        extras: further named tensors (raw per-prompt values, baselines ...).
+        meta: model, task, metric, parameters, seed, package versions, time.
+        title: a human title for plots and reports.
+    """
+
+    values: Tensor
+    dims: tuple[str, ...]
+    coords: dict[str, list[Coord]] = field(default_factory=dict)
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    ci_low: Tensor | None = None
+    ci_high: Tensor | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
+
+    kind: ClassVar[str] = "result"
+    #: Sort order for `top(k)`: "abs" (largest magnitude), "desc" or "asc".
+    rank_by: ClassVar[str] = "abs"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.kind] = cls
+
+    def __post_init__(self) -> None:
+        self.dims = tuple(self.dims)
+        if not isinstance(self.values, Tensor):
+            self.values = torch.as_tensor(self.values)
+        if self.values.ndim != len(self.dims):
+            raise InterpError(
+                f"values has {self.values.ndim} axes but dims names {len(self.dims)}: {self.dims}."
+            )
+        if len(set(self.dims)) != len(self.dims):
+            raise InterpError(f"Axis names must be unique, got {self.dims}.")
+        for i, d in enumerate(self.dims):
+            size = self.values.shape[i]
+            if d not in self.coords:
+                self.coords[d] = list(range(size))
+            if len(self.coords[d]) != size:
+                raise InterpError(f"Axis {d!r} has {size} entries but {len(self.coords[d])} coords.")
+            if d in self.labels and len(self.labels[d]) != size:
+                raise InterpError(f"Axis {d!r} has {size} entries but {len(self.labels[d])} labels.")
+        for name, ci in (("ci_low", self.ci_low), ("ci_high", self.ci_high)):
+            if ci is not None and ci.shape != self.values.shape:
+                raise InterpError(f"{name} shape {tuple(ci.shape)} != values {tuple(self.values.shape)}.")
+
+    # ------------------------------------------------------------- access
+    @property
+    def shape(self) -> dict[str, int]:
+        return dict(zip(self.dims, self.values.shape, strict=True))
+
+    def label(self, dim: str, i: int) -> str:
+        if dim in self.labels:
+            return self.labels[dim][i]
+        return str(self.coords[dim][i])
+
+    def sel(self, **where: Coord) -> Tensor:
+        """Values at the given coordinates, e.g. ``res.sel(layer=3, head=5)``."""
+        index: list[Any] = []
+        for d in self.dims:
+            if d in where:
+                try:
+                    index.append(self.coords[d].index(where[d]))
+                except ValueError:
+                    raise InterpError(
+                        f"{where[d]!r} is not a coordinate of axis {d!r}: {self.coords[d]}."
+                    ) from None
+            else:
+                index.append(slice(None))
+        return self.values[tuple(index)]
+
+    # ------------------------------------------------------------- tables
+    def to_dataframe(self) -> pd.DataFrame:
+        """Tidy long form: one row per cell, a column per axis, `value`, and CI columns."""
+        cols: dict[str, Any] = {}
+        grid = list(itertools.product(*[range(n) for n in self.values.shape]))
+        for axis, d in enumerate(self.dims):
+            cols[d] = [self.coords[d][g[axis]] for g in grid]
+            if d in self.labels:
+                cols[f"{d}_label"] = [self.labels[d][g[axis]] for g in grid]
+        flat = self.values.detach().cpu().double().reshape(-1).numpy()
+        cols["value"] = flat
+        if self.ci_low is not None and self.ci_high is not None:
+            cols["ci_low"] = self.ci_low.detach().cpu().double().reshape(-1).numpy()
+            cols["ci_high"] = self.ci_high.detach().cpu().double().reshape(-1).numpy()
+        return pd.DataFrame(cols)
+
+    def top(self, k: int = 10, by: str | None = None) -> pd.DataFrame:
+        """The k cells with the largest effect (by magnitude unless the result says otherwise)."""
+        if k < 1:
+            raise InterpError(f"k must be at least 1, got {k}.")
+        df = self.to_dataframe()
+        order = by or self.rank_by
+        if order == "abs":
+            idx = np.argsort(-np.nan_to_num(np.abs(df["value"].to_numpy()), nan=-np.inf), kind="stable")
+        elif order == "desc":
+            idx = np.argsort(-np.nan_to_num(df["value"].to_numpy(), nan=-np.inf), kind="stable")
+        elif order == "asc":
+            idx = np.argsort(np.nan_to_num(df["value"].to_numpy(), nan=np.inf), kind="stable")
+        else:
+            raise InterpError(f"by={order!r}: use 'abs', 'desc' or 'asc'.")
+        return df.iloc[idx[:k]].reset_index(drop=True)
+
+    # ------------------------------------------------------------- views
+    def plot(self, **kw: Any) -> Any:
+        """A plotly Figure: bar chart for one axis, heatmap for two, heatmap per slice beyond."""
+        from interp.viz.figures import default_figure
+
+        return default_figure(self, **kw)
+
+    def _repr_html_(self) -> str:
+        global _PLOTLYJS_SENT
+        from interp.viz.html import result_html
+
+        html = result_html(self, include_plotlyjs=not _PLOTLYJS_SENT)
+        _PLOTLYJS_SENT = True
+        return html
+
+    def __repr__(self) -> str:
+        shape = ", ".join(f"{d}={n}" for d, n in self.shape.items())
+        return f"{type(self).__name__}({self.title or self.kind!r}, {shape})"
+
+    # ------------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the result to directory `path` (JSON header + safetensors), atomically."""
+        from interp.results.io import save_result
+
+        return save_result(self, path)
+
+    def _field_items(self) -> list[tuple[str, Any]]:
+        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
+
+
+def result_class(kind: str) -> type[Result]:
+    if kind == Result.kind:
+        return Result
+    if kind not in _REGISTRY:
+        # Result types register on import; import every analysis' results before giving up.
+        import interp.results  # noqa: F401
+
+    if kind not in _REGISTRY:
+        raise InterpError(f"Unknown result kind {kind!r}; known kinds: {sorted(_REGISTRY)}.")
+    return _REGISTRY[kind]

@@ -1,0 +1,39 @@
+"""Metadata every result records: model, task, metric, parameters, seed, versions, time."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from importlib import metadata
+from typing import Any
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("interp", "torch", "transformer-lens", "transformers"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def make_meta(
+    model: Any = None,
+    task: Any = None,
+    metric: str | None = None,
+    params: dict[str, Any] | None = None,
+    seed: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "model": getattr(model, "name", model) if model is not None else None,
+        "task": task.describe() if hasattr(task, "describe") else task,
+        "metric": metric,
+        "params": params or {},
+        "seed": seed,
+        "versions": versions(),
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    meta.update(extra)
+    return meta

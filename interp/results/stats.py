@@ -1,0 +1,43 @@
+"""Bootstrap confidence intervals over prompts (vectorised: one gather, no Python loop)."""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from interp.errors import InterpError
+
+
+def bootstrap_mean(
+    samples: Float[Tensor, "n ..."],
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean over axis 0 with a percentile bootstrap interval.
+
+    Returns (mean, ci_low, ci_high), each of shape ``samples.shape[1:]``. With a single sample
+    the interval collapses to the mean (there is no spread to resample).
+    """
+    if samples.ndim == 0 or samples.shape[0] == 0:
+        raise InterpError("bootstrap_mean needs at least one sample along axis 0.")
+    if not 0 < alpha < 1:
+        raise InterpError(f"alpha must be in (0, 1), got {alpha}.")
+    x = samples.detach().double()
+    mean = x.mean(0)
+    n = x.shape[0]
+    if n == 1:
+        return mean.float(), mean.float(), mean.float()
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, n, (n_boot, n), generator=gen)
+    flat = x.reshape(n, -1).cpu()
+    # Mean of each resample as a matrix product with the resample counts (memory n_boot x n).
+    counts = torch.zeros(n_boot, n, dtype=torch.float64)
+    counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
+    boots = counts @ flat / n
+    q = torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64)
+    lo, hi = torch.quantile(boots, q, dim=0)
+    shape = x.shape[1:]
+    dt = samples.dtype if samples.is_floating_point() else torch.float32
+    return mean.to(dt), lo.reshape(shape).to(dt), hi.reshape(shape).to(dt)

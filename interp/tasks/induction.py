@@ -1,0 +1,67 @@
+"""Induction task: a random word sequence repeated; the repeat is predictable only by copying."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from interp.errors import InterpError
+from interp.tasks.task import Task
+from interp.tasks.vocab import word_tokens
+
+
+def induction(
+    model: Any, n: int = 32, seq_len: int = 10, seed: int = 0, vocab: torch.Tensor | None = None
+) -> Task:
+    """``[BOS, r_1..r_T, r_1..r_T]`` prompts (METHODS.md section 6), answer read at the last token.
+
+    The clean prompt ends at ``r_{T-1}`` of the repeat, so the correct answer is ``r_T`` and the
+    incorrect answer a different random word. The corruption replaces the first half with other
+    random words (same length), which removes the information induction heads copy.
+
+    Args:
+        model: the model handle (for its tokenizer and BOS token).
+        n: number of prompts.
+        seq_len: T, the length of the random sequence.
+        seed: random seed; the same seed gives the same task.
+        vocab: optional candidate token ids (default: the tokenizer's whole-word tokens).
+    """
+    if n < 1:
+        raise InterpError(f"induction: n must be at least 1, got {n}.")
+    if seq_len < 2:
+        raise InterpError(f"induction: seq_len must be at least 2, got {seq_len}.")
+    total = 1 + 2 * seq_len - 1
+    if total > model.n_ctx:
+        raise InterpError(
+            f"induction: prompts of {total} tokens exceed {model.name}'s context {model.n_ctx}; "
+            "use a smaller seq_len."
+        )
+    words = word_tokens(model) if vocab is None else vocab
+    if len(words) < 2 * seq_len + 1:
+        raise InterpError(f"induction: need at least {2 * seq_len + 1} candidate words.")
+    gen = torch.Generator().manual_seed(seed)
+    bos = model.tokenizer.bos_token_id
+    if bos is None:
+        bos = model.tokenizer.cls_token_id if model.tokenizer.cls_token_id is not None else words[0]
+    clean, corrupt, answers = [], [], []
+    for _ in range(n):
+        pick = words[torch.randperm(len(words), generator=gen)[: 2 * seq_len + 1]]
+        first, other, wrong = pick[:seq_len], pick[seq_len : 2 * seq_len], pick[-1]
+        body = torch.cat([first, first[:-1]])
+        clean.append(torch.cat([torch.tensor([bos]), body]))
+        corrupt.append(torch.cat([torch.tensor([bos]), other, first[:-1]]))
+        answers.append([int(first[-1]), int(wrong)])
+    clean_t = torch.stack(clean)
+    corrupt_t = torch.stack(corrupt)
+    decode = model.tokenizer.decode
+    return Task(
+        clean_tokens=clean_t,
+        corrupt_tokens=corrupt_t,
+        answer_pos=torch.full((n,), clean_t.shape[1] - 1, dtype=torch.long),
+        answers=torch.tensor(answers, dtype=torch.long),
+        clean_prompts=[decode(r[1:].tolist()) for r in clean_t],
+        corrupt_prompts=[decode(r[1:].tolist()) for r in corrupt_t],
+        name="induction",
+        metadata={"seed": seed, "seq_len": seq_len, "generator": "induction"},
+    )

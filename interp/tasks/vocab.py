@@ -1,0 +1,41 @@
+"""Which token ids are whole words for a tokenizer (so generated prompts decode cleanly)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from interp.errors import InterpError
+
+
+@lru_cache(maxsize=8)
+def _word_ids(tokenizer: Any) -> tuple[int, ...]:
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    vocab: dict[str, int] = tokenizer.get_vocab()
+    ids = []
+    for _, i in sorted(vocab.items(), key=lambda kv: kv[1]):
+        if i in special:
+            continue
+        text = tokenizer.decode([i])
+        word = text.strip()
+        # A word token: letters only, and (for byte-level BPE) the leading-space variant, so a
+        # sequence of them decodes to space-separated words and re-encodes to the same ids.
+        if len(word) >= 2 and word.isascii() and word.isalpha() and not text.startswith("##"):
+            if text.startswith(" ") or " " not in text and not _has_space_variants(vocab):
+                ids.append(i)
+    return tuple(ids)
+
+
+def _has_space_variants(vocab: dict[str, int]) -> bool:
+    return any(k.startswith(("Ġ", "▁")) for k in list(vocab)[:5000])
+
+
+def word_tokens(model: Any) -> Tensor:
+    """Ids of whole-word tokens (with their leading space where the tokenizer has one)."""
+    ids = _word_ids(model.tokenizer)
+    if len(ids) < 10:
+        raise InterpError(f"{model.name}'s tokenizer has too few whole-word tokens ({len(ids)}).")
+    return torch.tensor(ids, dtype=torch.long)

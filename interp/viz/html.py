@@ -1,0 +1,70 @@
+"""HTML fragments for one result: heading, metadata, figure and top-k table."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from interp.results.base import Result
+
+CSS = """
+body{font-family:Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#222;padding:0 1em}
+h1{font-size:1.6em} h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table.interp{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+table.interp td,table.interp th{border:1px solid #ddd;padding:.2em .5em;text-align:left}
+table.interp th{background:#f6f6f6}
+details{margin:.4em 0;font-size:.85em} summary{cursor:pointer;color:#555}
+.interp-result{margin-bottom:2em} .note{color:#555;font-size:.9em}
+"""
+
+
+def table(rows: list[dict[str, Any]] | Any, max_rows: int = 20) -> str:
+    """A small HTML table from a list of dicts or a pandas DataFrame."""
+    if hasattr(rows, "to_dict"):
+        rows = rows.to_dict("records")
+    rows = list(rows)[:max_rows]
+    if not rows:
+        return "<p class='note'>(empty)</p>"
+    cols = list(rows[0])
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>"
+        for r in rows
+    )
+    return f"<table class='interp'><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def meta_html(meta: dict[str, Any]) -> str:
+    text = html.escape(json.dumps(meta, indent=1, default=str))
+    return f"<details><summary>metadata</summary><pre>{text}</pre></details>"
+
+
+def figure_html(fig: Any, include_plotlyjs: bool | str) -> str:
+    return str(
+        fig.to_html(
+            full_html=False,
+            include_plotlyjs=include_plotlyjs,
+            config={"displaylogo": False, "responsive": True},
+        )
+    )
+
+
+def result_html(res: Result, include_plotlyjs: bool | str = False, k: int = 10) -> str:
+    title = html.escape(res.title or res.kind)
+    parts = [f"<div class='interp-result'><h2>{title}</h2>"]
+    if res.meta.get("description"):
+        parts.append(f"<p class='note'>{html.escape(str(res.meta['description']))}</p>")
+    parts.append(figure_html(res.plot(), include_plotlyjs))
+    if res.meta.get("show_top", True):
+        parts.append(f"<details open><summary>top {k}</summary>{table(res.top(k))}</details>")
+    parts.append(meta_html(res.meta))
+    parts.append("</div>")
+    return "".join(parts)
