@@ -27,15 +27,15 @@ _LAZY = {
 }
 _SUBMODULES = {"tasks", "cache", "results", "viz", "analyses"}
 
-if TYPE_CHECKING:
-    from interp import analyses, cache, results, tasks, viz
-    from interp.cache.api import load_cache
-    from interp.errors import InterpError
-    from interp.models import Model, load_model
-    from interp.report import report
-    from interp.results.base import Result
-    from interp.results.io import load_result
-    from interp.tasks.task import Task
+if TYPE_CHECKING:  # static names for type checkers and IDEs; runtime loads them lazily
+    from interp import analyses, cache, results, tasks, viz  # noqa: F401
+    from interp.cache.api import load_cache  # noqa: F401
+    from interp.errors import InterpError  # noqa: F401
+    from interp.models import Model, load_model  # noqa: F401
+    from interp.report import report  # noqa: F401
+    from interp.results.base import Result  # noqa: F401
+    from interp.results.io import load_result  # noqa: F401
+    from interp.tasks.task import Task  # noqa: F401
 
 __all__ = [*_LAZY, *_SUBMODULES]
 

@@ -95,8 +95,9 @@ def cache_cmd(
         except ValueError:
             raise InterpError(f"--positions {positions!r}: use all, last or e.g. 0,3,-1") from None
         pos = idx[0] if len(idx) == 1 else idx
-    store = cache(m, t, names=names, positions=pos, batch_size=batch_size, store=out,
-                  dtype=_dtype(dtype))
+    store = cache(
+        m, t, names=names, positions=pos, batch_size=batch_size, store=out, dtype=_dtype(dtype)
+    )
     typer.echo(f"cached {len(store)} hooks x {store.n_examples} examples -> {out}")
 
 

@@ -23,8 +23,10 @@ def _info_html(model: Any) -> str:
     extra = ""
     if card.get("acceptance"):
         extra = "<h3>model card: measured behaviour</h3>" + table(
-            [{"check": k, **(v if isinstance(v, dict) else {"value": v})}
-             for k, v in card["acceptance"].items()]
+            [
+                {"check": k, **(v if isinstance(v, dict) else {"value": v})}
+                for k, v in card["acceptance"].items()
+            ]
         )
     return table(rows, max_rows=100) + extra
 

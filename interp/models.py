@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +28,19 @@ HookFn = Callable[..., Any]
 Hooks = Sequence[tuple[str | Callable[[str], bool], HookFn]]
 
 ORGANISM_NAME = "organism"
+_ENCODER_TYPES = {
+    "bert",
+    "roberta",
+    "distilbert",
+    "electra",
+    "albert",
+    "deberta",
+    "deberta-v2",
+    "xlm-roberta",
+    "mpnet",
+    "camembert",
+    "modernbert",
+}
 _LM_HEAD_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForMaskedLM", "ForConditionalGeneration")
 
 
@@ -100,7 +115,9 @@ class Model:
         self.source = source
         self.has_lm_head = has_lm_head
         self.card = card or {}
-        self.backend = "HookedTransformer" if isinstance(tl, HookedTransformer) else "TransformerBridge"
+        self.backend = (
+            "HookedTransformer" if isinstance(tl, HookedTransformer) else "TransformerBridge"
+        )
         self.tl.eval()
 
     # ---------------------------------------------------------------- config
@@ -143,7 +160,24 @@ class Model:
 
     @property
     def is_causal(self) -> bool:
-        return getattr(self.cfg, "attention_dir", "causal") == "causal"
+        if self.backend == "HookedTransformer":
+            return getattr(self.cfg, "attention_dir", "causal") == "causal"
+        # The bridge's cfg.attention_dir says "causal" for encoders too; ask the HF config.
+        hf_cfg = getattr(getattr(self.tl, "original_model", None), "config", None)
+        arch = str(getattr(self.cfg, "architecture", "") or "")
+        if hf_cfg is not None and getattr(hf_cfg, "model_type", "") in _ENCODER_TYPES:
+            return bool(getattr(hf_cfg, "is_decoder", False))
+        return not arch.endswith(("ForMaskedLM", "Model"))
+
+    @property
+    def prefix_ids(self) -> list[int]:
+        """Special tokens the model puts before a prompt (BOS for GPT-2, [CLS] for BERT)."""
+        with_special = self.to_tokens("a")[0].tolist()
+        bare = self.tokenizer.encode("a", add_special_tokens=False)
+        for i in range(len(with_special) - len(bare) + 1):
+            if with_special[i : i + len(bare)] == bare:
+                return [int(t) for t in with_special[:i]]
+        return []
 
     @property
     def device(self) -> torch.device:
@@ -201,7 +235,8 @@ class Model:
     def to_tokens(
         self, text: str | Sequence[str], prepend_bos: bool | None = None
     ) -> Int[Tensor, "batch seq"]:
-        return self.tl.to_tokens(text, prepend_bos=prepend_bos)
+        # Never truncate silently: Task validation must see the real length to reject it.
+        return self.tl.to_tokens(text, prepend_bos=prepend_bos, truncate=False)
 
     def to_str_tokens(self, tokens_or_text: Any) -> list[str]:
         return list(self.tl.to_str_tokens(tokens_or_text))
@@ -275,12 +310,10 @@ def load_model(
     tdtype = _parse_dtype(dtype)
     dev = str(device) if device is not None else None
     if isinstance(spec, Model):
-        if dev is not None or tdtype is not None:
-            spec.tl.to(device=dev, dtype=tdtype)
+        _move(spec.tl, dev, tdtype)
         return spec
     if isinstance(spec, HookedTransformer) or _is_bridge(spec):
-        if dev is not None or tdtype is not None:
-            spec.to(device=dev, dtype=tdtype)
+        _move(spec, dev, tdtype)
         name = str(getattr(spec.cfg, "model_name", type(spec).__name__))
         return Model(spec, name=name, source="object")
     if isinstance(spec, Path):
@@ -291,6 +324,12 @@ def load_model(
             "a local Hugging Face directory, or a HookedTransformer/TransformerBridge object."
         )
     dev = dev or _default_device()
+    # TransformerLens prints progress to stdout; keep stdout clean for `interp info --json`.
+    with contextlib.redirect_stdout(sys.stderr):
+        return _load_spec(spec, dev, tdtype)
+
+
+def _load_spec(spec: str, dev: str, tdtype: torch.dtype | None) -> Model:
     if spec == ORGANISM_NAME:
         path = organism_dir()
         if not (path / "config.json").exists():
@@ -313,6 +352,14 @@ def load_model(
             )
         return _load_local(local, dev, tdtype, name=local.name)
     return _load_hub(spec, dev, tdtype)
+
+
+def _move(tl: Any, device: str | None, dtype: torch.dtype | None) -> None:
+    # HookedTransformer.to takes one positional device-or-dtype, not keywords.
+    if device is not None:
+        tl.to(device)
+    if dtype is not None:
+        tl.to(dtype)
 
 
 def _is_bridge(obj: Any) -> bool:
@@ -351,17 +398,25 @@ def _load_local(path: Path, device: str, dtype: torch.dtype | None, name: str) -
 
 def _hooked_from_local(path: Path, device: str, dtype: torch.dtype | None) -> Any:
     """A local HF causal LM as a HookedTransformer, processed exactly as from_pretrained does."""
+    raw = json.loads((path / "config.json").read_text())
+    if raw.get("model_type") == "gpt2" and "n_ctx" not in raw:
+        # transformers 5 no longer writes GPT-2's n_ctx, which TransformerLens' converter reads:
+        # load through a view of the directory whose config.json has it.
+        with tempfile.TemporaryDirectory(prefix="interp-model-") as view:
+            for item in path.iterdir():
+                if item.name != "config.json":
+                    os.symlink(item.resolve(), Path(view) / item.name)
+            raw["n_ctx"] = raw.get("n_positions", 1024)
+            (Path(view) / "config.json").write_text(json.dumps(raw))
+            return _hooked_from_local(Path(view), device, dtype)
+
     import transformer_lens.loading_from_pretrained as loading
     from transformer_lens import HookedTransformer
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    raw = json.loads((path / "config.json").read_text())
-    extra: dict[str, Any] = {}
-    if raw.get("model_type") == "gpt2" and "n_ctx" not in raw:
-        extra["n_ctx"] = raw.get("n_positions", 1024)  # transformers 5 dropped n_ctx
     hf_model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
     cfg = loading.get_pretrained_model_config(
-        str(path), fold_ln=True, device=device, dtype=dtype or torch.float32, **extra
+        str(path), fold_ln=True, device=device, dtype=dtype or torch.float32
     )
     state_dict = loading.get_pretrained_state_dict(str(path), cfg, hf_model)
     tokenizer = AutoTokenizer.from_pretrained(str(path))

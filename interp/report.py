@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from interp._callable import make_callable
 from interp.cache.disk import atomic_write_text
 from interp.errors import InterpError
 from interp.results.base import Result
@@ -39,7 +40,9 @@ def report(
         if isinstance(item, Result):
             body.append(result_html(item, include_plotlyjs=False))
         elif isinstance(item, tuple) and len(item) == 2:
-            body.append(f"<div class='interp-result'><h2>{html.escape(item[0])}</h2>{item[1]}</div>")
+            body.append(
+                f"<div class='interp-result'><h2>{html.escape(item[0])}</h2>{item[1]}</div>"
+            )
         else:
             raise InterpError(f"report() items must be Results or (heading, html) pairs: {item!r}")
     page = (
@@ -52,3 +55,6 @@ def report(
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, page)
     return out
+
+
+make_callable(__name__, report)

@@ -9,6 +9,7 @@ import torch
 
 from interp.cache.names import layer_of, short_form
 from interp.errors import InterpError
+from interp.results.base import Coord
 from interp.results.meta import make_meta
 from interp.results.residual import ResidualNorms
 from interp.results.stats import bootstrap_mean
@@ -24,17 +25,19 @@ def residual_norms(
             ``resid_post`` at all positions. Disk caches are read ``chunk`` examples at a time.
         model: optional, recorded in the metadata.
     """
-    names = sorted((n for n in acts if short_form(n) == "resid_post"), key=lambda n: layer_of(n) or 0)
+    names = sorted(
+        (n for n in acts if short_form(n) == "resid_post"), key=lambda n: layer_of(n) or 0
+    )
     if not names:
-        raise InterpError("residual_norms needs resid_post in the cache: cache names=['resid_post'].")
+        raise InterpError(
+            "residual_norms needs resid_post in the cache: cache names=['resid_post']."
+        )
     rows = []
     lows, highs = [], []
     for name in names:
         stored = acts[name]
         n = len(stored)
-        norms = torch.cat(
-            [stored[i : i + chunk].float().norm(dim=-1) for i in range(0, n, chunk)]
-        )
+        norms = torch.cat([stored[i : i + chunk].float().norm(dim=-1) for i in range(0, n, chunk)])
         if norms.ndim != 2:
             raise InterpError("residual_norms needs every position: cache with positions=None.")
         mean, lo, hi = bootstrap_mean(norms, seed=seed)
@@ -46,10 +49,14 @@ def residual_norms(
     return ResidualNorms(
         values=values,
         dims=("layer", "pos"),
-        coords={"layer": layers, "pos": list(range(values.shape[1]))},
+        coords={"layer": list[Coord](layers), "pos": list[Coord](range(values.shape[1]))},
         ci_low=torch.stack(lows),
         ci_high=torch.stack(highs),
-        meta=make_meta(model=model, params={"n_examples": n}, seed=seed,
-                       description="Mean L2 norm of the residual stream after each block."),
+        meta=make_meta(
+            model=model,
+            params={"n_examples": n},
+            seed=seed,
+            description="Mean L2 norm of the residual stream after each block.",
+        ),
         title="Residual stream norm by layer and position",
     )

@@ -6,10 +6,7 @@ though ``interp.cache`` is also the package holding the on-disk format and reade
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
+from interp._callable import make_callable
 from interp.cache.api import as_task, cache, load_cache
 from interp.cache.disk import DiskCache, StoredActivation
 from interp.cache.names import resolve_names, short_form
@@ -24,10 +21,4 @@ __all__ = [
     "short_form",
 ]
 
-
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return cache(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, cache)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import torch
 from torch import Tensor
@@ -41,7 +41,9 @@ def _fingerprint(model: Model, tokens: Tensor, header: dict[str, Any]) -> str:
     h.update(repr(sorted(header.items())).encode())
     h.update(tokens.cpu().numpy().tobytes())
     # Cheap model identity: its name, size and a checksum of the unembedding.
-    h.update(f"{model.name}|{model.info().n_params}|{float(model.W_U.detach().double().sum()):.10e}".encode())
+    h.update(
+        f"{model.name}|{model.info().n_params}|{float(model.W_U.detach().double().sum()):.10e}".encode()
+    )
     return h.hexdigest()
 
 
@@ -52,6 +54,35 @@ def _attention_mask(model: Model, task: Task, rows: slice) -> Tensor | None:
     pos = task.answer_pos[rows]
     ar = torch.arange(task.seq_len)
     return (ar[None, :] <= pos[:, None]).long()
+
+
+@overload
+def cache(
+    model: Model | Any,
+    task_or_prompts: Task | Sequence[str] | Tensor,
+    names: str | Sequence[str] = ...,
+    positions: Positions = ...,
+    batch_size: int = ...,
+    store: None = ...,
+    dtype: torch.dtype | None = ...,
+    which: Literal["clean", "corrupt"] = ...,
+    progress: bool = ...,
+) -> ActivationCache: ...
+
+
+@overload
+def cache(
+    model: Model | Any,
+    task_or_prompts: Task | Sequence[str] | Tensor,
+    names: str | Sequence[str] = ...,
+    positions: Positions = ...,
+    batch_size: int = ...,
+    *,
+    store: str | os.PathLike[str],
+    dtype: torch.dtype | None = ...,
+    which: Literal["clean", "corrupt"] = ...,
+    progress: bool = ...,
+) -> DiskCache: ...
 
 
 def cache(

@@ -49,7 +49,8 @@ def select_positions(
         return moved[rows, answer_pos.to(act.device)]
     if isinstance(positions, int):
         return act.select(axis, positions)
-    return act.index_select(axis, torch.tensor(list(positions), device=act.device))
+    size = act.shape[axis]
+    return act.index_select(axis, torch.tensor([p % size for p in positions], device=act.device))
 
 
 def stop_layer(model: Model, names: list[str]) -> int | None:
@@ -77,9 +78,13 @@ def capture_batch(
     """One forward pass over `tokens`; returns {hook name: activation at positions} on `device`."""
     store: dict[str, Tensor] = {}
 
-    def hook(act: Tensor, hook: Any) -> None:
-        out = select_positions(act, hook.name, positions, answer_pos)
-        store[hook.name] = out.to(device=device, dtype=dtype or out.dtype).clone()
+    def recorder(name: str) -> Any:
+        # Key by the requested name: on a TransformerBridge, hook.name is the internal alias.
+        def hook(act: Tensor, hook: Any) -> None:
+            out = select_positions(act, name, positions, answer_pos)
+            store[name] = out.to(device=device, dtype=dtype or out.dtype).clone()
+
+        return hook
 
     kwargs: dict[str, Any] = {}
     stop = stop_layer(model, names)
@@ -88,7 +93,10 @@ def capture_batch(
     if attention_mask is not None:
         kwargs["attention_mask"] = attention_mask.to(model.device)
     model.run_with_hooks(
-        tokens.to(model.device), fwd_hooks=[(n, hook) for n in names], return_type=None, **kwargs
+        tokens.to(model.device),
+        fwd_hooks=[(n, recorder(n)) for n in names],
+        return_type=None,
+        **kwargs,
     )
     missing = [n for n in names if n not in store]
     if missing:

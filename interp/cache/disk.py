@@ -3,8 +3,9 @@
 Layout of a store directory:
 
     manifest.json              what is stored, the input fingerprint, and the finished shards
-    shard-00000.safetensors    one file per batch: every hook's activations for those examples,
-                               plus ``__tokens__`` and ``__answer_pos__``
+    shard-00000032.safetensors one file per batch, named by its first example index: every
+                               hook's activations for those examples, plus ``__tokens__``
+                               and ``__answer_pos__``
 
 Every file is written to a temporary name and renamed into place, and the manifest is updated only
 after its shard is complete, so a killed run leaves a valid prefix that a rerun resumes from.
@@ -166,7 +167,9 @@ class DiskCache(Mapping[str, StoredActivation]):
             raise InterpError(f"{self.path} is not an activation cache (no {MANIFEST}).")
         self.manifest: dict[str, Any] = json.loads(manifest.read_text())
         if self.manifest.get("format") != FORMAT:
-            raise InterpError(f"{self.path}: unsupported cache format {self.manifest.get('format')}.")
+            raise InterpError(
+                f"{self.path}: unsupported cache format {self.manifest.get('format')}."
+            )
         if not self.manifest.get("complete"):
             raise InterpError(
                 f"{self.path} is an unfinished cache (the run was interrupted). Run the same "

@@ -1,4 +1,4 @@
-"""Resolve hook names: canonical TransformerLens names and short forms ("resid_post" = every layer)."""
+"""Resolve hook names: canonical TransformerLens names, and short forms for every layer."""
 
 from __future__ import annotations
 

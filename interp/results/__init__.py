@@ -5,4 +5,4 @@ from interp.results.io import load_result
 from interp.results.residual import ResidualNorms
 from interp.results.stats import bootstrap_mean
 
-__all__ = ["Result", "ResidualNorms", "bootstrap_mean", "load_result"]
+__all__ = ["ResidualNorms", "Result", "bootstrap_mean", "load_result"]

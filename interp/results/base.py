@@ -31,7 +31,8 @@ class Result:
         coords: per axis, the coordinate of each index (ints for layers/heads, strings for
             metrics); used as the axis column in `to_dataframe`.
         labels: optional per-axis display labels (token strings for positions, ``L3H5`` ...).
-        ci_low / ci_high: optional confidence interval bounds, same shape as `values`.
+        ci_low: optional lower confidence bound, same shape as `values`.
+        ci_high: optional upper confidence bound, same shape as `values`.
         extras: further named tensors (raw per-prompt values, baselines ...).
         meta: model, task, metric, parameters, seed, package versions, time.
         title: a human title for plots and reports.
@@ -70,12 +71,18 @@ class Result:
             if d not in self.coords:
                 self.coords[d] = list(range(size))
             if len(self.coords[d]) != size:
-                raise InterpError(f"Axis {d!r} has {size} entries but {len(self.coords[d])} coords.")
+                raise InterpError(
+                    f"Axis {d!r} has {size} entries but {len(self.coords[d])} coords."
+                )
             if d in self.labels and len(self.labels[d]) != size:
-                raise InterpError(f"Axis {d!r} has {size} entries but {len(self.labels[d])} labels.")
+                raise InterpError(
+                    f"Axis {d!r} has {size} entries but {len(self.labels[d])} labels."
+                )
         for name, ci in (("ci_low", self.ci_low), ("ci_high", self.ci_high)):
             if ci is not None and ci.shape != self.values.shape:
-                raise InterpError(f"{name} shape {tuple(ci.shape)} != values {tuple(self.values.shape)}.")
+                raise InterpError(
+                    f"{name} shape {tuple(ci.shape)} != values {tuple(self.values.shape)}."
+                )
 
     # ------------------------------------------------------------- access
     @property
@@ -125,7 +132,9 @@ class Result:
         df = self.to_dataframe()
         order = by or self.rank_by
         if order == "abs":
-            idx = np.argsort(-np.nan_to_num(np.abs(df["value"].to_numpy()), nan=-np.inf), kind="stable")
+            idx = np.argsort(
+                -np.nan_to_num(np.abs(df["value"].to_numpy()), nan=-np.inf), kind="stable"
+            )
         elif order == "desc":
             idx = np.argsort(-np.nan_to_num(df["value"].to_numpy(), nan=-np.inf), kind="stable")
         elif order == "asc":

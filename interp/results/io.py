@@ -68,7 +68,9 @@ def save_result(result: Result, path: str | os.PathLike[str]) -> str:
         if isinstance(value, Tensor):
             tensors[name] = value.detach().cpu().contiguous()
             header["fields"][name] = {"tensor": name}
-        elif isinstance(value, dict) and value and all(isinstance(v, Tensor) for v in value.values()):
+        elif (
+            isinstance(value, dict) and value and all(isinstance(v, Tensor) for v in value.values())
+        ):
             keys = []
             for k, v in value.items():
                 tensors[f"{name}.{k}"] = v.detach().cpu().contiguous()

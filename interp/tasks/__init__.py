@@ -1,5 +1,6 @@
 """Tasks: the Task type, metrics, and generators for the organism's behaviours."""
 
+from interp.tasks.induction import induction
 from interp.tasks.metrics import (
     denoise_score,
     get_metric,
@@ -15,6 +16,7 @@ __all__ = [
     "Task",
     "denoise_score",
     "get_metric",
+    "induction",
     "kl_to",
     "log_prob",
     "logit_diff",

@@ -31,7 +31,7 @@ def induction(
         raise InterpError(f"induction: n must be at least 1, got {n}.")
     if seq_len < 2:
         raise InterpError(f"induction: seq_len must be at least 2, got {seq_len}.")
-    total = 1 + 2 * seq_len - 1
+    total = len(model.prefix_ids) + 2 * seq_len - 1
     if total > model.n_ctx:
         raise InterpError(
             f"induction: prompts of {total} tokens exceed {model.name}'s context {model.n_ctx}; "
@@ -41,16 +41,14 @@ def induction(
     if len(words) < 2 * seq_len + 1:
         raise InterpError(f"induction: need at least {2 * seq_len + 1} candidate words.")
     gen = torch.Generator().manual_seed(seed)
-    bos = model.tokenizer.bos_token_id
-    if bos is None:
-        bos = model.tokenizer.cls_token_id if model.tokenizer.cls_token_id is not None else words[0]
+    prefix = torch.tensor(model.prefix_ids, dtype=torch.long)  # BOS, or [CLS] for encoders
     clean, corrupt, answers = [], [], []
     for _ in range(n):
         pick = words[torch.randperm(len(words), generator=gen)[: 2 * seq_len + 1]]
         first, other, wrong = pick[:seq_len], pick[seq_len : 2 * seq_len], pick[-1]
         body = torch.cat([first, first[:-1]])
-        clean.append(torch.cat([torch.tensor([bos]), body]))
-        corrupt.append(torch.cat([torch.tensor([bos]), other, first[:-1]]))
+        clean.append(torch.cat([prefix, body]))
+        corrupt.append(torch.cat([prefix, other, first[:-1]]))
         answers.append([int(first[-1]), int(wrong)])
     clean_t = torch.stack(clean)
     corrupt_t = torch.stack(corrupt)
@@ -60,8 +58,8 @@ def induction(
         corrupt_tokens=corrupt_t,
         answer_pos=torch.full((n,), clean_t.shape[1] - 1, dtype=torch.long),
         answers=torch.tensor(answers, dtype=torch.long),
-        clean_prompts=[decode(r[1:].tolist()) for r in clean_t],
-        corrupt_prompts=[decode(r[1:].tolist()) for r in corrupt_t],
+        clean_prompts=[decode(r[len(prefix) :].tolist()) for r in clean_t],
+        corrupt_prompts=[decode(r[len(prefix) :].tolist()) for r in corrupt_t],
         name="induction",
         metadata={"seed": seed, "seq_len": seq_len, "generator": "induction"},
     )

@@ -82,7 +82,9 @@ def get_metric(metric: str | Metric, reference_logits: Tensor | None = None) -> 
             raise InterpError("The 'kl' metric needs reference logits (usually the clean run).")
         return kl_to(reference_logits)
     if metric not in METRICS:
-        raise InterpError(f"Unknown metric {metric!r}; use one of {[*METRICS, 'kl']} or a callable.")
+        raise InterpError(
+            f"Unknown metric {metric!r}; use one of {[*METRICS, 'kl']} or a callable."
+        )
     return METRICS[metric]
 
 

@@ -34,7 +34,9 @@ def make_task(model: Any, spec: str, n: int = 32, seed: int = 0, **kw: Any) -> T
             model,
             clean=[r["clean"] for r in rows],
             corrupt=[r["corrupt"] for r in rows] if all("corrupt" in r for r in rows) else None,
-            answers=[tuple(r["answer"]) for r in rows] if all("answer" in r for r in rows) else None,
+            answers=[tuple(r["answer"]) for r in rows]
+            if all("answer" in r for r in rows)
+            else None,
             labels=[r["label"] for r in rows] if all("label" in r for r in rows) else None,
             name=path.stem,
         )

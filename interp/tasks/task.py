@@ -30,7 +30,8 @@ class Task:
             single-token metrics. None when the task has no answers (e.g. probing only).
         answer_pos: ``[batch]`` the position whose logits predict the answer (last prompt token).
         labels: optional ``[batch]`` labels (probe targets).
-        clean_prompts / corrupt_prompts: the prompt strings.
+        clean_prompts: the clean prompt strings.
+        corrupt_prompts: the corrupted prompt strings, or None.
         groups: optional template id per prompt (mean ablation is taken per template).
         name: short task name recorded in result metadata.
         metadata: generator parameters, seed, and anything else worth recording.
@@ -52,7 +53,9 @@ class Task:
         if n == 0:
             raise InterpError("The task is empty: give at least one prompt.")
         if self.answer_pos.shape != (n,):
-            raise InterpError(f"answer_pos must have shape [{n}], got {tuple(self.answer_pos.shape)}.")
+            raise InterpError(
+                f"answer_pos must have shape [{n}], got {tuple(self.answer_pos.shape)}."
+            )
         if self.corrupt_tokens is not None and self.corrupt_tokens.shape != self.clean_tokens.shape:
             raise InterpError(
                 f"corrupt_tokens {tuple(self.corrupt_tokens.shape)} must match clean_tokens "

@@ -23,9 +23,10 @@ def _word_ids(tokenizer: Any) -> tuple[int, ...]:
         word = text.strip()
         # A word token: letters only, and (for byte-level BPE) the leading-space variant, so a
         # sequence of them decodes to space-separated words and re-encodes to the same ids.
-        if len(word) >= 2 and word.isascii() and word.isalpha() and not text.startswith("##"):
-            if text.startswith(" ") or " " not in text and not _has_space_variants(vocab):
-                ids.append(i)
+        is_word = len(word) >= 2 and word.isascii() and word.isalpha() and not text.startswith("##")
+        spaced = text.startswith(" ") or (" " not in text and not _has_space_variants(vocab))
+        if is_word and spaced:
+            ids.append(i)
     return tuple(ids)
 
 

@@ -33,7 +33,7 @@ def heatmap(
     text: Sequence[Sequence[str]] | None = None,
     hover: Sequence[Sequence[str]] | None = None,
 ) -> go.Figure:
-    """Heatmap with rows `y` (top to bottom) and columns `x`; signed data get a zero-centred scale."""
+    """Heatmap, rows `y` top to bottom and columns `x`; signed data get a zero-centred scale."""
     arr = _np(z)
     finite = arr[np.isfinite(arr)]
     if signed is None:
@@ -129,7 +129,9 @@ def line(
                     showlegend=False,
                 )
             )
-        fig.add_trace(go.Scatter(x=xs, y=_np(ys), name=name, mode="lines+markers", line={"color": color}))
+        fig.add_trace(
+            go.Scatter(x=xs, y=_np(ys), name=name, mode="lines+markers", line={"color": color})
+        )
     fig.update_xaxes(title=xlabel)
     fig.update_yaxes(title=value_label)
     return apply_theme(fig, title=title)
@@ -172,8 +174,14 @@ def default_figure(res: Result, **kw: Any) -> go.Figure:
     flat = res.values.reshape(res.values.shape[0], -1, *res.values.shape[-2:]).mean(1)
     leads = _axis_labels(res, lead)
     fig = heatmap(
-        flat[0], _axis_labels(res, rx), _axis_labels(res, ry), title=title, xlabel=rx,
-        ylabel=ry, value_label=value_label, **kw,
+        flat[0],
+        _axis_labels(res, rx),
+        _axis_labels(res, ry),
+        title=title,
+        xlabel=rx,
+        ylabel=ry,
+        value_label=value_label,
+        **kw,
     )
     arr = _np(flat)
     fig.frames = [go.Frame(data=[go.Heatmap(z=arr[i])], name=str(s)) for i, s in enumerate(leads)]

