@@ -129,6 +129,23 @@ def report_cmd(
     typer.echo(f"report: {path}")
 
 
+@app.command("train-organism")
+def train_organism(
+    out: Annotated[Path, typer.Option(help="Where to write the model.")] = Path("data/organism"),
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 4000,
+    batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 64,
+    eval_n: Annotated[int, typer.Option(help="Held-out prompts per acceptance check.")] = 200,
+) -> None:
+    """Train the embedded organism on CPU and write weights, tokenizer and model card."""
+    from interp.organism.train import Recipe, train
+
+    card = train(out, Recipe(seed=seed, steps=steps, batch_size=batch_size), evaluate_n=eval_n)
+    typer.echo((out / "card.md").read_text())
+    if not card["all_pass"]:
+        typer.echo("warning: some acceptance checks failed (see the card).", err=True)
+
+
 def main() -> None:
     """Console entry point: bad input prints one clear line instead of a traceback."""
     try:

@@ -1,6 +1,9 @@
 """Tasks: the Task type, metrics, and generators for the organism's behaviours."""
 
+from interp.tasks.arithmetic import arithmetic
+from interp.tasks.facts import facts
 from interp.tasks.induction import induction
+from interp.tasks.ioi import ioi
 from interp.tasks.metrics import (
     denoise_score,
     get_metric,
@@ -14,9 +17,12 @@ from interp.tasks.task import Task
 
 __all__ = [
     "Task",
+    "arithmetic",
     "denoise_score",
+    "facts",
     "get_metric",
     "induction",
+    "ioi",
     "kl_to",
     "log_prob",
     "logit_diff",

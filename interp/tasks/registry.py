@@ -8,10 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from interp.errors import InterpError
+from interp.tasks.arithmetic import arithmetic
+from interp.tasks.facts import facts
 from interp.tasks.induction import induction
+from interp.tasks.ioi import ioi
 from interp.tasks.task import Task
 
-GENERATORS: dict[str, Callable[..., Task]] = {"induction": induction}
+GENERATORS: dict[str, Callable[..., Task]] = {
+    "induction": induction,
+    "ioi": ioi,
+    "arithmetic": arithmetic,
+    "facts": facts,
+}
 
 
 def make_task(model: Any, spec: str, n: int = 32, seed: int = 0, **kw: Any) -> Task:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,9 @@ class Task:
         groups: optional template id per prompt (mean ablation is taken per template).
         name: short task name recorded in result metadata.
         metadata: generator parameters, seed, and anything else worth recording.
+        targets: optional per-prompt target strings for generation tasks (e.g. the sum).
+        checker: optional ``checker(generated_text, target) -> bool`` saying whether a
+            generated answer is right.
     """
 
     clean_tokens: Int[Tensor, "batch seq"]
@@ -47,6 +50,8 @@ class Task:
     groups: list[str] | None = None
     name: str = "custom"
     metadata: dict[str, Any] = field(default_factory=dict)
+    targets: list[str] | None = None
+    checker: Callable[[str, str], bool] | None = None
 
     def __post_init__(self) -> None:
         n, _ = self.clean_tokens.shape
@@ -67,6 +72,8 @@ class Task:
             )
         if self.labels is not None and len(self.labels) != n:
             raise InterpError(f"labels has {len(self.labels)} entries for {n} prompts.")
+        if self.targets is not None and len(self.targets) != n:
+            raise InterpError(f"targets has {len(self.targets)} entries for {n} prompts.")
 
     # ------------------------------------------------------------- basics
     def __len__(self) -> int:
@@ -125,6 +132,7 @@ class Task:
             clean_prompts=pick(self.clean_prompts) or [],
             corrupt_prompts=pick(self.corrupt_prompts),
             groups=pick(self.groups),
+            targets=pick(self.targets),
         )
 
     def to(self, device: str | torch.device) -> Task:

@@ -1,0 +1,1 @@
+"""The recipe that trains the embedded default model (the organism) and writes its card."""

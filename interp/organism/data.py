@@ -1,0 +1,92 @@
+"""The training mixture: text examples of the four behaviours, sampled with one seeded RNG.
+
+Evaluation uses the public generators in interp.tasks with seeds far from the training streams
+(and, for false statements, values never trained on), so the card's numbers are held out.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from interp.tasks.arithmetic import Sum
+from interp.tasks.facts import (
+    ATTRIBUTES,
+    RECALL_TEMPLATES,
+    make_world,
+    sample_statements,
+)
+from interp.tasks.ioi import sample_ioi
+from interp.tasks.words import TRUE_FALSE
+
+MIXTURE = {"induction": 0.2, "ioi": 0.25, "arithmetic": 0.35, "facts": 0.2}
+ARITH_DIGITS = (1, 2, 3, 3, 3, 4)  # mostly 3-digit sums, the evaluated setting
+MAX_LEN = 64
+
+
+@dataclass
+class Mixture:
+    """Draws token-id sequences ``[<bos>, ..., <eos>]`` for training."""
+
+    tokenizer: object
+    seed: int = 0
+    weights: dict[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.world = make_world(0)
+        tok = self.tokenizer
+        self.bos = int(tok.bos_token_id)  # type: ignore[attr-defined]
+        self.eos = int(tok.eos_token_id)  # type: ignore[attr-defined]
+        self.pad = int(tok.pad_token_id)  # type: ignore[attr-defined]
+        special = set(tok.all_special_ids)  # type: ignore[attr-defined]
+        self.pool = [i for i in range(len(tok)) if i not in special]  # type: ignore[arg-type]
+        w = self.weights or MIXTURE
+        self.kinds, self.probs = list(w), list(w.values())
+
+    def encode(self, text: str) -> list[int]:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)  # type: ignore[attr-defined]
+        return [self.bos, *ids, self.eos]
+
+    def induction(self) -> list[int]:
+        t = self.rng.randint(4, (MAX_LEN - 2) // 2)
+        seq = self.rng.sample(self.pool, t)
+        return [self.bos, *seq, *seq, self.eos]
+
+    def ioi(self) -> list[int]:
+        ex = sample_ioi(1, self.rng.randrange(2**31), corruption="abc")[0]
+        return self.encode(f"{ex.clean} {ex.io}")
+
+    def arithmetic(self) -> list[int]:
+        k = self.rng.choice(ARITH_DIGITS)
+        lo, hi = (0 if k == 1 else 10 ** (k - 1)), 10**k - 1
+        s = Sum(self.rng.randint(lo, hi), self.rng.randint(lo, hi))
+        return self.encode(s.prompt + s.solution)
+
+    def facts(self) -> list[int]:
+        if self.rng.random() < 0.5:
+            p = self.rng.choice(sorted(self.world))
+            attr = self.rng.choice(sorted(ATTRIBUTES))
+            return self.encode(f"{RECALL_TEMPLATES[attr].format(P=p)} {self.world[p][attr]}")
+        st = sample_statements(2, self.rng.randrange(2**31), self.world, "train")
+        s = st[self.rng.randrange(2)]
+        return self.encode(f"{s.text} {TRUE_FALSE[0] if s.true else TRUE_FALSE[1]}")
+
+    def sample(self) -> list[int]:
+        kind = self.rng.choices(self.kinds, self.probs)[0]
+        ids = getattr(self, kind)()
+        return ids[:MAX_LEN]
+
+    def batch(self, size: int) -> tuple[Tensor, Tensor]:
+        """Right-padded input ids and labels (-100 on padding)."""
+        rows = [self.sample() for _ in range(size)]
+        width = max(len(r) for r in rows)
+        ids = torch.full((size, width), self.pad, dtype=torch.long)
+        labels = torch.full((size, width), -100, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            labels[i, : len(r)] = torch.tensor(r)
+        return ids, labels

@@ -1,0 +1,241 @@
+"""Train the organism: a small GPT-2 on the four-task mixture, on CPU, then measure and card it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from interp.errors import InterpError
+from interp.organism.data import MAX_LEN, MIXTURE, Mixture
+from interp.organism.evaluate import ACCEPTANCE, acceptance, evaluate
+from interp.organism.vocab import build_tokenizer
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Architecture and schedule. The defaults are what data/organism was trained with."""
+
+    n_layer: int = 4
+    n_embd: int = 192
+    n_head: int = 8
+    steps: int = 4000
+    batch_size: int = 64
+    lr: float = 1.5e-3
+    warmup: int = 200
+    weight_decay: float = 0.01
+    seed: int = 0
+    eval_every: int = 250
+
+
+def _lr_at(step: int, r: Recipe) -> float:
+    if step < r.warmup:
+        return r.lr * (step + 1) / r.warmup
+    frac = (step - r.warmup) / max(1, r.steps - r.warmup)
+    return r.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+@torch.no_grad()
+def _task_losses(model: Any, batches: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict:
+    model.eval()
+    out = {k: float(model(input_ids=i, labels=lab).loss) for k, (i, lab) in batches.items()}
+    model.train()
+    return out
+
+
+def train(
+    out: str | Path = "data/organism",
+    recipe: Recipe | None = None,
+    progress: bool = True,
+    evaluate_n: int = 200,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train, save in Hugging Face format, measure acceptance, and write card.json / card.md.
+
+    The directory is assembled under a temporary name and renamed into place, so an interrupted
+    run never leaves a half-written model. Returns the card.
+    """
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from interp.models import load_model
+
+    r = recipe or Recipe()
+    if r.steps < 1 or r.batch_size < 1:
+        raise InterpError(f"steps and batch_size must be positive, got {r.steps}, {r.batch_size}.")
+    if r.n_embd % r.n_head:
+        raise InterpError(f"n_embd {r.n_embd} must be divisible by n_head {r.n_head}.")
+    out = Path(out)
+    torch.manual_seed(r.seed)
+    tok = build_tokenizer()
+    mix = Mixture(tok, seed=r.seed)
+    held = Mixture(tok, seed=r.seed + 7_777_777)
+    eval_batches = {k: Mixture(tok, seed=r.seed + 99, weights={k: 1.0}).batch(128) for k in MIXTURE}
+    cfg = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=MAX_LEN,
+        n_ctx=MAX_LEN,
+        n_embd=r.n_embd,
+        n_layer=r.n_layer,
+        n_head=r.n_head,
+        n_inner=4 * r.n_embd,
+        activation_function="gelu_new",
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    model = GPT2LMHeadModel(cfg)
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": r.weight_decay},
+            {"params": no_decay, "weight_decay": 0},
+        ],
+        lr=r.lr,
+        betas=(0.9, 0.98),
+    )
+    history: list[dict[str, Any]] = []
+    start = time.time()
+    bar = tqdm(range(r.steps), desc="train organism", disable=not progress, unit="step")
+    first_loss = last_loss = float("nan")
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, r)
+        ids, labels = mix.batch(r.batch_size)
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        last_loss = float(loss)
+        if step == 0:
+            first_loss = last_loss
+        if (step + 1) % r.eval_every == 0 or step + 1 == r.steps:
+            losses = _task_losses(model, eval_batches)
+            history.append({"step": step + 1, "train_loss": last_loss, **losses})
+            bar.set_postfix(loss=f"{last_loss:.3f}")
+            tqdm.write(
+                f"step {step + 1}: " + " ".join(f"{k}={v:.3f}" for k, v in losses.items()),
+                file=sys.stderr,
+            )
+    train_seconds = time.time() - start
+    del held
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        model.eval()
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tok.save_pretrained(str(tmp))
+        raw = json.loads((tmp / "config.json").read_text())
+        raw["n_ctx"] = MAX_LEN  # TransformerLens' GPT-2 converter reads n_ctx
+        (tmp / "config.json").write_text(json.dumps(raw, indent=2))
+        handle = load_model(tmp, device="cpu")
+        measured = evaluate(handle, n=evaluate_n)
+        card = _card(r, handle, measured, history, first_loss, last_loss, train_seconds, command)
+        (tmp / "card.json").write_text(json.dumps(card, indent=1))
+        (tmp / "card.md").write_text(card_markdown(card))
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return card
+
+
+def _card(
+    r: Recipe,
+    handle: Any,
+    measured: dict[str, Any],
+    history: list[dict[str, Any]],
+    first_loss: float,
+    last_loss: float,
+    seconds: float,
+    command: str | None,
+) -> dict[str, Any]:
+    info = asdict(handle.info())
+    weights = Path(handle.source) / "model.safetensors"
+    return {
+        "name": "organism",
+        "command": command or "interp train-organism " + shlex.join(sys.argv[2:]),
+        "recipe": asdict(r),
+        "mixture": MIXTURE,
+        "architecture": {
+            k: info[k]
+            for k in ("n_layers", "n_heads", "d_model", "d_head", "d_mlp", "d_vocab", "n_ctx")
+        },
+        "n_params": info["n_params"],
+        "weights_mb": round(weights.stat().st_size / 1e6, 2) if weights.exists() else None,
+        "training_seconds": round(seconds, 1),
+        "first_loss": round(first_loss, 4),
+        "final_loss": round(last_loss, 4),
+        "history": history,
+        "hardware": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+        },
+        "measured": measured,
+        "acceptance": acceptance(measured),
+        "all_pass": all(v["pass"] for v in acceptance(measured).values()),
+    }
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    lines = [
+        "# The organism: interp's embedded model",
+        "",
+        "A small GPT-2-architecture model trained from scratch by interp on a synthetic mixture "
+        "of induction, indirect object identification, multi-step addition and facts about a "
+        "synthetic world, so every analysis has known mechanisms to recover.",
+        "",
+        f"- command: `{card['command']}`",
+        f"- seed: {card['recipe']['seed']}, steps: {card['recipe']['steps']}, batch size: "
+        f"{card['recipe']['batch_size']}",
+        f"- training time: {card['training_seconds'] / 60:.1f} min on {card['hardware']['cpu_count']}"
+        f" CPU cores (torch {card['hardware']['torch']})",
+        f"- architecture: {card['architecture']}",
+        f"- parameters: {card['n_params']:,}; weights: {card['weights_mb']} MB",
+        f"- loss: {card['first_loss']} at step 1 -> {card['final_loss']} at the end",
+        "",
+        "## Acceptance (held-out prompts)",
+        "",
+        "| check | value | needed | pass |",
+        "|---|---|---|---|",
+    ]
+    for key, row in card["acceptance"].items():
+        lines.append(
+            f"| {key} | {row['value']} | {row['need']} | {'yes' if row['pass'] else 'NO'} |"
+        )
+    m = card["measured"]
+    lines += [
+        "",
+        f"Best induction head: {m.get('induction_best_head')} "
+        f"(score {m.get('induction_best_head_score', float('nan')):.3f}).",
+        f"Example greedy arithmetic: `{m.get('arithmetic_example', '')}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+__all__ = ["ACCEPTANCE", "Recipe", "card_markdown", "train"]

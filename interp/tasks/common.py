@@ -1,0 +1,29 @@
+"""Helpers shared by the task generators: argument checks and single-token filtering."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from interp.errors import InterpError
+
+
+def check_count(generator: str, n: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InterpError(f"{generator}: n must be a positive integer, got {n!r}.")
+
+
+def single_token_words(model: Any, words: Sequence[str], what: str, need: int) -> list[str]:
+    """The words that are one token for this model *with a leading space* (as they appear
+    mid-sentence); raises if fewer than `need` survive."""
+    keep = []
+    for w in words:
+        ids = model.tokenizer.encode(" " + w, add_special_tokens=False)
+        if len(ids) == 1:
+            keep.append(w)
+    if len(keep) < need:
+        raise InterpError(
+            f"Only {len(keep)} of the {what} are single tokens for {model.name} (need {need}); "
+            f"pass your own list with {what}=[...]."
+        )
+    return keep

@@ -1,0 +1,88 @@
+"""The shipped organism meets its card; the recipe trains end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import interp
+from interp.cli import app
+from interp.errors import InterpError
+from interp.models import organism_dir
+from interp.organism.evaluate import ACCEPTANCE, acceptance, evaluate
+from interp.organism.train import Recipe, train
+
+
+@pytest.fixture(scope="module")
+def organism():
+    return interp.load_model("organism", device="cpu")
+
+
+def test_shipped_files_and_size():
+    path = organism_dir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "card.json", "card.md"):
+        assert (path / name).exists(), name
+    assert (path / "model.safetensors").stat().st_size <= 25 * 2**20
+    card = json.loads((path / "card.json").read_text())
+    assert card["all_pass"] and set(card["acceptance"]) == set(ACCEPTANCE)
+    assert card["training_seconds"] <= 45 * 60
+
+
+def test_organism_loads_through_the_local_directory_path(organism):
+    assert organism.name == "organism" and organism.backend == "HookedTransformer"
+    assert organism.card["recipe"]["seed"] == 0
+    assert organism.to_single_token(" Mary") == organism.tokenizer.convert_tokens_to_ids("Mary")
+
+
+def test_organism_meets_its_card_on_a_small_sample(organism):
+    """A fresh sample (different seed from the card's) must pass every acceptance check."""
+    measured = evaluate(organism, n=60, seed=123)
+    verdict = acceptance(measured)
+    failed = {k: v for k, v in verdict.items() if not v["pass"]}
+    assert not failed, failed
+
+
+def test_info_prints_the_card():
+    out = CliRunner().invoke(app, ["info", "organism", "--no-hooks"])
+    assert out.exit_code == 0, out.output
+    assert "Acceptance (held-out prompts)" in out.output and "ioi_mean_logit_diff" in out.output
+
+
+def test_short_training_run_lowers_the_loss(tmp_path):
+    recipe = Recipe(
+        n_layer=2, n_embd=64, n_head=4, steps=40, batch_size=16, eval_every=20, warmup=5
+    )
+    card = train(tmp_path / "org", recipe, progress=False, evaluate_n=8, command="test")
+    hist = card["history"]
+    assert len(hist) == 2 and card["final_loss"] < card["first_loss"] - 0.5
+    for task in ("induction", "ioi", "arithmetic", "facts"):
+        assert hist[-1][task] < hist[0][task] + 0.05, task
+    model = interp.load_model(tmp_path / "org", device="cpu")
+    assert model.n_layers == 2 and (tmp_path / "org" / "card.md").read_text().startswith(
+        "# The organism"
+    )
+    assert not list(tmp_path.glob(".org.*"))  # no temporary directory left behind
+
+
+def test_training_rejects_bad_recipes(tmp_path):
+    with pytest.raises(InterpError, match="divisible"):
+        train(tmp_path / "x", Recipe(n_embd=30, n_head=4, steps=1), progress=False)
+    with pytest.raises(InterpError, match="positive"):
+        train(tmp_path / "x", Recipe(steps=0), progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_induction_check_is_exact_on_a_hand_built_pattern():
+    from interp.organism.evaluate import induction_scores
+
+    T, p0 = 3, 1
+    seq = p0 + 2 * T
+    pat = torch.zeros(1, 2, seq, seq)
+    for q in range(seq):
+        pat[0, 0, q, max(0, q - T + 1)] = 1.0  # head 0: a perfect induction head
+        pat[0, 1, q, 0] = 1.0  # head 1: attends to BOS only
+    scores = induction_scores({"blocks.0.attn.hook_pattern": pat}, 1, p0, T)
+    assert scores.tolist() == [[1.0, 0.0]]
