@@ -115,6 +115,6 @@ def test_facts_world_statements_and_held_out_split(gpt2_random):
     for p, (right, wrong), attr in zip(
         recall.clean_prompts, recall.answers, recall.groups, strict=True
     ):
-        person = p.split()[3 if attr == "job" else 3]
+        person = p.split()[3]  # "Q: Where does Mary live?" / "Q: What does Mary work as?"
         assert gpt2_random.tokenizer.decode([int(right)]).strip() == world[person][attr]
         assert right != wrong and attr in ATTRIBUTES

@@ -85,7 +85,6 @@ def train(
     cfg = GPT2Config(
         vocab_size=len(tok),
         n_positions=MAX_LEN,
-        n_ctx=MAX_LEN,
         n_embd=r.n_embd,
         n_layer=r.n_layer,
         n_head=r.n_head,
@@ -212,8 +211,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- command: `{card['command']}`",
         f"- seed: {card['recipe']['seed']}, steps: {card['recipe']['steps']}, batch size: "
         f"{card['recipe']['batch_size']}",
-        f"- training time: {card['training_seconds'] / 60:.1f} min on {card['hardware']['cpu_count']}"
-        f" CPU cores (torch {card['hardware']['torch']})",
+        f"- training time: {card['training_seconds'] / 60:.1f} min on "
+        f"{card['hardware']['cpu_count']} CPU cores (torch {card['hardware']['torch']})",
         f"- architecture: {card['architecture']}",
         f"- parameters: {card['n_params']:,}; weights: {card['weights_mb']} MB",
         f"- loss: {card['first_loss']} at step 1 -> {card['final_loss']} at the end",
