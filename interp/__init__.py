@@ -26,9 +26,12 @@ _LAZY = {
     "load_cache": ("interp.cache.api", "load_cache"),
 }
 _SUBMODULES = {"tasks", "cache", "results", "viz", "analyses"}
+# Analysis families are reached as interp.attribution, interp.patching, ...
+_FAMILIES = {"attribution": "interp.analyses.attribution"}
 
 if TYPE_CHECKING:  # static names for type checkers and IDEs; runtime loads them lazily
     from interp import analyses, cache, results, tasks, viz  # noqa: F401
+    from interp.analyses import attribution  # noqa: F401
     from interp.cache.api import load_cache  # noqa: F401
     from interp.errors import InterpError  # noqa: F401
     from interp.models import Model, load_model  # noqa: F401
@@ -37,7 +40,7 @@ if TYPE_CHECKING:  # static names for type checkers and IDEs; runtime loads them
     from interp.results.io import load_result  # noqa: F401
     from interp.tasks.task import Task  # noqa: F401
 
-__all__ = [*_LAZY, *_SUBMODULES]
+__all__ = [*_LAZY, *_SUBMODULES, *_FAMILIES]
 
 
 def __getattr__(name: str) -> Any:
@@ -46,6 +49,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(module), attr)
     elif name in _SUBMODULES:
         value = importlib.import_module(f"interp.{name}")
+    elif name in _FAMILIES:
+        value = importlib.import_module(_FAMILIES[name])
     else:
         raise AttributeError(f"module 'interp' has no attribute {name!r}")
     globals()[name] = value

@@ -20,6 +20,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def _add_run() -> None:
+    from interp.cli_run import run_app
+
+    app.add_typer(run_app, name="run")
+
+
+_add_run()
+
 ModelOpt = Annotated[
     str,
     typer.Option(
@@ -133,7 +142,7 @@ def report_cmd(
 def train_organism(
     out: Annotated[Path, typer.Option(help="Where to write the model.")] = Path("data/organism"),
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 4000,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 4500,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 64,
     eval_n: Annotated[int, typer.Option(help="Held-out prompts per acceptance check.")] = 200,
 ) -> None:

@@ -244,6 +244,12 @@ class Model:
     def to_single_token(self, word: str) -> int:
         """The id of `word` as one token, or an InterpError that says how it splits."""
         ids = self.tokenizer.encode(word, add_special_tokens=False)
+        unk = getattr(self.tokenizer, "unk_token_id", None)
+        if ids and unk is not None and ids == [unk] and word.strip() != self.tokenizer.unk_token:
+            raise InterpError(
+                f"{word!r} is not in {self.name}'s vocabulary (it tokenises to the unknown token "
+                f"{self.tokenizer.unk_token!r}); pick a word the tokenizer knows."
+            )
         if len(ids) != 1:
             pieces = [self.tokenizer.decode([i]) for i in ids]
             raise InterpError(

@@ -36,9 +36,10 @@ def report(
     from plotly.offline import get_plotlyjs
 
     body = []
+    assets: set[str] = set()
     for item in items:
         if isinstance(item, Result):
-            body.append(result_html(item, include_plotlyjs=False))
+            body.append(result_html(item, include_plotlyjs=False, assets=assets))
         elif isinstance(item, tuple) and len(item) == 2:
             body.append(
                 f"<div class='interp-result'><h2>{html.escape(item[0])}</h2>{item[1]}</div>"

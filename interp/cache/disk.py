@@ -3,12 +3,13 @@
 Layout of a store directory:
 
     manifest.json              what is stored, the input fingerprint, and the finished shards
+    shards.log                 while a run is unfinished: one line per finished shard
     shard-00000032.safetensors one file per batch, named by its first example index: every
                                hook's activations for those examples, plus ``__tokens__``
                                and ``__answer_pos__``
 
-Every file is written to a temporary name and renamed into place, and the manifest is updated only
-after its shard is complete, so a killed run leaves a valid prefix that a rerun resumes from.
+Every shard is written to a temporary name and renamed into place before its line is appended to
+the log, so a killed run leaves a valid set of shards that a rerun resumes from.
 Reads go through safetensors' memory map: ``store["blocks.3.hook_resid_post"][10:20]`` touches
 only the shard(s) holding examples 10..19 of that one hook.
 """
@@ -32,6 +33,7 @@ from interp.errors import InterpError
 
 FORMAT = "interp-cache/1"
 MANIFEST = "manifest.json"
+SHARD_LOG = "shards.log"
 TOKENS_KEY = "__tokens__"
 ANSWER_POS_KEY = "__answer_pos__"
 
@@ -77,7 +79,12 @@ class Shard:
 
 
 class CacheWriter:
-    """Appends batches to a store directory; resumes a matching unfinished store."""
+    """Appends batches to a store directory; resumes a matching unfinished store.
+
+    Finished shards are recorded by appending one line per shard to ``shards.log`` (constant
+    cost per batch, where rewriting the manifest would grow with the number of shards); the
+    manifest is written once at the start and once, complete, at the end.
+    """
 
     def __init__(self, path: str | os.PathLike[str], header: dict[str, Any]) -> None:
         self.path = Path(path)
@@ -92,16 +99,33 @@ class CacheWriter:
                     "inputs, names, positions or dtype). Pass a new directory, or delete this "
                     "one to recompute."
                 )
-            self.shards = [Shard(**s) for s in old.get("shards", [])]
-            self.shards = [s for s in self.shards if (self.path / s.file).exists()]
+            found = [Shard(**s) for s in old.get("shards", [])] + self._logged()
+            self.shards = sorted(
+                {s.start: s for s in found if (self.path / s.file).exists()}.values(),
+                key=lambda s: s.start,
+            )
         elif self.path.exists() and any(self.path.iterdir()):
             raise InterpError(
                 f"{self.path} exists and is not an interp activation cache; pass an empty or "
                 "new directory as store=."
             )
-        self.path.mkdir(parents=True, exist_ok=True)
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._write_manifest(complete=False)
         for stale in self.path.glob(".*.tmp"):
             stale.unlink(missing_ok=True)  # leftovers of a killed write
+
+    def _logged(self) -> list[Shard]:
+        log = self.path / SHARD_LOG
+        if not log.exists():
+            return []
+        out = []
+        for line in log.read_text().splitlines():
+            try:
+                out.append(Shard(**json.loads(line)))
+            except (json.JSONDecodeError, TypeError):
+                continue  # a line cut short by a kill: its shard is simply redone
+        return out
 
     @property
     def done(self) -> set[int]:
@@ -111,13 +135,17 @@ class CacheWriter:
         n = next(iter(tensors.values())).shape[0]
         shard = Shard(file=f"shard-{start:08d}.safetensors", start=start, stop=start + n)
         atomic_save_tensors(self.path / shard.file, tensors, {"format": FORMAT})
+        with open(self.path / SHARD_LOG, "a") as log:
+            log.write(json.dumps(shard.__dict__) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
         self.shards = sorted([*self.shards, shard], key=lambda s: s.start)
-        self._write_manifest(complete=False)
 
     def finish(self, shapes: dict[str, list[int]], dtypes: dict[str, str]) -> None:
         self.header["shapes"] = shapes
         self.header["dtypes"] = dtypes
         self._write_manifest(complete=True)
+        (self.path / SHARD_LOG).unlink(missing_ok=True)
 
     def _write_manifest(self, complete: bool) -> None:
         body = {

@@ -22,7 +22,7 @@ from interp.tasks.facts import (
 from interp.tasks.ioi import sample_ioi
 from interp.tasks.words import TRUE_FALSE
 
-MIXTURE = {"induction": 0.2, "ioi": 0.25, "arithmetic": 0.35, "facts": 0.2}
+MIXTURE = {"induction": 0.35, "ioi": 0.2, "arithmetic": 0.3, "facts": 0.15}
 ARITH_DIGITS = (1, 2, 3, 3, 3, 4)  # mostly 3-digit sums, the evaluated setting
 MAX_LEN = 64
 
@@ -52,9 +52,11 @@ class Mixture:
         return [self.bos, *ids, self.eos]
 
     def induction(self) -> list[int]:
-        t = self.rng.randint(4, (MAX_LEN - 2) // 2)
+        # Two or three copies: every extra copy is more signal for the induction circuit.
+        t = self.rng.randint(4, 20)
+        copies = self.rng.choice([2, 3]) if 3 * t + 2 <= MAX_LEN else 2
         seq = self.rng.sample(self.pool, t)
-        return [self.bos, *seq, *seq, self.eos]
+        return [self.bos, *(seq * copies), self.eos]
 
     def ioi(self) -> list[int]:
         ex = sample_ioi(1, self.rng.randrange(2**31), corruption="abc")[0]

@@ -31,9 +31,9 @@ class Recipe:
     n_layer: int = 4
     n_embd: int = 192
     n_head: int = 8
-    steps: int = 4000
+    steps: int = 4500
     batch_size: int = 64
-    lr: float = 1.5e-3
+    lr: float = 2e-3
     warmup: int = 200
     weight_decay: float = 0.01
     seed: int = 0

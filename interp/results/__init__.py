@@ -1,8 +1,25 @@
 """Result types. Importing this package registers every type with `load_result`."""
 
+from interp.results.attribution import (
+    AblationResult,
+    AttentionResult,
+    DLAResult,
+    HeadScores,
+    LogitLensResult,
+)
 from interp.results.base import Result
 from interp.results.io import load_result
 from interp.results.residual import ResidualNorms
 from interp.results.stats import bootstrap_mean
 
-__all__ = ["ResidualNorms", "Result", "bootstrap_mean", "load_result"]
+__all__ = [
+    "AblationResult",
+    "AttentionResult",
+    "DLAResult",
+    "HeadScores",
+    "LogitLensResult",
+    "ResidualNorms",
+    "Result",
+    "bootstrap_mean",
+    "load_result",
+]

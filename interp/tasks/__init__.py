@@ -2,7 +2,7 @@
 
 from interp.tasks.arithmetic import arithmetic
 from interp.tasks.facts import facts
-from interp.tasks.induction import induction
+from interp.tasks.induction import induction, repeat_loss
 from interp.tasks.ioi import ioi
 from interp.tasks.metrics import (
     denoise_score,
@@ -28,4 +28,5 @@ __all__ = [
     "logit_diff",
     "noise_score",
     "prob",
+    "repeat_loss",
 ]

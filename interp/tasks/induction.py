@@ -63,3 +63,21 @@ def induction(
         name="induction",
         metadata={"seed": seed, "seq_len": seq_len, "generator": "induction"},
     )
+
+
+def repeat_loss(logits: torch.Tensor, task: Task) -> torch.Tensor:
+    """Per prompt, the mean next-token loss on the repeated half of an induction task.
+
+    Covers the predictions of r_2..r_{T-1} inside the repeat and of the answer r_T at the last
+    position; higher is worse. Use it as the metric for induction ablations.
+    """
+    if task.metadata.get("generator") != "induction":
+        raise InterpError("repeat_loss is the metric of interp.tasks.induction tasks.")
+    T = int(task.metadata["seq_len"])
+    start = task.seq_len - (T - 1)  # position of the repeat's first token r_1
+    logp = logits.log_softmax(-1)
+    toks = task.clean_tokens.to(logits.device)
+    inner = logp[:, start : task.seq_len - 1].gather(-1, toks[:, start + 1 :, None])[..., 0]
+    rows = torch.arange(len(task), device=logits.device)
+    last = logp[rows, task.answer_pos.to(logits.device), task.correct.to(logits.device)]
+    return -torch.cat([inner, last[:, None]], dim=1).mean(-1)

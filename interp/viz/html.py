@@ -59,11 +59,24 @@ def figure_html(fig: Any, include_plotlyjs: bool | str) -> str:
     )
 
 
-def result_html(res: Result, include_plotlyjs: bool | str = False, k: int = 10) -> str:
+def result_html(
+    res: Result, include_plotlyjs: bool | str = False, k: int = 10, assets: set[str] | None = None
+) -> str:
+    """Heading, description, figure, top-k table and metadata of one result.
+
+    `assets` records which JavaScript bundles the page already has (so circuitsvis, like
+    plotly.js, is inlined once per page); None means this fragment stands alone.
+    """
     title = html.escape(res.title or res.kind)
     parts = [f"<div class='interp-result'><h2>{title}</h2>"]
     if res.meta.get("description"):
         parts.append(f"<p class='note'>{html.escape(str(res.meta['description']))}</p>")
+    interactive = getattr(res, "circuitsvis_html", None)
+    if interactive is not None:
+        first = assets is None or "circuitsvis" not in assets
+        parts.append(interactive(include_js=first))
+        if assets is not None:
+            assets.add("circuitsvis")
     parts.append(figure_html(res.plot(), include_plotlyjs))
     if res.meta.get("show_top", True):
         parts.append(f"<details open><summary>top {k}</summary>{table(res.top(k))}</details>")

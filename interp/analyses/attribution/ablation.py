@@ -1,0 +1,202 @@
+"""Head ablations: zero, mean (per template and position) and resample, for single heads or sets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from interp.errors import InterpError
+from interp.models import Model, load_model
+from interp.results.attribution import AblationResult
+from interp.results.base import Coord
+from interp.results.meta import make_meta
+from interp.results.stats import bootstrap_mean
+from interp.tasks.metrics import Metric, get_metric, metric_name
+from interp.tasks.task import Task
+
+How = Literal["zero", "mean", "resample"]
+Head = tuple[int, int]
+HeadSpec = str | Sequence[Head] | Sequence[Sequence[Head]]
+
+
+def _head_sets(model: Model, heads: HeadSpec) -> list[list[Head]]:
+    if heads == "each":
+        return [[(l, h)] for l in range(model.n_layers) for h in range(model.n_heads)]
+    if isinstance(heads, str):
+        raise InterpError(f"heads={heads!r}: use 'each', a list of (layer, head) or of such lists.")
+    items = list(heads)
+    if not items:
+        raise InterpError("heads is empty: give (layer, head) pairs or 'each'.")
+    flat = isinstance(items[0], tuple | list) and isinstance(items[0][0], int)
+    groups: list[Any] = [items] if flat else items
+    sets: list[list[Head]] = []
+    for group in groups:
+        sets.append([])
+        for pair in group:
+            l, h = int(pair[0]), int(pair[1])
+            sets[-1].append((l, h))
+            if not (0 <= l < model.n_layers and 0 <= h < model.n_heads):
+                raise InterpError(
+                    f"Head {pair} does not exist: {model.name} has layers 0..{model.n_layers - 1} "
+                    f"and heads 0..{model.n_heads - 1}."
+                )
+    return sets
+
+
+def _replacements(
+    model: Model, task: Task, how: How, reference: Task | None, seed: int
+) -> dict[int, Tensor] | None:
+    """Per layer, the z values that replace ablated heads: [batch, pos, head, d_head]."""
+    if how == "zero":
+        return None
+    names = [f"blocks.{l}.attn.hook_z" for l in range(model.n_layers)]
+    if how == "resample":
+        groups = task.groups or ["all"] * len(task)
+        gen = torch.Generator().manual_seed(seed)
+        source = torch.arange(len(task))
+        for g in set(groups):
+            idx = [i for i, x in enumerate(groups) if x == g]
+            if len(idx) < 2:
+                raise InterpError(f"Resample ablation needs 2+ prompts per template; {g!r} has 1.")
+            perm = torch.randperm(len(idx), generator=gen)
+            # A derangement: shift the permutation so no prompt receives its own activation.
+            src = [idx[int(perm[(j + 1) % len(idx)])] for j in range(len(idx))]
+            for j, i in enumerate([idx[int(p)] for p in perm]):
+                source[i] = src[j]
+        _check_lengths(task, source)
+        _, cache = model.run_with_cache(
+            task.clean_tokens.to(model.device), names_filter=lambda n: n in names
+        )
+        return {l: cache[names[l]][source.to(model.device)] for l in range(model.n_layers)}
+    ref = reference or task
+    _, cache = model.run_with_cache(
+        ref.clean_tokens.to(model.device), names_filter=lambda n: n in names
+    )
+    ref_groups = ref.groups or ["all"] * len(ref)
+    groups = task.groups or ["all"] * len(task)
+    out = {}
+    for l in range(model.n_layers):
+        z = cache[names[l]]
+        means = {
+            g: z[[i for i, x in enumerate(ref_groups) if x == g]].mean(0) for g in set(ref_groups)
+        }
+        missing = set(groups) - set(means)
+        if missing:
+            raise InterpError(f"The reference has no prompts of template(s) {sorted(missing)}.")
+        if z.shape[1] != task.seq_len:
+            raise InterpError(
+                "Mean ablation needs the reference prompts to have the task's length."
+            )
+        out[l] = torch.stack([means[g] for g in groups])
+    return out
+
+
+def _replace_heads(
+    repl: dict[int, Tensor] | None, layer: int, heads: list[int]
+) -> Callable[[Tensor, object], Tensor]:
+    def hook(z: Tensor, hook: object) -> Tensor:
+        z = z.clone()
+        z[:, :, heads] = 0.0 if repl is None else repl[layer][:, :, heads]
+        return z
+
+    return hook
+
+
+def _check_lengths(task: Task, source: Tensor) -> None:
+    if not torch.equal(task.answer_pos, task.answer_pos[source]):
+        raise InterpError(
+            "Resample ablation swaps activations between prompts of one template; prompts of a "
+            "template must share a length (set task.groups to template ids)."
+        )
+
+
+@torch.inference_mode()
+def ablate(
+    model: Model,
+    task: Task,
+    heads: HeadSpec = "each",
+    how: How = "mean",
+    metric: str | Metric = "logit_diff",
+    reference: Task | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> AblationResult:
+    """Knock out heads and measure the change in the task metric (ablated - clean).
+
+    Args:
+        model: the model.
+        task: prompts, answers and (optionally) template groups.
+        heads: ``"each"`` (every head alone: a layer x head result), a list of ``(layer, head)``
+            (one set ablated together), or a list of such lists (several sets).
+        how: ``"zero"`` (z := 0), ``"mean"`` (z := its mean over `reference` prompts of the
+            same template, per position; default reference = the task itself) or
+            ``"resample"`` (z := z of another random prompt of the same template).
+        metric: ``logit_diff`` (default), ``log_prob``, ``prob`` or a callable
+            ``(logits, task) -> [batch]``.
+        reference: prompts for mean ablation.
+        n_boot / seed: bootstrap intervals over prompts; the seed also drives resampling.
+    """
+    model = load_model(model)
+    if how not in ("zero", "mean", "resample"):
+        raise InterpError(f"how={how!r}: use 'zero', 'mean' or 'resample'.")
+    if model.n_heads < 1 or not any(h.endswith("attn.hook_z") for h in model.hook_names):
+        raise InterpError(f"{model.name} has no attention heads to ablate.")
+    metric_fn = get_metric(metric)
+    sets = _head_sets(model, heads)
+    tokens = task.clean_tokens.to(model.device)
+    clean = metric_fn(model(tokens), task).float().cpu()
+    if clean.shape != (len(task),):
+        raise InterpError(f"The metric must return one value per prompt, got {tuple(clean.shape)}.")
+    repl = _replacements(model, task, how, reference, seed)
+    effects = []
+    for head_set in sets:
+        by_layer: dict[int, list[int]] = {}
+        for l, h in head_set:
+            by_layer.setdefault(l, []).append(h)
+
+        fwd = [
+            (f"blocks.{l}.attn.hook_z", _replace_heads(repl, l, hs)) for l, hs in by_layer.items()
+        ]
+        ablated = metric_fn(model.run_with_hooks(tokens, fwd_hooks=fwd), task).float().cpu()
+        effects.append(ablated - clean)
+    per_prompt = torch.stack(effects, dim=1)  # [prompt, set]
+    coords: dict[str, list[Coord]]
+    if heads == "each":
+        per_prompt = per_prompt.reshape(len(task), model.n_layers, model.n_heads)
+        dims: tuple[str, ...] = ("layer", "head")
+        coords = {"layer": list(range(model.n_layers)), "head": list(range(model.n_heads))}
+        labels = {"head": [f"H{h}" for h in range(model.n_heads)]}
+    else:
+        dims = ("set",)
+        names = [" ".join(f"L{l}H{h}" for l, h in s) for s in sets]
+        coords = {"set": list(names)}
+        labels = {}
+    mean, lo, hi = bootstrap_mean(per_prompt, n_boot=n_boot, seed=seed)
+    name = metric_name(metric)
+    return AblationResult(
+        values=mean,
+        dims=dims,
+        coords=coords,
+        labels=labels,
+        ci_low=lo,
+        ci_high=hi,
+        extras={"per_prompt": per_prompt, "clean_metric": clean},
+        meta=make_meta(
+            model=model,
+            task=task,
+            metric=name,
+            params={
+                "how": how,
+                "heads": heads if isinstance(heads, str) else [list(map(list, s)) for s in sets],
+            },
+            seed=seed,
+            clean_metric_mean=float(clean.mean()),
+            value_label=f"change in {name}",
+            description=f"{how.capitalize()} ablation of heads: change in {name} "
+            "(ablated - clean).",
+        ),
+        title=f"{how.capitalize()} ablation of heads ({name})",
+    )

@@ -1,0 +1,211 @@
+"""Decompose the answer logit (difference) into the direct effects of every component.
+
+METHODS.md section 1: ``x_final = embed + pos_embed + sum heads + sum attn biases + sum MLPs``
+and ``DLA(c) = (c_t / sigma_t) . u`` with the cached final-norm scale ``sigma_t``. Each component
+is centred first under LayerNorm (a no-op when TransformerLens has centred the writing weights,
+exact either way), and the final norm's own weight and bias are applied when they are not folded.
+The decomposition is exact: the components sum to the model's actual logit difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from interp.errors import InterpError
+from interp.models import Model
+from interp.tasks.task import Task
+
+
+@dataclass
+class Decomposition:
+    """Direct logit attribution of every component, per prompt.
+
+    ``values[:, i]`` is the direct effect of component ``labels[i]``; the sum over components is
+    ``total``, the actual logit difference (or logit) the model produced.
+    """
+
+    labels: list[str]
+    kinds: list[str]
+    layers: list[int]  # -1 for components outside the blocks
+    heads: list[int]  # -1 for non-head components
+    values: Float[Tensor, "prompt component"]
+    total: Float[Tensor, " prompt"]
+    by_source: Float[Tensor, "prompt layer head pos"] | None = None
+
+    def sum_error(self) -> Tensor:
+        """Per prompt, |sum of components - actual| / max(1, |actual|)."""
+        diff = (self.values.double().sum(-1) - self.total.double()).abs()
+        return diff / self.total.double().abs().clamp_min(1.0)
+
+
+def answer_directions(
+    model: Model, task: Task, token: str | int | None
+) -> tuple[Float[Tensor, "prompt d_model"], Tensor, str]:
+    """Unembedding direction per prompt: W_U[:, correct] - W_U[:, incorrect], or W_U[:, token]."""
+    W_U, b_U = model.W_U.detach(), model.b_U.detach()
+    if token is None:
+        ans = task._need_answers().to(W_U.device)
+        u = W_U[:, ans[:, 0]].T - W_U[:, ans[:, 1]].T
+        return u, b_U[ans[:, 0]] - b_U[ans[:, 1]], "logit difference (correct - incorrect)"
+    tid = token if isinstance(token, int) else model.to_single_token(token)
+    if not 0 <= tid < model.d_vocab:
+        raise InterpError(f"Token id {tid} is outside the vocabulary (0..{model.d_vocab - 1}).")
+    n = len(task)
+    return W_U[:, tid].expand(n, -1), b_U[tid].expand(n), f"logit of {token!r}"
+
+
+def _final_norm(model: Model) -> tuple[Tensor | None, Tensor | None, bool]:
+    """(weight, bias, centres) of the final norm; weight/bias are None when folded away."""
+    ln = model.tl.ln_final
+    w = getattr(ln, "w", None)
+    b = getattr(ln, "b", None)
+    norm = str(model.normalization_type or "")
+    if model.backend != "HookedTransformer":
+        raise InterpError(
+            f"Direct logit attribution needs a HookedTransformer; {model.name} is loaded as a "
+            "TransformerBridge (an encoder without a trained LM head has no logits to attribute)."
+        )
+    return (
+        None if w is None else w.detach(),
+        None if b is None else b.detach(),
+        norm.startswith("LN"),
+    )
+
+
+@torch.inference_mode()
+def decompose(
+    model: Model,
+    task: Task,
+    token: str | int | None = None,
+    batch_size: int = 32,
+    by_source: bool = False,
+) -> Decomposition:
+    """Direct effects of embeddings, every head, attention biases, MLPs and the unembedding bias.
+
+    Args:
+        model: a HookedTransformer-backed model with an LM head.
+        task: prompts; the readout is each prompt's answer position.
+        token: None for the logit difference of the task's answers, else a single target token.
+        batch_size: prompts per forward pass.
+        by_source: also split each head's effect by source position (``A[t, s] v_s W_O``).
+    """
+    if model.n_heads < 1 or not any(n.endswith("attn.hook_z") for n in model.hook_names):
+        raise InterpError(f"{model.name} has no attention heads to attribute to.")
+    if not model.has_lm_head:
+        raise InterpError(f"{model.name} has no trained LM head: there are no logits to attribute.")
+    w_ln, b_ln, centre = _final_norm(model)
+    u_all, const_all, _ = answer_directions(model, task, token)
+    L, H = model.n_layers, model.n_heads
+    has_pos = "hook_pos_embed" in model.hook_names
+    names = {"hook_embed", "ln_final.hook_scale", f"blocks.{L - 1}.hook_resid_post"}
+    names |= {f"blocks.{l}.attn.hook_z" for l in range(L)}
+    names |= {f"blocks.{l}.hook_mlp_out" for l in range(L)}
+    if has_pos:
+        names.add("hook_pos_embed")
+    if by_source:
+        names |= {f"blocks.{l}.attn.hook_pattern" for l in range(L)}
+        names |= {f"blocks.{l}.attn.hook_v" for l in range(L)}
+    values, totals, sources = [], [], []
+    for start in range(0, len(task), batch_size):
+        sub = task[start : start + batch_size]
+        rows = torch.arange(len(sub))
+        tokens = sub.clean_tokens.to(model.device)
+        logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+        pos = sub.answer_pos.to(model.device)
+        u = u_all[start : start + len(sub)]
+        const = const_all[start : start + len(sub)]
+        if w_ln is not None:
+            u = u * w_ln  # unfolded final norm weight scales the direction
+        if b_ln is not None:
+            const = const + (b_ln * (u_all[start : start + len(sub)])).sum(-1)
+        scale = cache["ln_final.hook_scale"][rows, pos]  # [b, 1]
+
+        def dla(vec: Tensor, scale: Tensor = scale, u: Tensor = u) -> Tensor:
+            """[b, ..., d_model] component outputs -> [b, ...] direct effects."""
+            if centre:
+                vec = vec - vec.mean(-1, keepdim=True)
+            middle = (1,) * (vec.ndim - 2)
+            u_b = u.reshape(vec.shape[0], *middle, vec.shape[-1])
+            return (vec * u_b).sum(-1) / scale.reshape(vec.shape[0], *middle)
+
+        parts: list[Tensor] = [dla(cache["hook_embed"][rows, pos])]
+        if has_pos:
+            parts.append(dla(cache["hook_pos_embed"][rows, pos]))
+        resid = cache["hook_embed"][rows, pos] + (
+            cache["hook_pos_embed"][rows, pos] if has_pos else 0
+        )
+        src_layers = []
+        for layer in range(L):
+            attn = model.tl.blocks[layer].attn
+            z = cache[f"blocks.{layer}.attn.hook_z"][rows, pos]  # [b, H, d_head]
+            per_head = torch.einsum("bhd,hdm->bhm", z, attn.W_O)
+            b_o = attn.b_O.expand(len(sub), -1)
+            mlp = cache[f"blocks.{layer}.hook_mlp_out"][rows, pos]
+            parts += [dla(per_head), dla(b_o)[:, None], dla(mlp)[:, None]]
+            resid = resid + per_head.sum(1) + b_o + mlp
+            if by_source:
+                pat = cache[f"blocks.{layer}.attn.hook_pattern"][rows, :, pos]  # [b, H, src]
+                v = cache[f"blocks.{layer}.attn.hook_v"]  # [b, src, kv_heads, d_head]
+                v = v.repeat_interleave(H // v.shape[2], dim=2)  # GQA: query head -> kv head
+                per_src = torch.einsum("bhs,bshd,hdm->bhsm", pat, v, attn.W_O)
+                src_layers.append(dla(per_src))
+        final = cache[f"blocks.{L - 1}.hook_resid_post"][rows, pos]
+        if not torch.allclose(resid, final, atol=1e-4 * (1 + float(final.abs().max()))):
+            raise InterpError(
+                f"The components of {model.name} do not add up to its final residual stream "
+                "(an architecture with extra residual terms); direct logit attribution would "
+                "not be exact, so it is refused."
+            )
+        parts.append(const[:, None])
+        values.append(torch.cat([p if p.ndim == 2 else p[:, None] for p in parts], dim=1))
+        final_logits = logits[rows, pos]
+        if token is None:
+            ans = sub._need_answers().to(final_logits.device)
+            totals.append(
+                final_logits.gather(1, ans[:, :1])[:, 0] - final_logits.gather(1, ans[:, 1:])[:, 0]
+            )
+        else:
+            tid = token if isinstance(token, int) else model.to_single_token(token)
+            totals.append(final_logits[:, tid])
+        if by_source:
+            sources.append(torch.stack(src_layers, dim=1))
+    labels, kinds, layers, heads = component_labels(L, H, has_pos)
+    return Decomposition(
+        labels=labels,
+        kinds=kinds,
+        layers=layers,
+        heads=heads,
+        values=torch.cat(values).float().cpu(),
+        total=torch.cat(totals).float().cpu(),
+        by_source=torch.cat(sources).float().cpu() if by_source else None,
+    )
+
+
+def component_labels(
+    n_layers: int, n_heads: int, has_pos: bool
+) -> tuple[list[str], list[str], list[int], list[int]]:
+    labels, kinds, layers, heads = ["embed"], ["embed"], [-1], [-1]
+    if has_pos:
+        labels.append("pos_embed")
+        kinds.append("pos_embed")
+        layers.append(-1)
+        heads.append(-1)
+    for layer in range(n_layers):
+        for h in range(n_heads):
+            labels.append(f"L{layer}H{h}")
+            kinds.append("head")
+            layers.append(layer)
+            heads.append(h)
+        labels += [f"L{layer} attn bias", f"L{layer} MLP"]
+        kinds += ["attn_bias", "mlp"]
+        layers += [layer, layer]
+        heads += [-1, -1]
+    labels.append("unembed bias")
+    kinds.append("bias")
+    layers.append(-1)
+    heads.append(-1)
+    return labels, kinds, layers, heads

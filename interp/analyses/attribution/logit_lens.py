@@ -1,0 +1,141 @@
+"""Logit lens (METHODS.md section 2): decode every layer's residual with the model's final norm.
+
+The final norm is recomputed for each layer's residual (TransformerLens issue #1076: reusing the
+last layer's cached scale for earlier layers is wrong). The last row decodes the final residual
+and therefore equals the model's own logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from interp.cache.api import as_task
+from interp.errors import InterpError
+from interp.models import Model, load_model
+from interp.results.attribution import LogitLensResult
+from interp.results.meta import make_meta
+from interp.tasks.task import Task
+
+
+def _decode(model: Model, resid: Tensor) -> Tensor:
+    """Logits of residual states ``[..., d_model]`` through a fresh final norm."""
+    return model.tl.unembed(model.tl.ln_final(resid))
+
+
+@torch.inference_mode()
+def logit_lens(
+    model: Model,
+    prompts_or_task: Task | Sequence[str],
+    target: str | int | None = None,
+    k: int = 5,
+    show: int = 0,
+    batch_size: int = 16,
+) -> LogitLensResult:
+    """Per layer and position: KL to the final distribution, entropy, and the target's
+    probability, logit and rank; plus the top-k tokens of one prompt.
+
+    Rows are ``embed`` (the input to block 0) and the output of every block. Positions are
+    aligned at each prompt's answer position, keeping the last ``min(length)`` positions, so
+    tasks with different prompt lengths still average meaningfully.
+
+    Args:
+        model: a model with an LM head.
+        prompts_or_task: a Task or a list of prompts.
+        target: a single token to track; default the task's correct answer per prompt.
+        k: number of top tokens kept per cell.
+        show: which prompt's tokens and top-k predictions label the figure.
+        batch_size: prompts per forward pass.
+    """
+    model = load_model(model)
+    if not model.has_lm_head or model.backend != "HookedTransformer":
+        raise InterpError(f"{model.name} has no trained LM head to decode the residual with.")
+    task = as_task(model, prompts_or_task)
+    if not 0 <= show < len(task):
+        raise InterpError(f"show={show} is not a prompt index (0..{len(task) - 1}).")
+    if k < 1:
+        raise InterpError(f"k must be at least 1, got {k}.")
+    n_pos = int(task.answer_pos.min()) + 1
+    if target is not None:
+        tid = target if isinstance(target, int) else model.to_single_token(target)
+        targets = torch.full((len(task),), tid, dtype=torch.long)
+    elif task.answers is not None:
+        targets = task.answers[:, 0]
+    else:
+        targets = None
+    L = model.n_layers
+    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(L)]
+    sums: dict[str, Tensor] = {}
+    top_ids = top_probs = None
+    max_err = 0.0
+    for start in range(0, len(task), batch_size):
+        sub = task[start : start + batch_size]
+        logits, cache = model.run_with_cache(
+            sub.clean_tokens.to(model.device), names_filter=lambda n: n in names
+        )
+        # Align positions at the answer: offset o means answer_pos - (n_pos - 1 - o).
+        offs = (
+            sub.answer_pos[:, None].to(model.device)
+            - (n_pos - 1)
+            + torch.arange(n_pos, device=model.device)
+        )
+        rows = torch.arange(len(sub), device=model.device)[:, None]
+        stack = torch.stack([cache[n][rows, offs] for n in names], dim=1)  # [b, L+1, P, d]
+        lens = _decode(model, stack).log_softmax(-1)  # [b, L+1, P, vocab]
+        final = logits[rows, offs].log_softmax(-1)
+        max_err = max(max_err, float((lens[:, -1] - final).abs().max()))
+        p_final = final.exp()[:, None]
+        metrics = {
+            "kl_to_final": (p_final * (final[:, None] - lens)).sum(-1),
+            "entropy": -(lens.exp() * lens).sum(-1),
+        }
+        if targets is not None:
+            t = targets[start : start + len(sub)].to(model.device)[:, None, None, None]
+            t = t.expand(-1, lens.shape[1], lens.shape[2], 1)
+            lp = lens.gather(-1, t)[..., 0]
+            metrics["target_prob"] = lp.exp()
+            metrics["target_logprob"] = lp
+            metrics["target_rank"] = (lens > lp[..., None]).sum(-1).float()
+        for name, val in metrics.items():
+            sums[name] = sums.get(name, 0) + val.sum(0).cpu()
+        if start <= show < start + len(sub):
+            probs, ids = lens[show - start].exp().topk(k, dim=-1)
+            top_ids, top_probs = ids.cpu(), probs.cpu()
+    assert top_ids is not None and top_probs is not None
+    metric_names = list(sums)
+    values = torch.stack([sums[m] / len(task) for m in metric_names]).float()
+    show_pos = int(task.answer_pos[show]) - (n_pos - 1) + torch.arange(n_pos)
+    toks = model.to_str_tokens(task.clean_tokens[show])
+    top_tokens = [
+        [[model.tokenizer.decode([int(i)]) for i in top_ids[layer, p]] for p in range(n_pos)]
+        for layer in range(L + 1)
+    ]
+    return LogitLensResult(
+        values=values,
+        dims=("metric", "layer", "pos"),
+        coords={
+            "metric": list(metric_names),
+            "layer": ["embed", *range(L)],
+            "pos": list(range(-(n_pos - 1), 1)),
+        },
+        labels={
+            "layer": ["embed"] + [f"L{i}" for i in range(L)],
+            "pos": [f"{toks[int(p)]!s}" for p in show_pos],
+        },
+        extras={"top_ids": top_ids, "top_probs": top_probs},
+        meta=make_meta(
+            model=model,
+            task=task,
+            params={"target": target, "k": k, "show": show},
+            top_tokens=top_tokens,
+            final_layer_max_abs_logprob_error=max_err,
+            show_top=False,
+            description=(
+                "Each layer's residual stream decoded with the final norm (recomputed per "
+                "layer) and the unembedding; cells show the top token of the shown prompt."
+            ),
+        ),
+        title="Logit lens",
+    )

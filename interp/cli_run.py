@@ -1,0 +1,126 @@
+"""`interp run ANALYSIS`: run one analysis, save its result and figure, print its top rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from interp.errors import InterpError
+
+run_app = typer.Typer(
+    help="Run one analysis; saves OUT/ (result) and OUT/figure.html.", no_args_is_help=True
+)
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'organism', a name or a directory.")]
+TaskOpt = Annotated[
+    str,
+    typer.Option(
+        help="Task generator (ioi, induction, facts, arithmetic) or a .txt/.jsonl prompts file."
+    ),
+]
+OutOpt = Annotated[Path, typer.Option(help="Directory for the saved result.")]
+NOpt = Annotated[int, typer.Option(help="Prompts to generate.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed for the task and bootstrap.")]
+
+
+def _finish(res: Any, out: Path, k: int = 10) -> None:
+    res.save(out)
+    res.plot().write_html(str(out / "figure.html"), include_plotlyjs=True)
+    typer.echo(f"{res.title}\nsaved: {out}  (figure: {out / 'figure.html'})")
+    if res.meta.get("show_top", True):
+        typer.echo(res.top(k).to_string(index=False))
+
+
+def _setup(model: str, task: str, n: int, seed: int) -> tuple[Any, Any]:
+    from interp.models import load_model
+    from interp.tasks.registry import make_task
+
+    m = load_model(model)
+    return m, make_task(m, task, n=n, seed=seed)
+
+
+def _heads(spec: str) -> list[tuple[int, int]]:
+    """'L0H1,L2H3' or '0.1,2.3' -> [(0, 1), (2, 3)]."""
+    out = []
+    for item in spec.split(","):
+        text = item.strip().upper().replace("L", "").replace("H", ".")
+        try:
+            layer, head = text.split(".")
+            out.append((int(layer), int(head)))
+        except ValueError:
+            raise InterpError(f"Cannot read head {item!r}: write L2H5 or 2.5.") from None
+    return out
+
+
+@run_app.command("dla")
+def dla_cmd(
+    out: OutOpt,
+    model: ModelOpt = "organism",
+    task: TaskOpt = "ioi",
+    n: NOpt = 64,
+    seed: SeedOpt = 0,
+    by: Annotated[str, typer.Option(help="head, layer, component or position.")] = "head",
+    token: Annotated[str | None, typer.Option(help="Attribute this token's logit instead.")] = None,
+) -> None:
+    """Direct logit attribution per head, layer, component or source position."""
+    from interp.analyses.attribution import direct_logit
+
+    m, t = _setup(model, task, n, seed)
+    _finish(direct_logit(m, t, by=by, token=token, seed=seed), out)  # type: ignore[arg-type]
+
+
+@run_app.command("logit-lens")
+def logit_lens_cmd(
+    out: OutOpt,
+    model: ModelOpt = "organism",
+    task: TaskOpt = "ioi",
+    n: NOpt = 16,
+    seed: SeedOpt = 0,
+    target: Annotated[str | None, typer.Option(help="Token to track (default: answer).")] = None,
+) -> None:
+    """Decode every layer's residual stream with the final norm and unembedding."""
+    from interp.analyses.attribution import logit_lens
+
+    m, t = _setup(model, task, n, seed)
+    _finish(logit_lens(m, t, target=target), out)
+
+
+@run_app.command("ablate")
+def ablate_cmd(
+    out: OutOpt,
+    model: ModelOpt = "organism",
+    task: TaskOpt = "ioi",
+    n: NOpt = 64,
+    seed: SeedOpt = 0,
+    how: Annotated[str, typer.Option(help="zero, mean or resample.")] = "mean",
+    heads: Annotated[str, typer.Option(help="'each', or a set like L3H0,L3H5.")] = "each",
+) -> None:
+    """Ablate heads one at a time (or a set together) and measure the metric change."""
+    from interp.analyses.attribution import ablate
+
+    m, t = _setup(model, task, n, seed)
+    spec: Any = "each" if heads == "each" else _heads(heads)
+    _finish(ablate(m, t, heads=spec, how=how, seed=seed), out)  # type: ignore[arg-type]
+
+
+@run_app.command("heads")
+def heads_cmd(
+    out: OutOpt,
+    model: ModelOpt = "organism",
+    kind: Annotated[
+        str,
+        typer.Option(help="induction, previous_token, next_token, duplicate_token or first_token."),
+    ] = "induction",
+    n: NOpt = 32,
+    seed: SeedOpt = 0,
+    seq_len: Annotated[int, typer.Option(help="Length of the repeated random sequence.")] = 16,
+) -> None:
+    """Score every head with a head detector."""
+    from interp.analyses.attribution import detect_heads
+    from interp.models import load_model
+
+    m = load_model(model)
+    seq_len = min(seq_len, (m.n_ctx - len(m.prefix_ids)) // 2)
+    _finish(detect_heads(m, kind=kind.replace("-", "_"), n=n, seq_len=seq_len, seed=seed), out)

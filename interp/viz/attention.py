@@ -1,0 +1,47 @@
+"""Offline circuitsvis attention views: the JavaScript bundle shipped inside the circuitsvis
+package is inlined (its own saved HTML would load it from a CDN)."""
+
+from __future__ import annotations
+
+import html
+import json
+import uuid
+from functools import lru_cache
+from pathlib import Path
+
+from torch import Tensor
+
+
+@lru_cache(maxsize=1)
+def circuitsvis_js() -> str:
+    import circuitsvis
+
+    bundle = Path(circuitsvis.__file__).parent / "dist" / "cdn" / "iife.js"
+    # A literal closing script tag would end the inline script early.
+    return bundle.read_text(encoding="utf-8").replace("</script>", "<\\/script>")
+
+
+def attention_heads_html(
+    tokens: list[str], patterns: Tensor, head_names: list[str], include_js: bool = True
+) -> str:
+    """An interactive circuitsvis ``AttentionHeads`` view; works with no network.
+
+    Args:
+        tokens: the prompt's token strings.
+        patterns: ``[head, query, key]`` attention probabilities.
+        head_names: one label per head (e.g. ``L2H5``).
+        include_js: inline the circuitsvis bundle (once per page is enough).
+    """
+    div = "circuits-vis-" + uuid.uuid4().hex[:12]
+    props = json.dumps(
+        {
+            "tokens": tokens,
+            "attention": patterns.detach().cpu().float().tolist(),
+            "attentionHeadNames": head_names,
+        }
+    )
+    js = f"<script>{circuitsvis_js()}</script>" if include_js else ""
+    return (
+        f'{js}<div id="{html.escape(div)}" style="margin: 15px 0;"></div>'
+        f'<script>CircuitsVis.render("{div}", CircuitsVis.AttentionHeads, {props});</script>'
+    )

@@ -1,0 +1,229 @@
+"""Head attribution: exactness against independent computations, ground truth on the organism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import interp
+from interp.analyses.attribution import (
+    ablate,
+    assert_sum_to_total,
+    attention_patterns,
+    detect_heads,
+    direct_logit,
+    logit_lens,
+    target_pattern,
+)
+from interp.errors import InterpError
+from interp.tasks import repeat_loss
+
+
+@pytest.fixture(scope="module")
+def llama_random():
+    """A small Llama-shaped model: RMSNorm (weights left unfolded), rotary, gated MLP, GQA."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from tests.conftest import gpt2_tokenizer
+
+    cfg = HookedTransformerConfig(
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_head=8,
+        d_mlp=64,
+        d_vocab=50257,
+        n_ctx=48,
+        act_fn="silu",
+        normalization_type="RMS",
+        positional_embedding_type="rotary",
+        gated_mlp=True,
+        n_key_value_heads=2,
+        rotary_dim=8,
+        final_rms=True,
+        seed=2,
+    )
+    tl = HookedTransformer(cfg, tokenizer=gpt2_tokenizer())
+    with torch.no_grad():  # non-trivial norm weights and biases make the check meaningful
+        for p in tl.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return interp.load_model(tl, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def organism():
+    return interp.load_model("organism", device="cpu")
+
+
+@pytest.mark.parametrize("which", ["gpt2_random", "llama_random", "organism"])
+def test_dla_sums_to_the_logit_difference(which, request):
+    model = request.getfixturevalue(which)
+    task = interp.tasks.ioi(model, n=12, seed=1)
+    err = assert_sum_to_total(model, task, rtol=1e-4)
+    assert err["max_rel_error"] < 1e-4
+    single = assert_sum_to_total(model, task, token=" Mary", rtol=1e-4)
+    assert single["max_rel_error"] < 1e-4
+    res = direct_logit(model, task, by="component", n_boot=50)
+    assert res.check_sum_to_total() < 1e-4
+    assert torch.allclose(res.values.sum(), res.extras["total"].mean(), rtol=1e-4, atol=1e-5)
+
+
+def test_dla_heads_match_transformer_lens_stack(gpt2_random):
+    """Independent oracle: TransformerLens' stack_head_results + apply_ln_to_stack."""
+    model = gpt2_random
+    task = interp.tasks.ioi(model, n=6, seed=2, templates=[3])
+    res = direct_logit(model, task, by="head", n_boot=10)
+    _, cache = model.tl.run_with_cache(task.clean_tokens)
+    stack = cache.stack_head_results(layer=-1, pos_slice=-1)
+    stack = cache.apply_ln_to_stack(stack, layer=-1, pos_slice=-1)
+    W_U = model.W_U
+    direction = W_U[:, task.answers[:, 0]].T - W_U[:, task.answers[:, 1]].T
+    ref = (stack * direction).sum(-1).mean(-1).reshape(model.n_layers, model.n_heads)
+    assert torch.allclose(res.values, ref, atol=1e-5)
+
+
+def test_dla_by_position_sums_to_by_head(llama_random):
+    task = interp.tasks.ioi(llama_random, n=5, seed=0, templates=[1])
+    by_pos = direct_logit(llama_random, task, by="position", n_boot=10)
+    by_head = direct_logit(llama_random, task, by="head", n_boot=10)
+    assert by_pos.dims == ("layer", "head", "pos")
+    assert torch.allclose(by_pos.values.sum(-1), by_head.values, atol=1e-5)
+    with pytest.raises(InterpError, match="one length"):
+        direct_logit(llama_random, interp.tasks.ioi(llama_random, n=12, seed=0), by="position")
+
+
+def test_logit_lens_last_layer_is_the_model_and_norm_is_recomputed(gpt2_random):
+    task = interp.tasks.ioi(gpt2_random, n=4, seed=0, templates=[0])
+    lens = logit_lens(gpt2_random, task, k=3)
+    assert lens.meta["final_layer_max_abs_logprob_error"] < 1e-5
+    kl = lens.sel(metric="kl_to_final")
+    assert torch.allclose(kl[-1], torch.zeros_like(kl[-1]), atol=1e-5)
+    # Layer 0's readout by hand, with its own LayerNorm scale (not the final layer's).
+    _, cache = gpt2_random.tl.run_with_cache(task.clean_tokens)
+    x = cache["blocks.0.hook_resid_post"][0]
+    x = x - x.mean(-1, keepdim=True)
+    normed = x / (x.pow(2).mean(-1, keepdim=True) + gpt2_random.cfg.eps).sqrt()
+    logits = normed @ gpt2_random.W_U + gpt2_random.b_U
+    top = logits.topk(3, dim=-1).indices
+    assert torch.equal(lens.extras["top_ids"][1], top)  # row 0 is the embedding
+    assert set(lens.coords["metric"]) >= {"kl_to_final", "entropy", "target_prob", "target_rank"}
+    assert lens.plot().data[0].type == "heatmap"
+
+
+def test_zero_ablation_equals_a_hand_written_hook(gpt2_random):
+    task = interp.tasks.ioi(gpt2_random, n=6, seed=3, templates=[2])
+    res = ablate(gpt2_random, task, heads=[(1, 2)], how="zero", n_boot=10)
+
+    def kill(z, hook):
+        z[:, :, 2] = 0
+        return z
+
+    clean = interp.tasks.logit_diff(gpt2_random(task.clean_tokens), task)
+    hooked = gpt2_random.run_with_hooks(
+        task.clean_tokens, fwd_hooks=[("blocks.1.attn.hook_z", kill)]
+    )
+    expected = (interp.tasks.logit_diff(hooked, task) - clean).mean()
+    assert torch.allclose(res.values[0], expected, atol=1e-5)
+    each = ablate(gpt2_random, task, heads="each", how="zero", n_boot=10)
+    assert torch.allclose(each.sel(layer=1, head=2), expected, atol=1e-5)
+
+
+def test_mean_and_resample_ablation(gpt2_random):
+    task = interp.tasks.ioi(gpt2_random, n=8, seed=4, templates=[0, 2])
+    # Mean ablation with the task as its own reference: replacing a head by its per-template
+    # mean over identical prompts does nothing.
+    same = task[[0, 0, 0]]
+    res = ablate(gpt2_random, same, heads=[(0, 1)], how="mean", n_boot=10)
+    assert abs(float(res.values[0])) < 1e-5
+    res = ablate(gpt2_random, task, heads=[(0, 1), (1, 3)], how="resample", seed=1, n_boot=10)
+    assert res.values.shape == (1,) and res.coords["set"] == ["L0H1 L1H3"]
+
+
+def test_detectors_custom_pattern_matches_named_kind(gpt2_random):
+    named = detect_heads(gpt2_random, kind="previous_token", n=4, seq_len=6)
+    custom = detect_heads(
+        gpt2_random, kind=lambda p0, T: target_pattern("previous_token", p0, T), n=4, seq_len=6
+    )
+    assert torch.allclose(named.values, custom.values)
+    first = detect_heads(gpt2_random, kind="first_token", n=4, seq_len=6)
+    assert ((first.values > 0) & (first.values <= 1)).all()
+
+
+def test_detectors_run_on_the_real_minilm_encoder(minilm):
+    for kind in ("previous_token", "next_token", "duplicate_token", "first_token", "induction"):
+        res = detect_heads(minilm, kind=kind, n=4, seq_len=8)
+        assert res.values.shape == (6, 12) and torch.isfinite(res.values).all()
+        assert ((res.values >= 0) & (res.values <= 1 + 1e-6)).all()
+    # A pretrained BERT has clear previous- and next-token heads.
+    assert float(detect_heads(minilm, kind="previous_token", n=8, seq_len=8).values.max()) > 0.5
+    assert float(detect_heads(minilm, kind="next_token", n=8, seq_len=8).values.max()) > 0.5
+
+
+def test_organism_induction_detector_agrees_with_ablation(organism):
+    scores = detect_heads(organism, kind="induction", n=32, seq_len=12)
+    task = interp.tasks.induction(organism, n=48, seq_len=12, seed=3)
+    harm = ablate(organism, task, heads="each", how="zero", metric=repeat_loss, n_boot=10)
+    top_detector = {(int(r.layer), int(r["head"])) for _, r in scores.top(2).iterrows()}
+    top_harm = {(int(r.layer), int(r["head"])) for _, r in harm.top(2, by="desc").iterrows()}
+    assert float(scores.values.max()) >= 0.5
+    assert top_detector & top_harm, (scores.top(4), harm.top(4, by="desc"))
+    best = harm.top(1, by="desc").iloc[0]
+    assert (int(best.layer), int(best["head"])) in {
+        (int(r.layer), int(r["head"])) for _, r in scores.top(4).iterrows()
+    }
+    prev = detect_heads(organism, kind="previous_token", n=32, seq_len=12)
+    prev_layer = int(prev.top(1).iloc[0].layer)
+    ind_layer = int(scores.top(1).iloc[0].layer)
+    assert prev_layer < ind_layer
+
+
+def test_attention_view_is_offline(organism):
+    res = attention_patterns(
+        organism, "Then, Mary and John went to the store. John gave a drink to", [(0, 0), (1, 2)]
+    )
+    assert res.values.shape[0] == 2
+    assert torch.allclose(res.values.sum(-1), torch.ones(res.values.shape[:2]), atol=1e-5)
+    html = res.circuitsvis_html()
+    assert "CircuitsVis.render" in html and "unpkg" not in html.split("<script>")[-1]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m, t: direct_logit(m, t, by="neuron"), "by='neuron'"),
+        (lambda m, t: direct_logit(m, t, token=" Zyzzyva"), "not in organism's vocabulary"),
+        (lambda m, t: direct_logit(m, t, token=10**7), "outside the vocabulary"),
+        (lambda m, t: detect_heads(m, kind="succession"), "Unknown detector"),
+        (lambda m, t: detect_heads(m, kind="next_token"), "causal"),
+        (lambda m, t: ablate(m, t, heads=[(9, 0)]), "does not exist"),
+        (lambda m, t: ablate(m, t, how="scramble"), "how="),
+        (lambda m, t: logit_lens(m, t, show=99), "prompt index"),
+        (lambda m, t: attention_patterns(m, t, [(0, 99)]), "does not exist"),
+    ],
+)
+def test_bad_input(organism, call, message):
+    task = interp.tasks.ioi(organism, n=4, seed=0)
+    with pytest.raises(InterpError, match=message):
+        call(organism, task)
+
+
+def test_models_without_heads_or_logits_are_refused(minilm, gpt2_random):
+    with pytest.raises(InterpError, match="no trained LM head"):
+        direct_logit(minilm, interp.tasks.induction(minilm, n=2, seq_len=4))
+
+    class Headless(interp.Model):
+        """A handle reporting no attention heads (as an MLP-only or state-space model would)."""
+
+        @property
+        def n_heads(self) -> int:
+            return 0
+
+    headless = Headless(gpt2_random.tl, name="mlp-only", source="test")
+    task = interp.tasks.ioi(gpt2_random, n=2, seed=0)
+    for call in (
+        lambda: detect_heads(headless),
+        lambda: direct_logit(headless, task),
+        lambda: ablate(headless, task),
+    ):
+        with pytest.raises(InterpError, match="no attention heads"):
+            call()
