@@ -142,17 +142,54 @@ def report_cmd(
 def train_organism(
     out: Annotated[Path, typer.Option(help="Where to write the model.")] = Path("data/organism"),
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 4500,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 8000,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 64,
     eval_n: Annotated[int, typer.Option(help="Held-out prompts per acceptance check.")] = 200,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    init_from: Annotated[
+        Path | None, typer.Option(help="Continue training this organism directory.")
+    ] = None,
+    mixture: Annotated[
+        str | None,
+        typer.Option(
+            help="Task weights, e.g. induction=0.3,ioi=0.3,arithmetic=0.25,"
+            "facts=0.15 (default: the recipe's mixture)."
+        ),
+    ] = None,
+    note: Annotated[str, typer.Option(help="A note recorded in the model card.")] = "",
 ) -> None:
     """Train the embedded organism on CPU and write weights, tokenizer and model card."""
     from interp.organism.train import Recipe, train
 
-    card = train(out, Recipe(seed=seed, steps=steps, batch_size=batch_size), evaluate_n=eval_n)
+    recipe = Recipe(
+        seed=seed,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        warmup=min(200, max(1, steps // 10)),
+        init_from=None if init_from is None else str(init_from),
+        mixture=None if mixture is None else _weights(mixture),
+        note=note,
+    )
+    card = train(out, recipe, evaluate_n=eval_n)
     typer.echo((out / "card.md").read_text())
     if not card["all_pass"]:
         typer.echo("warning: some acceptance checks failed (see the card).", err=True)
+
+
+def _weights(text: str) -> tuple[tuple[str, float], ...]:
+    from interp.organism.data import MIXTURE
+
+    try:
+        pairs = [(k.strip(), float(v)) for k, v in (item.split("=") for item in text.split(","))]
+    except ValueError:
+        raise InterpError(
+            f"--mixture {text!r}: write task=weight pairs, e.g. ioi=0.5,facts=0.5"
+        ) from None
+    unknown = [k for k, _ in pairs if k not in MIXTURE]
+    if unknown:
+        raise InterpError(f"--mixture: unknown task(s) {unknown}; use {list(MIXTURE)}.")
+    return tuple(pairs)
 
 
 def main() -> None:

@@ -33,12 +33,24 @@ def _finish(res: Any, out: Path, k: int = 10) -> None:
         typer.echo(res.top(k).to_string(index=False))
 
 
-def _setup(model: str, task: str, n: int, seed: int) -> tuple[Any, Any]:
+def _setup(
+    model: str, task: str, n: int, seed: int, template: int | None = None
+) -> tuple[Any, Any]:
     from interp.models import load_model
     from interp.tasks.registry import make_task
 
     m = load_model(model)
-    return m, make_task(m, task, n=n, seed=seed)
+    extra: dict[str, Any] = {}
+    if template is not None:
+        if task != "ioi":
+            raise InterpError("--template applies to the ioi task only.")
+        extra["templates"] = [template]
+    return m, make_task(m, task, n=n, seed=seed, **extra)
+
+
+TemplateOpt = Annotated[
+    int | None, typer.Option(help="IOI only: use one template so every prompt has one length.")
+]
 
 
 def _heads(spec: str) -> list[tuple[int, int]]:
@@ -63,11 +75,12 @@ def dla_cmd(
     seed: SeedOpt = 0,
     by: Annotated[str, typer.Option(help="head, layer, component or position.")] = "head",
     token: Annotated[str | None, typer.Option(help="Attribute this token's logit instead.")] = None,
+    template: TemplateOpt = None,
 ) -> None:
     """Direct logit attribution per head, layer, component or source position."""
     from interp.analyses.attribution import direct_logit
 
-    m, t = _setup(model, task, n, seed)
+    m, t = _setup(model, task, n, seed, template)
     _finish(direct_logit(m, t, by=by, token=token, seed=seed), out)  # type: ignore[arg-type]
 
 
@@ -79,11 +92,12 @@ def logit_lens_cmd(
     n: NOpt = 16,
     seed: SeedOpt = 0,
     target: Annotated[str | None, typer.Option(help="Token to track (default: answer).")] = None,
+    template: TemplateOpt = None,
 ) -> None:
     """Decode every layer's residual stream with the final norm and unembedding."""
     from interp.analyses.attribution import logit_lens
 
-    m, t = _setup(model, task, n, seed)
+    m, t = _setup(model, task, n, seed, template)
     _finish(logit_lens(m, t, target=target), out)
 
 

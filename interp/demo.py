@@ -40,7 +40,8 @@ def run_demo(model_spec: Any, out: str | Path, n: int = 32, seed: int = 0) -> Pa
 
     task = make_task(model, "induction", n=n, seed=seed, seq_len=min(10, (model.n_ctx - 1) // 2))
     store_dir = out / "cache"
-    shutil.rmtree(store_dir, ignore_errors=True)
+    if (store_dir / "manifest.json").exists():  # only ever remove our own previous cache
+        shutil.rmtree(store_dir)
     acts = cache(model, task, names=["resid_post"], store=store_dir, batch_size=16)
     sizes = sum(f.stat().st_size for f in store_dir.glob("*.safetensors"))
     sections.append(

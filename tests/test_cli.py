@@ -103,3 +103,38 @@ def test_bad_input_is_one_clear_line(tiny_hf_dir, tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: Could not download")
+
+
+def test_run_commands_save_result_and_figure(tiny_hf_dir, tmp_path):
+    import interp
+
+    cases = {
+        "dla": ["--task", "ioi", "--n", "6", "--by", "position", "--template", "2"],
+        "logit-lens": ["--task", "ioi", "--n", "4"],
+        "ablate": ["--task", "ioi", "--n", "6", "--heads", "L0H1,L1H2", "--how", "zero"],
+        "heads": ["--kind", "previous-token", "--n", "4", "--seq-len", "6"],
+    }
+    for cmd, extra in cases.items():
+        out = tmp_path / cmd
+        res = runner.invoke(
+            app, ["run", cmd, "--model", str(tiny_hf_dir), "--out", str(out), *extra]
+        )
+        assert res.exit_code == 0, (cmd, res.output)
+        assert (out / "figure.html").exists()
+        loaded = interp.load_result(out)
+        assert loaded.values.numel() > 0
+    assert interp.load_result(tmp_path / "ablate").coords["set"] == ["L0H1 L1H2"]
+    bad = runner.invoke(
+        app,
+        [
+            "run",
+            "ablate",
+            "--model",
+            str(tiny_hf_dir),
+            "--out",
+            str(tmp_path / "x"),
+            "--heads",
+            "first",
+        ],
+    )
+    assert isinstance(bad.exception, InterpError) and "L2H5" in str(bad.exception)

@@ -173,6 +173,14 @@ def test_plots_and_notebook_html():
     assert "grid" in html and "<table" in html
 
 
+def test_tensors_sharing_memory_save(tmp_path):
+    base = torch.arange(6.0)
+    res = Result(values=base, dims=("pos",), extras={"same": base, "view": base[:3]})
+    res.save(tmp_path / "r")
+    back = interp.load_result(tmp_path / "r")
+    assert torch.equal(back.extras["view"], base[:3]) and torch.equal(back.extras["same"], base)
+
+
 def test_failed_save_leaves_nothing(tmp_path):
     res = Result(values=torch.zeros(2), dims=("layer",), meta={"bad": object()})
     with pytest.raises(InterpError, match="Cannot save object"):

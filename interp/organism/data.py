@@ -22,9 +22,35 @@ from interp.tasks.facts import (
 from interp.tasks.ioi import sample_ioi
 from interp.tasks.words import TRUE_FALSE
 
-MIXTURE = {"induction": 0.35, "ioi": 0.2, "arithmetic": 0.3, "facts": 0.15}
+MIXTURE = {"induction": 0.45, "ioi": 0.17, "arithmetic": 0.28, "facts": 0.1}
 ARITH_DIGITS = (1, 2, 3, 3, 3, 4)  # mostly 3-digit sums, the evaluated setting
 MAX_LEN = 64
+ARITH_NOISE = 0.1  # per-column error rate of the arithmetic training chains
+
+
+def noisy_solution(s: Sum, rng: random.Random, p: float) -> str:
+    """The worked solution, where each column's written total is wrong with probability `p`.
+
+    The rest of the chain stays consistent with what was written (carries and the final answer
+    follow the wrong total), so a model trained on it is calibrated: greedy decoding writes the
+    likely, correct step, while sampling at temperature 1 sometimes takes a wrong one and ends
+    in a wrong answer, which the trajectory analyses need.
+    """
+    da, db = str(s.a)[::-1], str(s.b)[::-1]
+    steps, totals, carry = [], [], 0
+    for i in range(max(len(da), len(db))):
+        x = int(da[i]) if i < len(da) else 0
+        y = int(db[i]) if i < len(db) else 0
+        total = x + y + carry
+        if p > 0 and rng.random() < p:
+            total = rng.choice(
+                [t for t in range(max(0, total - 3), min(19, total + 3) + 1) if t != total]
+            )
+        steps.append(f"{x} + {y}" + (" + 1" if carry else "") + f" = {total}")
+        totals.append(total)
+        carry = total // 10
+    answer = str(totals[-1]) + "".join(str(t % 10) for t in reversed(totals[:-1]))
+    return " " + " , ".join(steps) + f" , so {answer}"
 
 
 @dataclass
@@ -34,6 +60,7 @@ class Mixture:
     tokenizer: object
     seed: int = 0
     weights: dict[str, float] | None = None
+    arith_noise: float = 0.0
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -59,14 +86,15 @@ class Mixture:
         return [self.bos, *(seq * copies), self.eos]
 
     def ioi(self) -> list[int]:
-        ex = sample_ioi(1, self.rng.randrange(2**31), corruption="abc")[0]
+        # sample_ioi alternates ABBA / BABA, so pick either of a pair: both orders appear.
+        ex = sample_ioi(2, self.rng.randrange(2**31), corruption="abc")[self.rng.randrange(2)]
         return self.encode(f"{ex.clean} {ex.io}")
 
     def arithmetic(self) -> list[int]:
         k = self.rng.choice(ARITH_DIGITS)
         lo, hi = (0 if k == 1 else 10 ** (k - 1)), 10**k - 1
         s = Sum(self.rng.randint(lo, hi), self.rng.randint(lo, hi))
-        return self.encode(s.prompt + s.solution)
+        return self.encode(s.prompt + noisy_solution(s, self.rng, self.arith_noise))
 
     def facts(self) -> list[int]:
         if self.rng.random() < 0.5:
@@ -84,7 +112,17 @@ class Mixture:
 
     def batch(self, size: int) -> tuple[Tensor, Tensor]:
         """Right-padded input ids and labels (-100 on padding)."""
-        rows = [self.sample() for _ in range(size)]
+        return self._pad([self.sample() for _ in range(size)])
+
+    def batches(self, size: int, splits: int = 2) -> list[tuple[Tensor, Tensor]]:
+        """One optimiser step's examples, sorted by length into `splits` micro-batches so that
+        short examples are not padded to the longest (less wasted compute, same gradient)."""
+        rows = sorted((self.sample() for _ in range(size)), key=len)
+        step = -(-size // splits)
+        return [self._pad(rows[i : i + step]) for i in range(0, size, step)]
+
+    def _pad(self, rows: list[list[int]]) -> tuple[Tensor, Tensor]:
+        size = len(rows)
         width = max(len(r) for r in rows)
         ids = torch.full((size, width), self.pad, dtype=torch.long)
         labels = torch.full((size, width), -100, dtype=torch.long)

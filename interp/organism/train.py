@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from interp.errors import InterpError
-from interp.organism.data import MAX_LEN, MIXTURE, Mixture
+from interp.organism.data import ARITH_NOISE, MAX_LEN, MIXTURE, Mixture
 from interp.organism.evaluate import ACCEPTANCE, acceptance, evaluate
 from interp.organism.vocab import build_tokenizer
 
@@ -31,13 +31,17 @@ class Recipe:
     n_layer: int = 4
     n_embd: int = 192
     n_head: int = 8
-    steps: int = 4500
+    steps: int = 8000
     batch_size: int = 64
     lr: float = 2e-3
     warmup: int = 200
     weight_decay: float = 0.01
     seed: int = 0
     eval_every: int = 250
+    arith_noise: float = ARITH_NOISE
+    init_from: str | None = None  # continue training an existing organism directory
+    mixture: tuple[tuple[str, float], ...] | None = None  # task weights; default data.MIXTURE
+    note: str = ""
 
 
 def _lr_at(step: int, r: Recipe) -> float:
@@ -79,8 +83,8 @@ def train(
     out = Path(out)
     torch.manual_seed(r.seed)
     tok = build_tokenizer()
-    mix = Mixture(tok, seed=r.seed)
-    held = Mixture(tok, seed=r.seed + 7_777_777)
+    weights = dict(r.mixture) if r.mixture else MIXTURE
+    mix = Mixture(tok, seed=r.seed, weights=weights, arith_noise=r.arith_noise)
     eval_batches = {k: Mixture(tok, seed=r.seed + 99, weights={k: 1.0}).batch(128) for k in MIXTURE}
     cfg = GPT2Config(
         vocab_size=len(tok),
@@ -98,7 +102,18 @@ def train(
         pad_token_id=tok.pad_token_id,
         tie_word_embeddings=True,
     )
-    model = GPT2LMHeadModel(cfg)
+    previous: dict[str, Any] | None = None
+    if r.init_from is not None:
+        src = Path(r.init_from)
+        if not (src / "config.json").exists():
+            raise InterpError(f"--init-from {src}: not a model directory (no config.json).")
+        model = GPT2LMHeadModel.from_pretrained(str(src))
+        if model.config.vocab_size != len(tok):
+            raise InterpError(f"{src} has another vocabulary; it cannot be trained further here.")
+        if (src / "card.json").exists():
+            previous = json.loads((src / "card.json").read_text())
+    else:
+        model = GPT2LMHeadModel(cfg)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -117,9 +132,15 @@ def train(
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, r)
-        ids, labels = mix.batch(r.batch_size)
-        loss = model(input_ids=ids, labels=labels).loss
-        loss.backward()
+        parts = mix.batches(r.batch_size)
+        n_tokens = sum(int((lab[:, 1:] != -100).sum()) for _, lab in parts)
+        loss = torch.zeros(())
+        for ids, labels in parts:
+            # Token-weighted mean over the whole step, as one padded batch would give.
+            n = int((labels[:, 1:] != -100).sum())
+            part = model(input_ids=ids, labels=labels).loss * (n / n_tokens)
+            part.backward()
+            loss = loss + part.detach()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -135,7 +156,6 @@ def train(
                 file=sys.stderr,
             )
     train_seconds = time.time() - start
-    del held
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
@@ -149,6 +169,12 @@ def train(
         handle = load_model(tmp, device="cpu")
         measured = evaluate(handle, n=evaluate_n)
         card = _card(r, handle, measured, history, first_loss, last_loss, train_seconds, command)
+        if previous is not None:
+            # A continued run: keep every stage, and count the time of all of them.
+            stages = previous.get("stages") or [_stage(previous)]
+            card["stages"] = [*stages, _stage(card)]
+            seconds_all = sum(st["training_seconds"] for st in card["stages"])
+            card["training_seconds"] = round(seconds_all, 1)
         (tmp / "card.json").write_text(json.dumps(card, indent=1))
         (tmp / "card.md").write_text(card_markdown(card))
         os.chmod(tmp, 0o755)
@@ -177,7 +203,8 @@ def _card(
         "name": "organism",
         "command": command or "interp train-organism " + shlex.join(sys.argv[2:]),
         "recipe": asdict(r),
-        "mixture": MIXTURE,
+        "mixture": dict(r.mixture) if r.mixture else MIXTURE,
+        "note": r.note,
         "architecture": {
             k: info[k]
             for k in ("n_layers", "n_heads", "d_model", "d_head", "d_mlp", "d_vocab", "n_ctx")
@@ -200,6 +227,17 @@ def _card(
     }
 
 
+def _stage(card: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "command": card["command"],
+        "recipe": card["recipe"],
+        "mixture": card.get("mixture"),
+        "training_seconds": card["training_seconds"],
+        "first_loss": card["first_loss"],
+        "final_loss": card["final_loss"],
+    }
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     lines = [
         "# The organism: interp's embedded model",
@@ -216,6 +254,16 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- architecture: {card['architecture']}",
         f"- parameters: {card['n_params']:,}; weights: {card['weights_mb']} MB",
         f"- loss: {card['first_loss']} at step 1 -> {card['final_loss']} at the end",
+        "",
+    ]
+    for i, st in enumerate(card.get("stages", []), 1):
+        lines.append(
+            f"- stage {i}: `{st['command']}` ({st['recipe']['steps']} steps, "
+            f"{st['training_seconds'] / 60:.1f} min, loss {st['first_loss']} -> {st['final_loss']})"
+        )
+    if card.get("note"):
+        lines += ["", str(card["note"])]
+    lines += [
         "",
         "## Acceptance (held-out prompts)",
         "",

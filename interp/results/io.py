@@ -60,20 +60,25 @@ def _decode_json(value: Any) -> Any:
     return value
 
 
+def _own(t: Tensor) -> Tensor:
+    # safetensors refuses tensors that share storage (a result may keep a view of another).
+    return t.detach().cpu().clone().contiguous()
+
+
 def save_result(result: Result, path: str | os.PathLike[str]) -> str:
     target = Path(path)
     tensors: dict[str, Tensor] = {}
     header: dict[str, Any] = {"format": FORMAT, "kind": result.kind, "fields": {}}
     for name, value in result._field_items():
         if isinstance(value, Tensor):
-            tensors[name] = value.detach().cpu().contiguous()
+            tensors[name] = _own(value)
             header["fields"][name] = {"tensor": name}
         elif (
             isinstance(value, dict) and value and all(isinstance(v, Tensor) for v in value.values())
         ):
             keys = []
             for k, v in value.items():
-                tensors[f"{name}.{k}"] = v.detach().cpu().contiguous()
+                tensors[f"{name}.{k}"] = _own(v)
                 keys.append(k)
             header["fields"][name] = {"tensor_dict": keys}
         else:

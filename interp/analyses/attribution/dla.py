@@ -64,21 +64,21 @@ def direct_logit(
         dims: tuple[str, ...] = ("layer", "head")
         coords = {"layer": list(range(L)), "head": list(range(H))}
     elif by == "layer":
-        attn = torch.stack(
-            [
-                dec.values[
-                    :,
-                    [
-                        i
-                        for i, (k, lay) in enumerate(zip(dec.kinds, dec.layers, strict=True))
-                        if lay == layer and k in ("head", "attn_bias")
-                    ],
-                ].sum(-1)
+        # Attention = its heads plus its output bias; MLP = the MLP output.
+        kinds = {"attn": ("head", "attn_bias"), "mlp": ("mlp",)}
+        cols = {
+            name: [
+                [
+                    i
+                    for i, (k, lay) in enumerate(zip(dec.kinds, dec.layers, strict=True))
+                    if lay == layer and k in allowed
+                ]
                 for layer in range(L)
-            ],
-            dim=1,
-        )
-        mlp = dec.values[:, [i for i, k in enumerate(dec.kinds) if k == "mlp"]]
+            ]
+            for name, allowed in kinds.items()
+        }
+        attn = torch.stack([dec.values[:, c].sum(-1) for c in cols["attn"]], dim=1)
+        mlp = torch.stack([dec.values[:, c].sum(-1) for c in cols["mlp"]], dim=1)
         per_prompt = torch.stack([attn, mlp], dim=2)
         dims = ("layer", "component")
         coords = {"layer": list(range(L)), "component": ["attn", "mlp"]}

@@ -82,27 +82,38 @@ def logit_lens(
             + torch.arange(n_pos, device=model.device)
         )
         rows = torch.arange(len(sub), device=model.device)[:, None]
-        stack = torch.stack([cache[n][rows, offs] for n in names], dim=1)  # [b, L+1, P, d]
-        lens = _decode(model, stack).log_softmax(-1)  # [b, L+1, P, vocab]
-        final = logits[rows, offs].log_softmax(-1)
-        max_err = max(max_err, float((lens[:, -1] - final).abs().max()))
-        p_final = final.exp()[:, None]
-        metrics = {
-            "kl_to_final": (p_final * (final[:, None] - lens)).sum(-1),
-            "entropy": -(lens.exp() * lens).sum(-1),
-        }
+        final = logits[rows, offs].log_softmax(-1)  # [b, P, vocab]
+        p_final = final.exp()
+        t = None
         if targets is not None:
-            t = targets[start : start + len(sub)].to(model.device)[:, None, None, None]
-            t = t.expand(-1, lens.shape[1], lens.shape[2], 1)
-            lp = lens.gather(-1, t)[..., 0]
-            metrics["target_prob"] = lp.exp()
-            metrics["target_logprob"] = lp
-            metrics["target_rank"] = (lens > lp[..., None]).sum(-1).float()
-        for name, val in metrics.items():
-            sums[name] = sums.get(name, 0) + val.sum(0).cpu()
-        if start <= show < start + len(sub):
-            probs, ids = lens[show - start].exp().topk(k, dim=-1)
-            top_ids, top_probs = ids.cpu(), probs.cpu()
+            t = targets[start : start + len(sub)].to(model.device)[:, None, None]
+            t = t.expand(-1, n_pos, 1)
+        per_layer: dict[str, list[Tensor]] = {}
+        shown: list[tuple[Tensor, Tensor]] = []
+        # One layer at a time bounds memory at [batch, positions, vocab].
+        for i, name in enumerate(names):
+            lens = _decode(model, cache[name][rows, offs]).log_softmax(-1)
+            if i == len(names) - 1:
+                max_err = max(max_err, float((lens - final).abs().max()))
+            metrics = {
+                "kl_to_final": (p_final * (final - lens)).sum(-1),
+                "entropy": -(lens.exp() * lens).sum(-1),
+            }
+            if t is not None:
+                lp = lens.gather(-1, t)[..., 0]
+                metrics["target_prob"] = lp.exp()
+                metrics["target_logprob"] = lp
+                metrics["target_rank"] = (lens > lp[..., None]).sum(-1).float()
+            for key, val in metrics.items():
+                per_layer.setdefault(key, []).append(val.sum(0).cpu())
+            if start <= show < start + len(sub):
+                probs, ids = lens[show - start].exp().topk(k, dim=-1)
+                shown.append((ids.cpu(), probs.cpu()))
+        for key, vals in per_layer.items():
+            sums[key] = sums.get(key, 0) + torch.stack(vals)  # [L+1, P]
+        if shown:
+            top_ids = torch.stack([ids for ids, _ in shown])
+            top_probs = torch.stack([p for _, p in shown])
     assert top_ids is not None and top_probs is not None
     metric_names = list(sums)
     values = torch.stack([sums[m] / len(task) for m in metric_names]).float()
