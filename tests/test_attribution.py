@@ -251,3 +251,18 @@ def test_models_without_heads_or_logits_are_refused(minilm, gpt2_random):
     ):
         with pytest.raises(InterpError, match="no attention heads"):
             call()
+
+
+def test_detector_score_is_exact_on_a_hand_built_pattern():
+    from interp.analyses.attribution.detectors import score_patterns
+
+    T, p0 = 3, 1
+    seq = p0 + 2 * T
+    pat = torch.zeros(1, 2, seq, seq)
+    for q in range(seq):
+        pat[0, 0, q, max(0, q - T + 1)] = 1.0  # head 0: a perfect induction head
+        pat[0, 1, q, 0] = 1.0  # head 1: attends to BOS only
+    scores = score_patterns([pat], target_pattern("induction", p0, T))
+    assert scores.tolist() == [[1.0, 0.0]]
+    first = score_patterns([pat], target_pattern("first_token", p0, T))
+    assert torch.allclose(first, torch.tensor([[3 / seq, 1.0]]))  # head 0 looks at 0 from q = 0..2

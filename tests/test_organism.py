@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 import interp
@@ -91,16 +90,3 @@ def test_training_rejects_bad_recipes(tmp_path):
     with pytest.raises(InterpError, match="positive"):
         train(tmp_path / "x", Recipe(steps=0), progress=False)
     assert not (tmp_path / "x").exists()
-
-
-def test_induction_check_is_exact_on_a_hand_built_pattern():
-    from interp.organism.evaluate import induction_scores
-
-    T, p0 = 3, 1
-    seq = p0 + 2 * T
-    pat = torch.zeros(1, 2, seq, seq)
-    for q in range(seq):
-        pat[0, 0, q, max(0, q - T + 1)] = 1.0  # head 0: a perfect induction head
-        pat[0, 1, q, 0] = 1.0  # head 1: attends to BOS only
-    scores = induction_scores({"blocks.0.attn.hook_pattern": pat}, 1, p0, T)
-    assert scores.tolist() == [[1.0, 0.0]]

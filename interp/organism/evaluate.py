@@ -10,15 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor
 
+from interp.analyses.attribution.detectors import score_patterns, target_pattern
 from interp.models import Model
 from interp.tasks.arithmetic import arithmetic
 from interp.tasks.facts import ATTRIBUTES, RECALL_TEMPLATES, facts, make_world
 from interp.tasks.ioi import ioi
 from interp.tasks.metrics import logit_diff
 from interp.tasks.task import Task
-from interp.tasks.vocab import word_tokens
+from interp.tasks.vocab import repeated_tokens
 
 EVAL_SEED = 10_000  # far from any training stream
 
@@ -39,20 +39,16 @@ ACCEPTANCE: dict[str, tuple[str, str, float]] = {
 @torch.inference_mode()
 def induction_check(model: Model, n: int = 64, seq_len: int = 20, seed: int = EVAL_SEED) -> dict:
     """Loss on the repeated half vs the first half of ``[BOS, r, r]``, and induction scores."""
-    gen = torch.Generator().manual_seed(seed)
-    words = word_tokens(model)
-    prefix = torch.tensor(model.prefix_ids, dtype=torch.long)
-    rows = [words[torch.randperm(len(words), generator=gen)[:seq_len]] for _ in range(n)]
-    tokens = torch.stack([torch.cat([prefix, r, r]) for r in rows]).to(model.device)
-    logits, cache = model.run_with_cache(
-        tokens, names_filter=lambda nm: nm.endswith("hook_pattern")
-    )
+    tokens = repeated_tokens(model, n, seq_len, seed).to(model.device)
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.n_layers)]
+    logits, cache = model.run_with_cache(tokens, names_filter=lambda nm: nm in names)
     logp = logits.log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
-    p0 = len(prefix)
+    p0 = len(model.prefix_ids)
     # Predictions of r_2..r_T (first half) and of the whole repeat r_1..r_T (second half).
     first = -logp[:, p0 : p0 + seq_len - 1].mean()
     second = -logp[:, p0 + seq_len - 1 :].mean()
-    scores = induction_scores(cache, model.n_layers, p0, seq_len)
+    # The induction detector's own score, on the same forward pass as the losses.
+    scores = score_patterns([cache[nm] for nm in names], target_pattern("induction", p0, seq_len))
     best = int(scores.argmax())
     return {
         "induction_first_half_loss": float(first),
@@ -61,16 +57,6 @@ def induction_check(model: Model, n: int = 64, seq_len: int = 20, seed: int = EV
         "induction_best_head_score": float(scores.max()),
         "induction_best_head": f"L{best // scores.shape[1]}H{best % scores.shape[1]}",
     }
-
-
-def induction_scores(cache: Any, n_layers: int, p0: int, seq_len: int) -> Tensor:
-    """Mean attention from each second-half position i to i - T + 1 (METHODS.md section 6)."""
-    out = []
-    for layer in range(n_layers):
-        pat = cache[f"blocks.{layer}.attn.hook_pattern"]  # [batch, head, q, k]
-        q = torch.arange(p0 + seq_len, p0 + 2 * seq_len, device=pat.device)
-        out.append(pat[:, :, q, q - seq_len + 1].mean(dim=(0, 2)))
-    return torch.stack(out).cpu()
 
 
 @torch.inference_mode()

@@ -40,3 +40,15 @@ def word_tokens(model: Any) -> Tensor:
     if len(ids) < 10:
         raise InterpError(f"{model.name}'s tokenizer has too few whole-word tokens ({len(ids)}).")
     return torch.tensor(ids, dtype=torch.long)
+
+
+def repeated_tokens(model: Any, n: int, seq_len: int, seed: int) -> Tensor:
+    """``[n, prefix + 2 * seq_len]`` sequences ``[prefix, r_1..r_T, r_1..r_T]`` of distinct
+    random whole words (the input of the head detectors and the induction check)."""
+    words = word_tokens(model)
+    if len(words) < seq_len:
+        raise InterpError(f"Need {seq_len} distinct word tokens, the tokenizer has {len(words)}.")
+    gen = torch.Generator().manual_seed(seed)
+    prefix = torch.tensor(model.prefix_ids, dtype=torch.long)
+    rows = [words[torch.randperm(len(words), generator=gen)[:seq_len]] for _ in range(n)]
+    return torch.stack([torch.cat([prefix, r, r]) for r in rows])

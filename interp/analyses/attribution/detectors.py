@@ -23,7 +23,7 @@ from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.results.attribution import HeadScores
 from interp.results.meta import make_meta
-from interp.tasks.vocab import word_tokens
+from interp.tasks.vocab import repeated_tokens
 
 KINDS = ("induction", "previous_token", "next_token", "duplicate_token", "first_token")
 Target = str | Tensor | Callable[[int, int], Tensor]
@@ -54,6 +54,14 @@ def target_pattern(kind: str, p0: int, seq_len: int) -> Tensor:
             "or a function (prefix_len, T) -> tensor."
         )
     return tgt
+
+
+def score_patterns(patterns: list[Tensor], target: Tensor) -> Tensor:
+    """``[layer, head]`` mean attention on the target keys, over the batch and over the query
+    positions where the target is defined; `patterns` are per layer ``[batch, head, q, k]``."""
+    tgt = target.to(patterns[0].device, patterns[0].dtype)
+    rows = tgt.sum(-1) > 0
+    return torch.stack([(p * tgt).sum(-1)[..., rows].mean(dim=(0, 2)) for p in patterns]).cpu()
 
 
 @torch.inference_mode()
@@ -99,24 +107,15 @@ def detect_heads(
     target = torch.as_tensor(target, dtype=torch.float32)
     if target.shape != (total, total):
         raise InterpError(f"Target pattern must be [{total}, {total}], got {tuple(target.shape)}.")
-    rows = target.sum(-1) > 0
-    if not bool(rows.any()):
+    if not bool((target.sum(-1) > 0).any()):
         raise InterpError("The target pattern is empty: mark at least one (query, key) pair.")
-    words = word_tokens(model)
-    if len(words) < seq_len:
-        raise InterpError(f"Need {seq_len} distinct word tokens, the tokenizer has {len(words)}.")
-    gen = torch.Generator().manual_seed(seed)
-    seqs = [words[torch.randperm(len(words), generator=gen)[:seq_len]] for _ in range(n)]
-    tokens = torch.stack([torch.cat([torch.tensor(prefix, dtype=torch.long), r, r]) for r in seqs])
+    tokens = repeated_tokens(model, n, seq_len, seed)
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.n_layers)]
     sums = torch.zeros(model.n_layers, model.n_heads)
-    tgt = target.to(model.device)
     for start in range(0, n, batch_size):
         batch = tokens[start : start + batch_size].to(model.device)
         _, cache = model.run_with_cache(batch, names_filter=lambda nm: nm in names)
-        for layer, name in enumerate(names):
-            mass = (cache[name] * tgt).sum(-1)  # [b, H, q]: attention on target keys
-            sums[layer] += mass[..., rows.to(mass.device)].mean(-1).sum(0).cpu()
+        sums += score_patterns([cache[name] for name in names], target) * len(batch)
     scores = sums / n
     return HeadScores(
         values=scores,
