@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -41,13 +40,13 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from _common import Sample, machine_info, stopwatch, write_json_atomic
 from torch import Tensor
 
 import interp
@@ -119,45 +118,6 @@ def new_store(store_root: str | None) -> Path:
 
 
 # ---------------------------------------------------------------- measuring one run
-
-
-def machine_busy_s() -> float | None:
-    """CPU seconds all processes on this machine have spent busy so far (Linux /proc/stat)."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-@dataclass
-class Sample:
-    """One timed run: wall time, this process's CPU time, other processes' CPU time."""
-
-    wall_s: float = 0.0
-    cpu_s: float = 0.0
-    foreign_cpu_s: float | None = None
-
-
-@contextmanager
-def stopwatch() -> Iterator[Sample]:
-    """Time the block; `foreign_cpu_s` is CPU other processes used meanwhile (contention)."""
-    sample = Sample()
-    busy0, cpu0, t0 = machine_busy_s(), own_cpu_s(), time.perf_counter()
-    try:
-        yield sample
-    finally:
-        sample.wall_s = time.perf_counter() - t0
-        sample.cpu_s = own_cpu_s() - cpu0
-        busy1 = machine_busy_s()
-        if busy0 is not None and busy1 is not None:
-            sample.foreign_cpu_s = max(0.0, busy1 - busy0 - sample.cpu_s)
 
 
 # ---------------------------------------------------------------- the measured work
@@ -346,32 +306,6 @@ def meets_memory_target(mem: dict[str, Any]) -> bool:
 
 
 # ---------------------------------------------------------------- reporting
-
-
-def machine_info() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
-def write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
-    """Write JSON via a temporary file in the same directory and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def mib(kb: float) -> str:

@@ -27,11 +27,14 @@ _LAZY = {
 }
 _SUBMODULES = {"tasks", "cache", "results", "viz", "analyses"}
 # Analysis families are reached as interp.attribution, interp.patching, ...
-_FAMILIES = {"attribution": "interp.analyses.attribution"}
+_FAMILIES = {
+    "attribution": "interp.analyses.attribution",
+    "patching": "interp.analyses.patching",
+}
 
 if TYPE_CHECKING:  # static names for type checkers and IDEs; runtime loads them lazily
     from interp import analyses, cache, results, tasks, viz  # noqa: F401
-    from interp.analyses import attribution  # noqa: F401
+    from interp.analyses import attribution, patching  # noqa: F401
     from interp.cache.api import load_cache  # noqa: F401
     from interp.errors import InterpError  # noqa: F401
     from interp.models import Model, load_model  # noqa: F401

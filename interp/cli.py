@@ -178,7 +178,7 @@ def train_organism(
 
 
 def _weights(text: str) -> tuple[tuple[str, float], ...]:
-    from interp.organism.data import MIXTURE
+    from interp.organism.data import KINDS
 
     try:
         pairs = [(k.strip(), float(v)) for k, v in (item.split("=") for item in text.split(","))]
@@ -186,9 +186,9 @@ def _weights(text: str) -> tuple[tuple[str, float], ...]:
         raise InterpError(
             f"--mixture {text!r}: write task=weight pairs, e.g. ioi=0.5,facts=0.5"
         ) from None
-    unknown = [k for k, _ in pairs if k not in MIXTURE]
+    unknown = [k for k, _ in pairs if k not in KINDS]
     if unknown:
-        raise InterpError(f"--mixture: unknown task(s) {unknown}; use {list(MIXTURE)}.")
+        raise InterpError(f"--mixture: unknown task(s) {unknown}; use {list(KINDS)}.")
     return tuple(pairs)
 
 

@@ -138,3 +138,136 @@ def heads_cmd(
     m = load_model(model)
     seq_len = min(seq_len, (m.n_ctx - len(m.prefix_ids)) // 2)
     _finish(detect_heads(m, kind=kind.replace("-", "_"), n=n, seq_len=seq_len, seed=seed), out)
+
+
+DirectionOpt = Annotated[str, typer.Option(help="denoise (patch clean into corrupted) or noise.")]
+TargetOpt = Annotated[
+    str,
+    typer.Option(
+        help="resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, q, k, v or pattern; or a "
+        "node set patched together, e.g. 'L3H2,L3H6'."
+    ),
+]
+PerPosOpt = Annotated[bool, typer.Option("--per-position", help="Sweep positions separately.")]
+
+
+def _direction(text: str) -> Any:
+    if text not in ("denoise", "noise"):
+        raise InterpError(f"--direction {text!r}: use denoise or noise.")
+    return text
+
+
+def _target(spec: str) -> Any:
+    from interp.analyses.patching import TARGETS
+
+    return spec if spec in TARGETS else [s.strip() for s in spec.split(",") if s.strip()]
+
+
+@run_app.command("patch")
+def patch_cmd(
+    out: OutOpt,
+    model: ModelOpt = "organism",
+    task: TaskOpt = "ioi",
+    n: NOpt = 64,
+    seed: SeedOpt = 0,
+    target: TargetOpt = "z",
+    per_position: PerPosOpt = False,
+    direction: DirectionOpt = "denoise",
+    metric: Annotated[str, typer.Option(help="logit_diff, log_prob, prob or kl.")] = "logit_diff",
+    template: TemplateOpt = None,
+) -> None:
+    """Exact activation patching over every component of a target (batched, exact)."""
+    from interp.analyses.patching import activation_patch
+
+    m, t = _setup(model, task, n, seed, template)
+    res = activation_patch(
+        m,
+        t,
+        target=_target(target),
+        per_position=per_position,
+        direction=_direction(direction),
+        metric=metric,
+        seed=seed,
+    )
+    _finish(res, out)
+
+
+@run_app.command("atp")
+def atp_cmd(
+    out: OutOpt,
+    model: ModelOpt = "organism",
+    task: TaskOpt = "ioi",
+    n: NOpt = 64,
+    seed: SeedOpt = 0,
+    target: Annotated[str, typer.Option(help="A patching target (z, q, k, v, mlp_out ...).")] = "z",
+    per_position: PerPosOpt = False,
+    direction: DirectionOpt = "denoise",
+    star: Annotated[bool, typer.Option("--star", help="AtP*: QK fix and GradDrop.")] = False,
+    verify: Annotated[int, typer.Option(help="Verify the top k by exact patching (0: no).")] = 0,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Also run the exact sweep and report agreement.")
+    ] = False,
+    template: TemplateOpt = None,
+) -> None:
+    """Attribution patching (AtP / AtP*): every component from two forwards and one backward."""
+    from interp.analyses.patching import activation_patch, agreement, attribution_patch
+
+    m, t = _setup(model, task, n, seed, template)
+    res = attribution_patch(
+        m,
+        t,
+        target=target,
+        per_position=per_position,
+        direction=_direction(direction),
+        star=star,
+        verify_top_k=verify or None,
+        seed=seed,
+    )
+    if compare:
+        exact = activation_patch(
+            m,
+            t,
+            target=target,
+            per_position=per_position,
+            direction=_direction(direction),
+            seed=seed,
+        )
+        a = agreement(res, exact)
+        typer.echo(
+            f"agreement with exact patching: Spearman {a['spearman']:.3f}, "
+            f"top-{a['k']} recall {a['top_k_recall']:.2f}"
+        )
+    _finish(res, out)
+
+
+@run_app.command("path-patch")
+def path_patch_cmd(
+    out: OutOpt,
+    model: ModelOpt = "organism",
+    task: TaskOpt = "ioi",
+    n: NOpt = 64,
+    seed: SeedOpt = 0,
+    sender: Annotated[
+        str | None, typer.Option(help="'L1H0', 'mlp_out:L1', a comma list; default: every head.")
+    ] = None,
+    receivers: Annotated[
+        str, typer.Option(help="'logits' or head inputs like 'q:L3H2,q:L3H6'.")
+    ] = "logits",
+    direction: DirectionOpt = "noise",
+    template: TemplateOpt = None,
+) -> None:
+    """Path patching: a sender's effect on receivers through direct paths only."""
+    from interp.analyses.patching import path_patch
+
+    m, t = _setup(model, task, n, seed, template)
+    senders: Any = None if sender is None else [s.strip() for s in sender.split(",")]
+    recv: Any = receivers if receivers == "logits" else [r.strip() for r in receivers.split(",")]
+    res = path_patch(
+        m,
+        t,
+        sender=senders,
+        receivers=recv,
+        direction=_direction(direction),
+        seed=seed,
+    )
+    _finish(res, out)

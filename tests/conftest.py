@@ -77,3 +77,41 @@ def minilm(minilm_dir):
     import interp
 
     return interp.load_model(minilm_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def llama_random():
+    """A small Llama-shaped model: RMSNorm (weights left unfolded), rotary, gated MLP, GQA."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    import interp
+
+    cfg = HookedTransformerConfig(
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_head=8,
+        d_mlp=64,
+        d_vocab=50257,
+        n_ctx=48,
+        act_fn="silu",
+        normalization_type="RMS",
+        positional_embedding_type="rotary",
+        gated_mlp=True,
+        n_key_value_heads=2,
+        rotary_dim=8,
+        final_rms=True,
+        seed=2,
+    )
+    tl = HookedTransformer(cfg, tokenizer=gpt2_tokenizer())
+    with torch.no_grad():  # non-trivial norm weights and biases make the check meaningful
+        for p in tl.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return interp.load_model(tl, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def organism():
+    import interp
+
+    return interp.load_model("organism", device="cpu")

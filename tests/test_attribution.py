@@ -19,42 +19,6 @@ from interp.errors import InterpError
 from interp.tasks import repeat_loss
 
 
-@pytest.fixture(scope="module")
-def llama_random():
-    """A small Llama-shaped model: RMSNorm (weights left unfolded), rotary, gated MLP, GQA."""
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    from tests.conftest import gpt2_tokenizer
-
-    cfg = HookedTransformerConfig(
-        n_layers=2,
-        d_model=32,
-        n_heads=4,
-        d_head=8,
-        d_mlp=64,
-        d_vocab=50257,
-        n_ctx=48,
-        act_fn="silu",
-        normalization_type="RMS",
-        positional_embedding_type="rotary",
-        gated_mlp=True,
-        n_key_value_heads=2,
-        rotary_dim=8,
-        final_rms=True,
-        seed=2,
-    )
-    tl = HookedTransformer(cfg, tokenizer=gpt2_tokenizer())
-    with torch.no_grad():  # non-trivial norm weights and biases make the check meaningful
-        for p in tl.parameters():
-            p.add_(0.2 * torch.randn_like(p))
-    return interp.load_model(tl, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def organism():
-    return interp.load_model("organism", device="cpu")
-
-
 @pytest.mark.parametrize("which", ["gpt2_random", "llama_random", "organism"])
 def test_dla_sums_to_the_logit_difference(which, request):
     model = request.getfixturevalue(which)

@@ -12,7 +12,10 @@ from interp.cli import app
 from interp.errors import InterpError
 from interp.models import organism_dir
 from interp.organism.evaluate import ACCEPTANCE, acceptance, evaluate
+from interp.organism.data import MIXTURE, Mixture
 from interp.organism.train import Recipe, train
+from interp.organism.vocab import build_tokenizer
+from interp.tasks.facts import ATTRIBUTES
 
 # The shipped organism misses one acceptance check: it judges 82.5% of held-out true/false
 # statements right (needs 90%). Every other check is asserted; this one is a strict xfail, so the
@@ -75,13 +78,31 @@ def test_short_training_run_lowers_the_loss(tmp_path):
     card = train(tmp_path / "org", recipe, progress=False, evaluate_n=8, command="test")
     hist = card["history"]
     assert len(hist) == 2 and card["final_loss"] < card["first_loss"] - 0.5
-    for task in ("induction", "ioi", "arithmetic", "facts"):
+    for task in MIXTURE:
         assert hist[-1][task] < hist[0][task] + 0.05, task
     model = interp.load_model(tmp_path / "org", device="cpu")
     assert model.n_layers == 2 and (tmp_path / "org" / "card.md").read_text().startswith(
         "# The organism"
     )
     assert not list(tmp_path.glob(".org.*"))  # no temporary directory left behind
+
+
+def test_false_statements_never_teach_the_false_value():
+    """A false statement's value is input but carries no loss; true statements are learned whole."""
+    tok = build_tokenizer()
+    ids, labels = Mixture(tok, seed=3, weights={"statements": 1.0}).batch(64)
+    false_id = tok.convert_tokens_to_ids("false")
+    values = {tok.convert_tokens_to_ids(v) for vs in ATTRIBUTES.values() for v in vs}
+    n_false = 0
+    for row, lab in zip(ids.tolist(), labels.tolist(), strict=True):
+        at_value = [i for i, t in enumerate(row) if t in values]
+        assert len(at_value) == 1
+        answer = row.index(tok.eos_token_id) - 1  # the template itself says "True or false"
+        is_false = row[answer] == false_id
+        n_false += is_false
+        assert (lab[at_value[0]] == -100) == is_false
+        assert all(lab[i] == row[i] for i in range(len(row)) if i != at_value[0] and row[i] != 0)
+    assert 16 < n_false < 48
 
 
 def test_training_rejects_bad_recipes(tmp_path):

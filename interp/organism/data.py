@@ -22,9 +22,14 @@ from interp.tasks.facts import (
 from interp.tasks.ioi import sample_ioi
 from interp.tasks.words import TRUE_FALSE
 
-MIXTURE = {"induction": 0.45, "ioi": 0.17, "arithmetic": 0.28, "facts": 0.1}
+# Facts are split into recall questions and true/false statements: judging held-out false
+# statements needs many more statement examples than recall does.
+MIXTURE = {"induction": 0.45, "ioi": 0.17, "arithmetic": 0.21, "recall": 0.04, "statements": 0.13}
+# Kinds a mixture may weight ("facts" is recall and statements half and half).
+KINDS = ("induction", "ioi", "arithmetic", "facts", "recall", "statements")
 ARITH_DIGITS = (1, 2, 3, 3, 3, 4)  # mostly 3-digit sums, the evaluated setting
 MAX_LEN = 64
+NO_LOSS = -1  # ids at or below this are inputs NO_LOSS - id that carry no loss
 ARITH_NOISE = 0.1  # per-column error rate of the arithmetic training chains
 
 
@@ -97,13 +102,24 @@ class Mixture:
         return self.encode(s.prompt + noisy_solution(s, self.rng, self.arith_noise))
 
     def facts(self) -> list[int]:
-        if self.rng.random() < 0.5:
-            p = self.rng.choice(sorted(self.world))
-            attr = self.rng.choice(sorted(ATTRIBUTES))
-            return self.encode(f"{RECALL_TEMPLATES[attr].format(P=p)} {self.world[p][attr]}")
+        return self.recall() if self.rng.random() < 0.5 else self.statements()
+
+    def recall(self) -> list[int]:
+        p = self.rng.choice(sorted(self.world))
+        attr = self.rng.choice(sorted(ATTRIBUTES))
+        return self.encode(f"{RECALL_TEMPLATES[attr].format(P=p)} {self.world[p][attr]}")
+
+    def statements(self) -> list[int]:
+        # False statements only from the trained half: the card's held-out ones stay unseen.
         st = sample_statements(2, self.rng.randrange(2**31), self.world, "train")
         s = st[self.rng.randrange(2)]
-        return self.encode(f"{s.text} {TRUE_FALSE[0] if s.true else TRUE_FALSE[1]}")
+        ids = self.encode(f"{s.text} {TRUE_FALSE[0] if s.true else TRUE_FALSE[1]}")
+        if not s.true:
+            # Never teach the false value as a continuation of "P lives in": the model's own
+            # prediction there stays the true value, which the judgement can compare against.
+            value = self.tokenizer.convert_tokens_to_ids(s.value)  # type: ignore[attr-defined]
+            ids[ids.index(value)] = NO_LOSS - value
+        return ids
 
     def sample(self) -> list[int]:
         kind = self.rng.choices(self.kinds, self.probs)[0]
@@ -127,6 +143,8 @@ class Mixture:
         ids = torch.full((size, width), self.pad, dtype=torch.long)
         labels = torch.full((size, width), -100, dtype=torch.long)
         for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-            labels[i, : len(r)] = torch.tensor(r)
+            row = torch.tensor(r)
+            unlearned = row <= NO_LOSS
+            ids[i, : len(r)] = torch.where(unlearned, NO_LOSS - row, row)
+            labels[i, : len(r)] = torch.where(unlearned, -100, row)
         return ids, labels

@@ -41,3 +41,39 @@ def bootstrap_mean(
     shape = x.shape[1:]
     dt = samples.dtype if samples.is_floating_point() else torch.float32
     return mean.to(dt), lo.reshape(shape).to(dt), hi.reshape(shape).to(dt)
+
+
+def bootstrap_ratio(
+    numerator: Float[Tensor, "n ..."],
+    denominator: Float[Tensor, " n"],
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``mean(numerator) / mean(denominator)`` with a percentile bootstrap interval.
+
+    Normalised patching scores divide a mean effect by the mean clean-corrupt gap; resampling
+    prompts resamples both, so the interval reflects the uncertainty of the gap as well.
+    """
+    if numerator.shape[0] != denominator.shape[0] or denominator.ndim != 1:
+        raise InterpError(
+            f"bootstrap_ratio: numerator {tuple(numerator.shape)} and denominator "
+            f"{tuple(denominator.shape)} need the same prompt axis."
+        )
+    num = numerator.detach().double().cpu()
+    den = denominator.detach().double().cpu()
+    n = num.shape[0]
+    flat = num.reshape(n, -1)
+    ratio = flat.mean(0) / den.mean()
+    shape = num.shape[1:]
+    if n == 1:
+        r = ratio.reshape(shape).float()
+        return r, r, r
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, n, (n_boot, n), generator=gen)
+    counts = torch.zeros(n_boot, n, dtype=torch.float64)
+    counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
+    boots = (counts @ flat) / (counts @ den)[:, None]
+    q = torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64)
+    lo, hi = torch.quantile(boots, q, dim=0)
+    return ratio.reshape(shape).float(), lo.reshape(shape).float(), hi.reshape(shape).float()

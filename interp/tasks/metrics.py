@@ -55,10 +55,16 @@ def kl_to(reference_logits: Float[Tensor, "batch seq vocab"]) -> Metric:
     ref = reference_logits.detach()
 
     def kl(logits: Float[Tensor, "batch seq vocab"], task: Task) -> Float[Tensor, " batch"]:
-        p_ref = answer_logits(ref.to(logits.device), task).log_softmax(-1)
-        if logits.shape[0] != p_ref.shape[0]:
-            # Patched runs stack several patches per prompt: repeat the reference to match.
-            p_ref = p_ref.repeat(logits.shape[0] // p_ref.shape[0], 1)
+        b = ref.shape[0]
+        if logits.shape[0] % b:
+            raise InterpError(
+                f"KL metric: {logits.shape[0]} rows of logits for {b} reference prompts."
+            )
+        # Patched runs stack several copies of the batch (copy-major): repeat the reference.
+        reps = logits.shape[0] // b
+        rows = torch.arange(b, device=logits.device)
+        pos = task.answer_pos[:b].to(logits.device)
+        p_ref = ref.to(logits.device)[rows, pos].log_softmax(-1).repeat(reps, 1)
         p = answer_logits(logits, task).log_softmax(-1)
         return (p_ref.exp() * (p_ref - p)).sum(-1)
 

@@ -120,7 +120,8 @@ class Task:
         sel = torch.tensor(rows, dtype=torch.long)
 
         def pick(xs: list[Any] | None) -> list[Any] | None:
-            return None if xs is None else [xs[i] for i in rows]
+            # Tasks built from tokens alone have empty prompt lists: nothing to select.
+            return xs if not xs else [xs[i] for i in rows]
 
         return replace(
             self,

@@ -1,0 +1,449 @@
+"""Attribution patching, AtP and AtP* (Kramar et al. 2024): every component at once.
+
+``effect(n) ~= (a_n(source) - a_n(base)) . dM/da_n`` on the base run (METHODS.md section 4). AtP*
+replaces the linearisation through the softmax for query and key nodes by the exact attention
+probabilities recomputed with the patched query or key (QK fix), and adds GradDrop: one extra
+backward pass per layer with that layer's residual contribution cut from the gradient, scored as
+``sum_l |effect_l(n)| / (L - 1)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, overload
+
+import torch
+from torch import Tensor
+
+from interp.analyses.patching.engine import DEFAULT_BUDGET, Patcher, make_readout, parse_budget
+from interp.analyses.patching.exact import _endpoints, build_result
+from interp.analyses.patching.nodes import (
+    HEAD_TARGETS,
+    RESID_TARGETS,
+    Node,
+    PerPosition,
+    canonical,
+    check_target,
+    sweep,
+)
+from interp.analyses.patching.runs import Corruption, Direction, Input, base_and_source, inputs
+from interp.errors import InterpError
+from interp.models import Model, load_model
+from interp.results.base import Coord, Result
+from interp.results.patching import AtPResult
+from interp.tasks.metrics import Metric, get_metric
+from interp.tasks.task import Task
+
+
+@overload
+def attribution_patch(
+    model: Model | Any,
+    task: Task,
+    target: str = ...,
+    per_position: PerPosition = ...,
+    direction: Direction = ...,
+    metric: str | Metric = ...,
+    corruption: Corruption = ...,
+    star: bool = ...,
+    verify_top_k: int | None = ...,
+    n_boot: int = ...,
+    seed: int = ...,
+    memory_budget: int | str = ...,
+    progress: bool = ...,
+) -> AtPResult: ...
+@overload
+def attribution_patch(
+    model: Model | Any,
+    task: Task,
+    target: list[str] | tuple[str, ...],
+    per_position: PerPosition = ...,
+    direction: Direction = ...,
+    metric: str | Metric = ...,
+    corruption: Corruption = ...,
+    star: bool = ...,
+    verify_top_k: int | None = ...,
+    n_boot: int = ...,
+    seed: int = ...,
+    memory_budget: int | str = ...,
+    progress: bool = ...,
+) -> dict[str, AtPResult]: ...
+
+
+def attribution_patch(
+    model: Model | Any,
+    task: Task,
+    target: str | Sequence[str] = "z",
+    per_position: PerPosition = False,
+    direction: Direction = "denoise",
+    metric: str | Metric = "logit_diff",
+    corruption: Corruption = "task",
+    star: bool = False,
+    verify_top_k: int | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    memory_budget: int | str = DEFAULT_BUDGET,
+    progress: bool = True,
+) -> AtPResult | dict[str, AtPResult]:
+    """Estimate every component's patching effect at once.
+
+    Args:
+        model, task, per_position, direction, metric, corruption, n_boot, seed: as in
+            `activation_patch` (scores are in the same normalised units).
+        target: one target (returns an `AtPResult`) or several (returns a dict of them, all from
+            the same forward and backward passes).
+        star: AtP*: QK fix for ``q``/``k`` targets and GradDrop scores (``extras['graddrop']``).
+        verify_top_k: re-measure the k highest-ranked components by exact patching
+            (``extras['verified']``, NaN elsewhere; ``meta['verified']`` lists them).
+        memory_budget / progress: for the verification runs.
+    """
+    model = load_model(model)
+    given = [target] if isinstance(target, str) else list(target)
+    targets = list(dict.fromkeys(canonical(t) for t in given))
+    if not targets:
+        raise InterpError("target is empty: give e.g. 'z' or ['z', 'mlp_out'].")
+    sweeps = {}
+    for t in targets:
+        check_target(model, t, per_position)
+        sweeps[t] = sweep(model, t, per_position, task.seq_len)
+    if model.backend != "HookedTransformer" or not model.has_lm_head:
+        raise InterpError(
+            f"Attribution patching needs a HookedTransformer with an LM head; "
+            f"{model.name} is a {model.backend}."
+        )
+    clean, corrupt = inputs(model, task, corruption)
+    base, source = base_and_source(clean, corrupt, direction)
+    clean_logits, clean_m, corrupt_m = _endpoints(model, task, clean, corrupt, metric)
+    fn = get_metric(metric, reference_logits=clean_logits)
+    L = model.n_layers
+    names = sorted({f"blocks.{l}.{_suffix(t)}" for t in targets for l in range(L)})
+    qk = star and any(t in ("q", "k") for t in targets)
+    src_acts = _activations(model, source, names + (_qk_names(model) if qk else []))
+    effects = _effects(model, task, base, src_acts, fn, targets, per_position, star)
+    out: dict[str, AtPResult] = {}
+    for t in targets:
+        nodes, dims, coords_int = sweeps[t]
+        coords: dict[str, list[Coord]] = {k: list(v) for k, v in coords_int.items()}
+        per_prompt = effects[t]["linear"]
+        base_m = corrupt_m if direction == "denoise" else clean_m
+        extras: dict[str, Tensor] = {}
+        if star:
+            gap = (clean_m - corrupt_m).double().mean()
+            extras["graddrop"] = (effects[t]["graddrop"].double() / gap.abs()).float()
+        res = build_result(
+            AtPResult,
+            model=model,
+            task=task,
+            per_prompt=per_prompt + base_m.reshape((-1,) + (1,) * (per_prompt.ndim - 1)),
+            clean=clean_m,
+            corrupt=corrupt_m,
+            dims=dims,
+            coords=coords,
+            direction=direction,
+            metric=metric,
+            corruption=corruption,
+            n_boot=n_boot,
+            seed=seed,
+            params={"target": t, "per_position": per_position, "star": star},
+            title=f"{'AtP*' if star else 'AtP'} ({direction}): {t}",
+            extras=extras,
+        )
+        if verify_top_k:
+            _verify(
+                model,
+                task,
+                res,
+                nodes,
+                verify_top_k,
+                base,
+                source,
+                metric,
+                clean_logits,
+                memory_budget,
+                progress,
+                direction,
+                clean_m,
+                corrupt_m,
+            )
+        out[t] = res
+    if isinstance(target, str):
+        return out[canonical(target)]
+    return {t: out[canonical(t)] for t in given}
+
+
+def _suffix(target: str) -> str:
+    return {
+        "resid_pre": "hook_resid_pre",
+        "resid_mid": "hook_resid_mid",
+        "resid_post": "hook_resid_post",
+        "attn_out": "hook_attn_out",
+        "mlp_out": "hook_mlp_out",
+        "pattern": "attn.hook_pattern",
+    }.get(target, f"attn.hook_{target}")
+
+
+def _qk_names(model: Model) -> list[str]:
+    rot = model.tl.cfg.positional_embedding_type == "rotary"
+    q, k = ("hook_rot_q", "hook_rot_k") if rot else ("hook_q", "hook_k")
+    return [f"blocks.{l}.attn.{h}" for l in range(model.n_layers) for h in (q, k, "hook_pattern")]
+
+
+@torch.inference_mode()
+def _activations(model: Model, inp: Input, names: list[str]) -> dict[str, Tensor]:
+    store: dict[str, Tensor] = {}
+
+    def keep(act: Tensor, hook: Any) -> None:
+        store[hook.name] = act.detach().clone()
+
+    with model.hooks([*inp.hooks, *((n, keep) for n in names)]):
+        model.tl(inp.tokens)
+    return store
+
+
+def _effects(
+    model: Model,
+    task: Task,
+    base: Input,
+    src: dict[str, Tensor],
+    fn: Metric,
+    targets: list[str],
+    per_position: PerPosition,
+    star: bool,
+) -> dict[str, dict[str, Tensor]]:
+    """Per target: the linear (or QK-fixed) estimate per prompt, and GradDrop's |.| sum."""
+    L = model.n_layers
+    wanted = {f"blocks.{l}.{_suffix(t)}" for t in targets for l in range(L)}
+    qk = star and any(t in ("q", "k") for t in targets)
+    if qk:
+        wanted |= set(_qk_names(model))
+    acts: dict[str, Tensor] = {}
+    drop: dict[str, int | None] = {"layer": None}
+
+    def keep(act: Tensor, hook: Any) -> None:
+        acts[hook.name] = act
+
+    def cut(act: Tensor, hook: Any) -> None:
+        layer = int(hook.name.split(".")[1])
+        if act.requires_grad:
+            act.register_hook(lambda g, l=layer: torch.zeros_like(g) if drop["layer"] == l else g)
+
+    hooks: list[tuple[str, Any]] = [*base.hooks, *((n, keep) for n in sorted(wanted))]
+    if star:
+        hooks += [
+            (f"blocks.{l}.{h}", cut)
+            for l in range(L)
+            for h in ("hook_attn_out", "hook_mlp_out")
+            if f"blocks.{l}.{h}" in model.hook_names
+        ]
+    with torch.enable_grad(), model.hooks(hooks):
+        logits = model.tl(base.tokens)
+        m = fn(logits, task)
+        if m.shape != (len(task),):
+            raise InterpError(f"The metric must return one value per prompt, got {tuple(m.shape)}.")
+        total = m.sum()  # prompts are independent, so d(total)/d(a_b) = dM_b/d(a_b)
+        names = sorted(acts)
+        passes: list[int | None] = [None, *(range(L) if star else [])]
+        grads_per_pass = []
+        for i, layer in enumerate(passes):
+            drop["layer"] = layer
+            g = torch.autograd.grad(
+                total,
+                [acts[n] for n in names],
+                retain_graph=i < len(passes) - 1,
+                allow_unused=True,
+            )
+            grads_per_pass.append(
+                {
+                    n: (torch.zeros_like(acts[n]) if gi is None else gi)
+                    for n, gi in zip(names, g, strict=True)
+                }
+            )
+    base_acts = {n: a.detach() for n, a in acts.items()}
+    out: dict[str, dict[str, Tensor]] = {}
+    for t in targets:
+        per = [
+            _estimate(model, t, per_position, base_acts, src, grads, star)
+            for grads in grads_per_pass
+        ]
+        res = {"linear": per[0].float().cpu()}
+        if star:
+            # |estimate of the mean effect| per cut layer, averaged as in AtP*: / (L - 1).
+            cut_layers = torch.stack([p.double().mean(0).abs() for p in per[1:]])
+            res["graddrop"] = (cut_layers.sum(0) / max(1, L - 1)).float().cpu()
+        out[t] = res
+    return out
+
+
+def _estimate(
+    model: Model,
+    target: str,
+    per_position: PerPosition,
+    base: dict[str, Tensor],
+    src: dict[str, Tensor],
+    grads: dict[str, Tensor],
+    star: bool,
+) -> Tensor:
+    """Per prompt, in the sweep's axis order (see nodes.sweep)."""
+    L = model.n_layers
+    layers = []
+    for l in range(L):
+        name = f"blocks.{l}.{_suffix(target)}"
+        if star and target in ("q", "k"):
+            e = _qk_fix(model, l, target, base, src, grads)  # [b, pos, head]
+        else:
+            diff = src[name] - base[name]
+            e = diff * grads[name]
+            if target in RESID_TARGETS:
+                e = e.sum(-1)  # [b, pos]
+            elif target in HEAD_TARGETS:
+                e = e.sum(-1)  # [b, pos, head]
+            else:  # pattern [b, head, dest, src]
+                e = e if per_position == "dest_src" else e.sum(-1)  # [b, head, dest]
+        if not per_position:
+            e = e.sum(1) if target != "pattern" else e.sum(-1)
+        layers.append(e)
+    return torch.stack(layers, dim=1)
+
+
+def _qk_fix(
+    model: Model,
+    layer: int,
+    target: str,
+    base: dict[str, Tensor],
+    src: dict[str, Tensor],
+    grads: dict[str, Tensor],
+) -> Tensor:
+    """Exact attention probabilities with the patched query (or key), linearised from there.
+
+    Returns [batch, pos, head] (kv heads for k): for a query at t only row t changes; for a key
+    at s, every row's softmax changes through column s, which has a closed form per (t, s).
+    """
+    rot = model.tl.cfg.positional_embedding_type == "rotary"
+    qn, kn = ("hook_rot_q", "hook_rot_k") if rot else ("hook_q", "hook_k")
+    pre = f"blocks.{layer}.attn."
+    q_b, k_b = base[pre + qn].double(), base[pre + kn].double()
+    q_s, k_s = src[pre + qn].double(), src[pre + kn].double()
+    pattern = base[pre + "hook_pattern"].double()  # [b, h, t, s]
+    g = grads[pre + "hook_pattern"].double()
+    attn = model.tl.blocks[layer].attn
+    scale = float(attn.attn_scale)
+    group = model.n_heads // model.n_key_value_heads
+    k_b_rep = k_b.repeat_interleave(group, dim=2)
+    k_s_rep = k_s.repeat_interleave(group, dim=2)
+    T = pattern.shape[-1]
+    causal = torch.ones(T, T, dtype=torch.bool, device=pattern.device).tril()
+
+    def probs(q: Tensor, k: Tensor) -> Tensor:
+        scores = torch.einsum("bthd,bshd->bhts", q, k) / scale
+        return scores.masked_fill(~causal, float("-inf")).softmax(-1)
+
+    recomputed = probs(q_b, k_b_rep)
+    if not torch.allclose(recomputed, pattern, atol=1e-4):
+        raise InterpError(
+            f"AtP*'s QK fix could not reproduce layer {layer}'s attention pattern from q and k "
+            "(this attention variant is not supported); use star=False."
+        )
+    if target == "q":
+        delta = probs(q_s, k_b_rep) - pattern  # only row t depends on q_t
+        return (delta * g).sum(-1).permute(0, 2, 1)  # [b, t, h]
+    # Key at s replaced: row t's scores change in column s only.
+    sc = torch.einsum("bthd,bshd->bhts", q_b, k_b_rep) / scale
+    sc_new = torch.einsum("bthd,bshd->bhts", q_b, k_s_rep) / scale
+    r = torch.exp((sc_new - sc).clamp(max=80.0))
+    a = pattern
+    d = 1 - a + a * r
+    a_new = a * r / d
+    g_row = (a * g).sum(-1, keepdim=True)  # sum_j A_tj g_tj
+    contrib = (1 / d - 1) * (g_row - a * g) + (a_new - a) * g
+    contrib = contrib.masked_fill(~causal, 0.0)
+    per_key = contrib.sum(2)  # [b, h, s]
+    b, h, s = per_key.shape
+    per_kv = per_key.reshape(b, h // group, group, s).sum(2)  # shared keys: sum their heads
+    return per_kv.permute(0, 2, 1)  # [b, s, kv_head]
+
+
+def _verify(
+    model: Model,
+    task: Task,
+    res: AtPResult,
+    nodes: list[Node],
+    k: int,
+    base: Input,
+    source: Input,
+    metric: str | Metric,
+    clean_logits: Tensor,
+    budget: int | str,
+    progress: bool,
+    direction: Direction,
+    clean_m: Tensor,
+    corrupt_m: Tensor,
+) -> None:
+    if k < 1:
+        raise InterpError(f"verify_top_k must be at least 1, got {k}.")
+    order = torch.argsort(res.ranking_score.reshape(-1), descending=True)[:k].tolist()
+    chosen = [nodes[i] for i in order]
+    readout = make_readout(model, task, metric, clean_logits)
+    patcher = Patcher(
+        model,
+        readout,
+        base,
+        source,
+        sorted({n.hook for n in chosen}),
+        budget=parse_budget(budget),
+        progress=progress,
+        desc="verify top-k",
+    )
+    raw = patcher.run([[n] for n in chosen]).double().mean(1)
+    base_m = (corrupt_m if direction == "denoise" else clean_m).double().mean()
+    exact = (raw - base_m) / (clean_m - corrupt_m).double().mean()
+    verified = torch.full((res.values.numel(),), float("nan"))
+    verified[order] = exact.float()
+    res.extras["verified"] = verified.reshape(res.values.shape)
+    res.meta["verified"] = [
+        {"node": str(n), "atp": float(res.values.reshape(-1)[i]), "exact": float(e)}
+        for n, i, e in zip(chosen, order, exact.tolist(), strict=True)
+    ]
+
+
+def spearman(a: Tensor, b: Tensor) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    x, y = _ranks(a.reshape(-1).double()), _ranks(b.reshape(-1).double())
+    x, y = x - x.mean(), y - y.mean()
+    den = float(x.norm() * y.norm())
+    return float((x * y).sum()) / den if den > 0 else float("nan")
+
+
+def _ranks(v: Tensor) -> Tensor:
+    order = torch.argsort(v, stable=True)
+    ranks = torch.empty_like(v)
+    ranks[order] = torch.arange(len(v), dtype=v.dtype)
+    for value in torch.unique(v):  # ties share their mean rank
+        same = v == value
+        if int(same.sum()) > 1:
+            ranks[same] = ranks[same].mean()
+    return ranks
+
+
+def agreement(atp: AtPResult, exact: Result, k: int = 10) -> dict[str, Any]:
+    """Spearman (signed scores) and top-k recall (largest |exact| among AtP's top k).
+
+    Also stores them in ``atp.meta['agreement']`` and the exact scores in ``atp.extras['exact']``.
+    """
+    if exact.values.shape != atp.values.shape:
+        raise InterpError(
+            f"Shapes differ: AtP {tuple(atp.values.shape)} vs exact {tuple(exact.values.shape)}; "
+            "compare the same target, per_position and direction."
+        )
+    n = atp.values.numel()
+    k = min(k, n)
+    top_exact = set(torch.argsort(exact.values.abs().reshape(-1), descending=True)[:k].tolist())
+    top_atp = set(torch.argsort(atp.ranking_score.reshape(-1), descending=True)[:k].tolist())
+    out = {
+        "spearman": spearman(atp.values, exact.values),
+        "spearman_abs": spearman(atp.ranking_score, exact.values.abs()),
+        "top_k_recall": len(top_exact & top_atp) / k,
+        "k": k,
+        "n_components": n,
+    }
+    atp.meta["agreement"] = out
+    atp.extras["exact"] = exact.values.detach().clone()
+    return out

@@ -1,0 +1,640 @@
+"""Causal mediation: exactness against transformer_lens.patching and independent hand-written
+patches, sanity identities, AtP/AtP* against autograd, path patching, ground truth on the organism.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformer_lens.patching as tlp
+
+import interp
+from interp.analyses.attribution import detect_heads
+from interp.analyses.patching import (
+    GaussianNoise,
+    Node,
+    activation_patch,
+    agreement,
+    attribution_patch,
+    path_patch,
+)
+from interp.analyses.patching.engine import Patcher, make_readout
+from interp.analyses.patching.runs import Input
+from interp.errors import InterpError
+from interp.tasks.metrics import logit_diff
+
+TL_SWEEPS = [
+    ("resid_pre", True, tlp.get_act_patch_resid_pre),
+    ("resid_mid", True, tlp.get_act_patch_resid_mid),
+    ("attn_out", True, tlp.get_act_patch_attn_out),
+    ("mlp_out", True, tlp.get_act_patch_mlp_out),
+    ("z", True, tlp.get_act_patch_attn_head_out_by_pos),
+    ("q", True, tlp.get_act_patch_attn_head_q_by_pos),
+    ("k", True, tlp.get_act_patch_attn_head_k_by_pos),
+    ("v", True, tlp.get_act_patch_attn_head_v_by_pos),
+    ("pattern", True, tlp.get_act_patch_attn_head_pattern_by_pos),
+    ("z", False, tlp.get_act_patch_attn_head_out_all_pos),
+    ("q", False, tlp.get_act_patch_attn_head_q_all_pos),
+    ("k", False, tlp.get_act_patch_attn_head_k_all_pos),
+    ("v", False, tlp.get_act_patch_attn_head_v_all_pos),
+    ("pattern", False, tlp.get_act_patch_attn_head_pattern_all_pos),
+]
+
+
+def ioi_task(model, n=6, seed=0):
+    return interp.tasks.ioi(model, n=n, seed=seed, templates=[0])
+
+
+def tl_reference(model, task, fn, direction="denoise", metric=logit_diff):
+    """transformer_lens.patching on the same inputs: one full forward per component."""
+    base, source = task.corrupt_tokens, task.clean_tokens
+    if direction == "noise":
+        base, source = source, base
+    _, cache = model.tl.run_with_cache(source)
+    return fn(model.tl, base, cache, lambda logits: metric(logits, task).mean())
+
+
+@pytest.mark.parametrize("which", ["gpt2_random", "organism"])
+@pytest.mark.parametrize(("target", "per_position", "fn"), TL_SWEEPS, ids=lambda x: str(x))
+def test_equals_transformer_lens(which, target, per_position, fn, request):
+    model = request.getfixturevalue(which)
+    task = ioi_task(model)
+    ours = activation_patch(
+        model, task, target=target, per_position=per_position, n_boot=10, progress=False
+    )
+    ref = tl_reference(model, task, fn)
+    assert ours.raw.shape == ref.shape
+    torch.testing.assert_close(ours.raw, ref.float(), atol=1e-4, rtol=0)
+    # the normalised score is (raw - corrupt) / (clean - corrupt)
+    gap = ours.extras["clean"].mean() - ours.extras["corrupt"].mean()
+    expected = (ref.float() - ours.extras["corrupt"].mean()) / gap
+    torch.testing.assert_close(ours.values, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_pattern_dest_src_and_noising_equal_transformer_lens(gpt2_random):
+    task = ioi_task(gpt2_random, n=4)
+    ours = activation_patch(
+        gpt2_random, task, target="pattern", per_position="dest_src", n_boot=10, progress=False
+    )
+    ref = tl_reference(gpt2_random, task, tlp.get_act_patch_attn_head_pattern_dest_src_pos)
+    torch.testing.assert_close(ours.raw, ref.float(), atol=1e-4, rtol=0)
+    for target, fn in (
+        ("z", tlp.get_act_patch_attn_head_out_by_pos),
+        ("resid_pre", tlp.get_act_patch_resid_pre),
+    ):
+        ours = activation_patch(
+            gpt2_random,
+            task,
+            target=target,
+            per_position=True,
+            direction="noise",
+            n_boot=10,
+            progress=False,
+        )
+        ref = tl_reference(gpt2_random, task, fn, direction="noise")
+        torch.testing.assert_close(ours.raw, ref.float(), atol=1e-4, rtol=0)
+        assert ours.meta["direction"] == "noise"
+
+
+def naive_patch(model, task, nodes, base_tokens, source_tokens, metric=logit_diff, hooks=()):
+    """One full forward with hand-written index assignments: the independent oracle."""
+    names = {n.hook for n in nodes}
+    with model.hooks(list(hooks)):
+        _, cache = model.tl.run_with_cache(source_tokens, names_filter=lambda n: n in names)
+
+    def setter(node):
+        def hook(act, hook):
+            act = act.clone()
+            src = cache[node.hook]
+            p = slice(None) if node.pos is None else node.pos
+            if node.target == "pattern":
+                s = slice(None) if node.src_pos is None else node.src_pos
+                act[:, node.head, p, s] = src[:, node.head, p, s]
+            elif node.head is not None:
+                act[:, p, node.head] = src[:, p, node.head]
+            else:
+                act[:, p] = src[:, p]
+            return act
+
+        return hook
+
+    with torch.no_grad(), model.hooks([*hooks, *((n.hook, setter(n)) for n in nodes)]):
+        return metric(model.tl(base_tokens), task)
+
+
+def test_gqa_key_values_are_patched_by_key_value_head(llama_random):
+    """k/v of a grouped-query model are indexed by key-value head (TransformerLens #980)."""
+    task = ioi_task(llama_random, n=4)
+    res = activation_patch(
+        llama_random, task, target="k", per_position=True, n_boot=10, progress=False
+    )
+    assert res.dims == ("layer", "pos", "kv_head")
+    assert res.values.shape[-1] == llama_random.n_key_value_heads == 2
+    for node in [Node("k", 1, 1, 5), Node("v", 0, 0, 3), Node("z", 1, 3, 6), Node("q", 1, 2, 4)]:
+        want = naive_patch(llama_random, task, [node], task.corrupt_tokens, task.clean_tokens)
+        got = activation_patch(llama_random, task, target=[node], n_boot=10, progress=False)
+        torch.testing.assert_close(got.raw[0], want.mean(), atol=1e-4, rtol=0)
+
+
+def test_resid_post_sets_and_custom_metrics_match_hand_written_patches(gpt2_random):
+    task = ioi_task(gpt2_random, n=5)
+    T = task.seq_len
+    res = activation_patch(
+        gpt2_random, task, target="resid_post", per_position=True, n_boot=10, progress=False
+    )
+    for l, p in [(0, 3), (2, T - 1), (1, 0)]:
+        want = naive_patch(
+            gpt2_random,
+            task,
+            [Node("resid_post", l, pos=p)],
+            task.corrupt_tokens,
+            task.clean_tokens,
+        )
+        torch.testing.assert_close(res.raw[l, p], want.mean(), atol=1e-4, rtol=0)
+
+    def second_to_last(logits, task):  # reads a position before the answer: full logits path
+        rows = torch.arange(len(task))
+        return logits[rows, task.answer_pos - 1].logsumexp(-1)
+
+    nodes = [Node("z", 0, 1, 2), Node("mlp_out", 1, pos=T - 3), Node("pattern", 2, 0, T - 1, 2)]
+    got = activation_patch(
+        gpt2_random,
+        task,
+        target=[nodes, nodes[:1]],
+        metric=second_to_last,
+        n_boot=10,
+        progress=False,
+    )
+    for i, s in enumerate([nodes, nodes[:1]]):
+        want = naive_patch(
+            gpt2_random, task, s, task.corrupt_tokens, task.clean_tokens, metric=second_to_last
+        )
+        torch.testing.assert_close(got.raw[i], want.mean(), atol=1e-4, rtol=0)
+
+
+def test_kl_metric_and_memory_budget_chunks(gpt2_random):
+    task = ioi_task(gpt2_random, n=4)
+    big = activation_patch(
+        gpt2_random, task, target="z", per_position=True, metric="kl", n_boot=10, progress=False
+    )
+    tiny = activation_patch(
+        gpt2_random,
+        task,
+        target="z",
+        per_position=True,
+        metric="kl",
+        n_boot=10,
+        progress=False,
+        memory_budget=1,
+    )  # one patch per forward
+    torch.testing.assert_close(big.raw, tiny.raw, atol=1e-5, rtol=0)
+    node = Node("z", 1, 2, task.seq_len - 1)
+    clean_logits = gpt2_random.tl(task.clean_tokens)
+    kl = interp.tasks.metrics.kl_to(clean_logits)
+    want = naive_patch(gpt2_random, task, [node], task.corrupt_tokens, task.clean_tokens, kl)
+    torch.testing.assert_close(big.raw[1, -1, 2], want.mean(), atol=1e-5, rtol=0)
+    assert float(big.extras["clean"].abs().max()) < 1e-5  # KL of the clean run to itself
+
+
+def test_patching_clean_into_clean_changes_nothing(organism):
+    task = ioi_task(organism, n=8)
+    clean = Input(task.clean_tokens, [])
+    readout = make_readout(organism, task, "logit_diff", organism.tl(task.clean_tokens))
+    nodes = [
+        [Node(t, l, h, p)]
+        for t in ("z", "q", "k", "v")
+        for l in range(4)
+        for h in (0, 5)
+        for p in (None, 3)
+    ]
+    patcher = Patcher(
+        organism, readout, clean, clean, sorted({s[0].hook for s in nodes}), progress=False
+    )
+    out = patcher.run(nodes)
+    torch.testing.assert_close(
+        out, patcher.base_metric.cpu()[None].expand_as(out), atol=1e-4, rtol=0
+    )
+
+
+@pytest.mark.parametrize("direction", ["denoise", "noise"])
+def test_patching_a_whole_residual_layer_recovers_the_clean_run(organism, direction):
+    task = ioi_task(organism, n=8)
+    want = 1.0 if direction == "denoise" else -1.0
+    for target in ("resid_pre", "resid_post"):
+        res = activation_patch(
+            organism, task, target=target, direction=direction, n_boot=10, progress=False
+        )
+        torch.testing.assert_close(res.values, torch.full((4,), want), atol=1e-4, rtol=0)
+    every_pos = [Node("resid_mid", 2, pos=p) for p in range(task.seq_len)]
+    res = activation_patch(
+        organism, task, target=every_pos, direction=direction, n_boot=10, progress=False
+    )
+    assert abs(float(res.values[0]) - want) < 1e-4
+
+
+def test_gaussian_noise_corruption_matches_a_hand_written_noise_hook(gpt2_random):
+    task = ioi_task(gpt2_random, n=4)
+    noise = GaussianNoise(positions=[1, 2, 3], scale=3.0, seed=7)
+    res = activation_patch(
+        gpt2_random,
+        task,
+        target="resid_pre",
+        per_position=True,
+        corruption=noise,
+        n_boot=10,
+        progress=False,
+    )
+    hook = noise.hook(gpt2_random, task)
+    emb = gpt2_random.tl.embed(task.clean_tokens)
+    added = hook[1](emb, None) - emb
+    assert float(added[:, [0, 4, 5]].abs().max()) == 0.0  # only the chosen positions
+    assert abs(float(added[:, 1:4].std()) / float(gpt2_random.tl.W_E.std()) - 3.0) < 0.3
+    for l, p in [(0, 2), (1, 3), (2, 5)]:
+        # the base run is the noised one; the source is the clean run (no noise hook there)
+        want = _denoise_naive(gpt2_random, task, Node("resid_pre", l, pos=p), hook)
+        torch.testing.assert_close(res.raw[l, p], want, atol=1e-4, rtol=0)
+    assert res.meta["params"]["corruption"]["gaussian_noise"]["positions"] == [1, 2, 3]
+
+
+def _denoise_naive(model, task, node, noise_hook):
+    _, cache = model.tl.run_with_cache(task.clean_tokens, names_filter=lambda n: n == node.hook)
+
+    def put(act, hook):
+        act = act.clone()
+        act[:, node.pos] = cache[node.hook][:, node.pos]
+        return act
+
+    with torch.no_grad(), model.hooks([noise_hook, (node.hook, put)]):
+        return logit_diff(model.tl(task.clean_tokens), task).mean()
+
+
+def test_organism_ioi_heads_found_by_patching_recover_the_logit_difference(organism):
+    task = interp.tasks.ioi(organism, n=64, seed=1)
+    sweep = activation_patch(organism, task, target="z", n_boot=200, progress=False)
+    top = sweep.top(3)
+    heads = [f"L{int(r.layer)}H{int(r['head'])}" for _, r in top.iterrows()]
+    assert len(heads) <= 0.1 * organism.n_layers * organism.n_heads
+    together = activation_patch(organism, task, target=heads, n_boot=200, progress=False)
+    assert float(together.values[0]) >= 0.7, (heads, together.values)
+
+
+def test_organism_induction_patching_picks_the_detector_heads(organism):
+    task = interp.tasks.induction(organism, n=32, seq_len=12, seed=5)
+    res = activation_patch(organism, task, target="z", n_boot=10, progress=False)
+    det = detect_heads(organism, kind="induction", n=32, seq_len=12)
+    layer = int(det.top(1).iloc[0].layer)
+    det_top = [(layer, int(r["head"])) for _, r in det.top(32).iterrows() if int(r.layer) == layer][
+        :4
+    ]
+    in_layer = res.values[layer]
+    patch_top = [(layer, int(h)) for h in torch.argsort(in_layer, descending=True)[:4]]
+    assert patch_top[0] in det_top, (patch_top, det_top)
+    assert len(set(patch_top) & set(det_top)) >= 3, (patch_top, det_top)
+
+
+# ------------------------------------------------------------------- attribution patching
+
+
+def _manual_atp(model, task, name, direction="denoise"):
+    """(a_source - a_base) . dM/da on the base run, with plain autograd."""
+    base, source = task.corrupt_tokens, task.clean_tokens
+    if direction == "noise":
+        base, source = source, base
+    _, src = model.tl.run_with_cache(source, names_filter=lambda n: n == name)
+    store = {}
+
+    def keep(act, hook):
+        act.retain_grad()
+        store["a"] = act
+
+    with model.hooks([(name, keep)]):
+        logit_diff(model.tl(base), task).sum().backward()
+    model.tl.zero_grad(set_to_none=True)
+    return (src[name] - store["a"].detach()) * store["a"].grad
+
+
+@pytest.mark.parametrize("direction", ["denoise", "noise"])
+def test_atp_equals_a_hand_written_first_order_estimate(gpt2_random, direction):
+    task = ioi_task(gpt2_random, n=5)
+    res = attribution_patch(
+        gpt2_random,
+        task,
+        target=["z", "mlp_out", "pattern"],
+        per_position=True,
+        direction=direction,
+        n_boot=10,
+    )
+    gap = res["z"].extras["clean"].mean() - res["z"].extras["corrupt"].mean()
+    for l in range(3):
+        z = _manual_atp(gpt2_random, task, f"blocks.{l}.attn.hook_z", direction)
+        torch.testing.assert_close(
+            res["z"].values[l], z.sum(-1).mean(0) / gap, atol=1e-4, rtol=1e-3
+        )
+        m = _manual_atp(gpt2_random, task, f"blocks.{l}.hook_mlp_out", direction)
+        torch.testing.assert_close(
+            res["mlp_out"].values[l], m.sum(-1).mean(0) / gap, atol=1e-4, rtol=1e-3
+        )
+        p = _manual_atp(gpt2_random, task, f"blocks.{l}.attn.hook_pattern", direction)
+        torch.testing.assert_close(
+            res["pattern"].values[l], p.sum(-1).mean(0) / gap, atol=1e-4, rtol=1e-3
+        )
+
+
+def _pattern_after(model, tokens, layer, name, patch_pos, head, source_cache):
+    """The layer's attention pattern with one head's q (or k) at one position replaced."""
+    out = {}
+
+    def put(act, hook):
+        act = act.clone()
+        act[:, patch_pos, head] = source_cache[name][:, patch_pos, head]
+        return act
+
+    def grab(act, hook):
+        out["p"] = act
+
+    with torch.no_grad(), model.hooks([(name, put), (f"blocks.{layer}.attn.hook_pattern", grab)]):
+        model.tl(tokens, stop_at_layer=layer + 1)
+    return out["p"]
+
+
+@pytest.mark.parametrize("which", ["gpt2_random", "llama_random"])
+def test_atp_star_qk_fix_equals_recomputed_softmax(which, request):
+    """QK fix: sum_s (A' - A) dM/dA with A' from a real forward with the patched q or k."""
+    model = request.getfixturevalue(which)
+    task = ioi_task(model, n=3)
+    res = attribution_patch(model, task, target=["q", "k"], per_position=True, star=True, n_boot=10)
+    gap = res["q"].extras["clean"].mean() - res["q"].extras["corrupt"].mean()
+    layer = 1
+    pname = f"blocks.{layer}.attn.hook_pattern"
+    store = {}
+
+    def keep(act, hook):
+        act.retain_grad()
+        store["a"] = act
+
+    with model.hooks([(pname, keep)]):
+        logit_diff(model.tl(task.corrupt_tokens), task).sum().backward()
+    model.tl.zero_grad(set_to_none=True)
+    grad, base_pattern = store["a"].grad, store["a"].detach()
+    rot = model.tl.cfg.positional_embedding_type == "rotary"
+    group = model.n_heads // model.n_key_value_heads
+    for kind, head, pos in [("q", 2, 5), ("k", 1, 3), ("k", 0, task.seq_len - 2)]:
+        name = f"blocks.{layer}.attn.hook_{'rot_' if rot else ''}{kind}"
+        _, src = model.tl.run_with_cache(task.clean_tokens, names_filter=lambda n, nm=name: n == nm)
+        new = _pattern_after(model, task.corrupt_tokens, layer, name, pos, head, src)
+        heads = [head] if kind == "q" else list(range(head * group, (head + 1) * group))
+        want = ((new - base_pattern)[:, heads] * grad[:, heads]).sum((1, 2, 3)).mean() / gap
+        got = res[kind].values[layer, pos, head]
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-3)
+
+
+def test_atp_star_graddrop_equals_detached_layer_gradients(gpt2_random):
+    task = ioi_task(gpt2_random, n=4)
+    res = attribution_patch(gpt2_random, task, target="z", star=True, n_boot=10)
+    gap = res.extras["clean"].mean() - res.extras["corrupt"].mean()
+    _, src = gpt2_random.tl.run_with_cache(task.clean_tokens)
+    L = gpt2_random.n_layers
+    total = torch.zeros(L, gpt2_random.n_heads)
+    for drop in range(L):
+        store = {}
+
+        def keep(act, hook, store=store):
+            act.retain_grad()
+            store[hook.name] = act
+
+        def cut(act, hook):
+            return act.detach()
+
+        hooks = [(f"blocks.{l}.attn.hook_z", keep) for l in range(L)]
+        hooks += [(f"blocks.{drop}.hook_attn_out", cut), (f"blocks.{drop}.hook_mlp_out", cut)]
+        with gpt2_random.hooks(hooks):
+            logit_diff(gpt2_random.tl(task.corrupt_tokens), task).sum().backward()
+        gpt2_random.tl.zero_grad(set_to_none=True)
+        for l in range(L):
+            a = store[f"blocks.{l}.attn.hook_z"]
+            g = a.grad if a.grad is not None else torch.zeros_like(a)
+            e = ((src[f"blocks.{l}.attn.hook_z"] - a.detach()) * g).sum((1, 3))  # [b, head]
+            total[l] += e.mean(0).abs() / abs(float(gap))
+    torch.testing.assert_close(res.extras["graddrop"], total / (L - 1), atol=1e-4, rtol=1e-3)
+
+
+def test_organism_atp_agrees_with_exact_patching_and_verifies_top_k(organism):
+    task = interp.tasks.ioi(organism, n=32, seed=2)
+    exact = activation_patch(organism, task, target="z", n_boot=10, progress=False)
+    atp = attribution_patch(organism, task, target="z", verify_top_k=5, n_boot=10, progress=False)
+    a = agreement(atp, exact, k=5)
+    assert a["spearman"] > 0.5, a
+    assert a["top_k_recall"] >= 0.6, a
+    checked = ~torch.isnan(atp.extras["verified"])
+    assert int(checked.sum()) == 5
+    torch.testing.assert_close(
+        atp.extras["verified"][checked], exact.values[checked], atol=1e-4, rtol=1e-4
+    )
+    star = attribution_patch(organism, task, target="z", star=True, n_boot=10)
+    assert agreement(star, exact, k=5)["top_k_recall"] >= a["top_k_recall"] - 0.2
+    fig = atp.scatter()
+    assert len(fig.data[1].x) == organism.n_layers * organism.n_heads
+
+
+# ------------------------------------------------------------------------ path patching
+
+
+def _naive_path(model, task, sender, recv_name, recv_head, direction="noise"):
+    """Wang et al.'s three steps, one sender, written out with plain hooks."""
+    orig, new = task.clean_tokens, task.corrupt_tokens
+    if direction == "denoise":
+        orig, new = new, orig
+    L = model.n_layers
+    _, oc = model.tl.run_with_cache(orig)
+    _, nc = model.tl.run_with_cache(new)
+    sl, sh = sender
+
+    def freeze(l):
+        def hook(z, hook):
+            z = oc[f"blocks.{l}.attn.hook_z"].clone()
+            if l == sl:
+                z[:, :, sh] = nc[f"blocks.{l}.attn.hook_z"][:, :, sh]
+            return z
+
+        return hook
+
+    rec = {}
+
+    def record(act, hook):
+        rec["a"] = act.clone()
+
+    hooks = [(f"blocks.{l}.attn.hook_z", freeze(l)) for l in range(L)]
+    if recv_name is None:
+        with torch.no_grad(), model.hooks(hooks):
+            return logit_diff(model.tl(orig), task)
+    with torch.no_grad(), model.hooks([*hooks, (recv_name, record)]):
+        model.tl(orig)
+
+    def put(act, hook):
+        act = act.clone()
+        act[:, :, recv_head] = rec["a"][:, :, recv_head]
+        return act
+
+    with torch.no_grad(), model.hooks([(recv_name, put)]):
+        return logit_diff(model.tl(orig), task)
+
+
+def test_path_patching_equals_the_three_steps_written_out(gpt2_random):
+    task = ioi_task(gpt2_random, n=4)
+    grid = path_patch(gpt2_random, task, receivers=["q:L2H1"], n_boot=10, progress=False)
+    assert grid.dims == ("layer", "head")
+    assert torch.isnan(grid.values[2]).all() and not torch.isnan(grid.values[:2]).any()
+    for sender in [(0, 3), (1, 0)]:
+        want = _naive_path(gpt2_random, task, sender, "blocks.2.attn.hook_q", 1).mean()
+        torch.testing.assert_close(grid.raw[sender], want, atol=1e-4, rtol=0)
+    logits = path_patch(
+        gpt2_random,
+        task,
+        sender=["L0H2", "L2H3"],
+        receivers="logits",
+        direction="denoise",
+        n_boot=10,
+        progress=False,
+    )
+    for i, s in enumerate([(0, 2), (2, 3)]):
+        want = _naive_path(gpt2_random, task, s, None, None, direction="denoise").mean()
+        torch.testing.assert_close(logits.raw[i], want, atol=1e-4, rtol=0)
+
+
+def test_path_patching_from_the_last_layer_to_logits_is_activation_patching(organism):
+    task = ioi_task(organism, n=8)
+    path = path_patch(
+        organism, task, sender=[f"L3H{h}" for h in range(8)], n_boot=10, progress=False
+    )
+    act = activation_patch(organism, task, target="z", direction="noise", n_boot=10, progress=False)
+    torch.testing.assert_close(path.values, act.values[3], atol=1e-4, rtol=1e-4)
+    mlp = path_patch(
+        organism,
+        task,
+        sender="mlp_out:L1",
+        receivers=["q:L3H2", "k:L3H2"],
+        n_boot=10,
+        progress=False,
+    )
+    assert mlp.dims == ("sender",) and torch.isfinite(mlp.values).all()
+
+
+# ------------------------------------------------------------------ errors, hooks, views
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m, t: activation_patch(m, t, target="attn"), "Unknown patching target"),
+        (lambda m, t: activation_patch(m, t, direction="both"), "direction"),
+        (lambda m, t: activation_patch(m, t, target=["L9H0"]), "layer must be in"),
+        (lambda m, t: activation_patch(m, t, target=["k:L1H12"]), "give a head"),
+        (
+            lambda m, t: activation_patch(m, t, target="resid_pre", per_position="dest_src"),
+            "dest_src",
+        ),
+        (
+            lambda m, t: path_patch(m, t, sender="L3H0", receivers=["q:L2H1"]),
+            "not before the first receiver",
+        ),
+        (lambda m, t: path_patch(m, t, sender="L0H0", receivers=["L2H1"]), "which input"),
+        (lambda m, t: activation_patch(m, t, memory_budget="lots"), "memory_budget"),
+        (
+            lambda m, t: activation_patch(m, t, corruption=GaussianNoise(positions=[99])),
+            "positions must be in",
+        ),
+    ],
+)
+def test_bad_input_gets_clear_errors(organism, call, message):
+    with pytest.raises(InterpError, match=message):
+        call(organism, ioi_task(organism, n=4))
+
+
+def test_unequal_lengths_and_bad_metrics_are_refused(organism):
+    task = ioi_task(organism, n=4)
+    with pytest.raises(InterpError, match="Patching needs equal lengths"):
+        interp.Task.from_prompts(
+            organism,
+            clean=["Then, Mary and John went to the store. John gave a drink to"],
+            corrupt=["Then, Mary and John went to the big store. John gave a drink to"],
+            answers=[(" Mary", " John")],
+        )
+    with pytest.raises(InterpError, match="one value per prompt"):
+        activation_patch(organism, task, metric=lambda logits, t: logits[:, -1, :2], progress=False)
+
+
+@pytest.mark.parametrize(
+    ("fn", "fail_at"),
+    [(activation_patch, 5), (path_patch, 5), (attribution_patch, 4), (attribution_patch, 3)],
+)
+def test_hooks_are_removed_when_a_patched_run_raises(organism, monkeypatch, fn, fail_at):
+    """Forwards 1-2 are the clean/corrupt runs; later ones run with interp's hooks attached."""
+    task = ioi_task(organism, n=4)
+    mlp = organism.tl.blocks[3].mlp
+    original = mlp.forward
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise RuntimeError("interrupted mid-forward")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(mlp, "forward", flaky)
+    with pytest.raises(RuntimeError, match="interrupted mid-forward"):
+        fn(organism, task, progress=False)
+    monkeypatch.undo()
+    assert calls["n"] == fail_at
+    assert all(not hp.fwd_hooks and not hp.bwd_hooks for hp in organism.tl.hook_dict.values())
+
+
+def test_results_save_load_and_plot(organism, tmp_path):
+    task = ioi_task(organism, n=4)
+    for kw in (
+        dict(target="z"),
+        dict(target="z", per_position=True),
+        dict(target="resid_pre", per_position=True),
+        dict(target="pattern", per_position=True),
+        dict(target=["L3H2", "L1H0"]),
+    ):
+        res = activation_patch(organism, task, n_boot=10, progress=False, **kw)
+        fig = res.plot()
+        assert fig.data, kw
+        back = interp.load_result(res.save(tmp_path / str(len(list(tmp_path.iterdir())))))
+        assert type(back) is type(res)
+        assert torch.equal(back.values, res.values) and torch.equal(back.raw, res.raw)
+    atp = attribution_patch(organism, task, target="z", star=True, n_boot=10)
+    back = interp.load_result(atp.save(tmp_path / "atp"))
+    assert torch.equal(back.extras["graddrop"], atp.extras["graddrop"])
+    assert atp.plot().data
+
+
+def test_node_strings_round_trip():
+    for text in ["z:L3H2", "q:L1H0@4", "resid_pre:L2@5", "pattern:L1H0@7>3", "mlp_out:L0"]:
+        assert str(Node.parse(text)) == text
+    assert Node.parse("L3H2") == Node("z", 3, 2)
+    with pytest.raises(InterpError, match="Cannot read node"):
+        Node.parse("head 3")
+
+
+def test_cli_patch_atp_and_path_patch(tmp_path):
+    from typer.testing import CliRunner
+
+    from interp.cli import app
+
+    runner = CliRunner()
+    for args in (
+        ["run", "patch", "--out", str(tmp_path / "p"), "--n", "8", "--template", "0"],
+        ["run", "atp", "--out", str(tmp_path / "a"), "--n", "8", "--compare", "--verify", "3"],
+        ["run", "path-patch", "--out", str(tmp_path / "pp"), "--n", "8", "--receivers", "q:L3H2"],
+        ["run", "patch", "--out", str(tmp_path / "s"), "--n", "8", "--target", "L3H2,L1H0"],
+    ):
+        out = runner.invoke(app, args)
+        assert out.exit_code == 0, out.output
+        assert (tmp_path / args[3].split("/")[-1] / "figure.html").exists()
+    assert (
+        "agreement with exact patching: Spearman"
+        in runner.invoke(
+            app, ["run", "atp", "--out", str(tmp_path / "a2"), "--n", "8", "--compare"]
+        ).output
+    )
