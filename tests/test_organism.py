@@ -11,8 +11,8 @@ import interp
 from interp.cli import app
 from interp.errors import InterpError
 from interp.models import organism_dir
-from interp.organism.evaluate import ACCEPTANCE, acceptance, evaluate
 from interp.organism.data import MIXTURE, Mixture
+from interp.organism.evaluate import ACCEPTANCE, acceptance, evaluate
 from interp.organism.train import Recipe, train
 from interp.organism.vocab import build_tokenizer
 from interp.tasks.facts import ATTRIBUTES
