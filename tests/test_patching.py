@@ -565,10 +565,11 @@ def test_unequal_lengths_and_bad_metrics_are_refused(organism):
 
 @pytest.mark.parametrize(
     ("fn", "fail_at"),
-    [(activation_patch, 5), (path_patch, 5), (attribution_patch, 4), (attribution_patch, 3)],
+    [(activation_patch, 5), (path_patch, 5), (attribution_patch, 1), (attribution_patch, 2)],
 )
 def test_hooks_are_removed_when_a_patched_run_raises(organism, monkeypatch, fn, fail_at):
-    """Forwards 1-2 are the clean/corrupt runs; later ones run with interp's hooks attached."""
+    """Exact and path patching: forwards 1-2 are the plain clean/corrupted runs, later ones carry
+    interp's hooks. AtP: both of its forwards (source, then base with gradients) carry hooks."""
     task = ioi_task(organism, n=4)
     mlp = organism.tl.blocks[3].mlp
     original = mlp.forward

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from interp.analyses.patching.engine import DEFAULT_BUDGET, Patcher, make_readout, parse_budget
-from interp.analyses.patching.exact import _endpoints, build_result
+from interp.analyses.patching.exact import build_result
 from interp.analyses.patching.nodes import (
     HEAD_TARGETS,
     RESID_TARGETS,
@@ -112,13 +112,27 @@ def attribution_patch(
         )
     clean, corrupt = inputs(model, task, corruption)
     base, source = base_and_source(clean, corrupt, direction)
-    clean_logits, clean_m, corrupt_m = _endpoints(model, task, clean, corrupt, metric)
-    fn = get_metric(metric, reference_logits=clean_logits)
     L = model.n_layers
     names = sorted({f"blocks.{l}.{_suffix(t)}" for t in targets for l in range(L)})
     qk = star and any(t in ("q", "k") for t in targets)
-    src_acts = _activations(model, source, names + (_qk_names(model) if qk else []))
-    effects = _effects(model, task, base, src_acts, fn, targets, per_position, star)
+    # Two forwards and one backward: the source run gives the activations and its metric, the
+    # base run (with gradients) its metric and the gradients.
+    src_acts, src_logits = _activations(model, source, names + (_qk_names(model) if qk else []))
+    clean_logits: Tensor | None = src_logits if direction == "denoise" else None
+    if metric == "kl" and clean_logits is None:  # the KL reference must exist before the base run
+        clean_logits = _activations(model, clean, [])[1]
+    fn = get_metric(metric, reference_logits=clean_logits)
+    source_m = fn(src_logits, task)
+    if source_m.shape != (len(task),):
+        raise InterpError(
+            f"The metric must return one value per prompt (shape [{len(task)}]), "
+            f"got {tuple(source_m.shape)}."
+        )
+    effects, base_metric = _effects(model, task, base, src_acts, fn, targets, per_position, star)
+    source_m = source_m.float().cpu()
+    clean_m, corrupt_m = (
+        (source_m, base_metric) if direction == "denoise" else (base_metric, source_m)
+    )
     out: dict[str, AtPResult] = {}
     for t in targets:
         nodes, dims, coords_int = sweeps[t]
@@ -188,15 +202,15 @@ def _qk_names(model: Model) -> list[str]:
 
 
 @torch.inference_mode()
-def _activations(model: Model, inp: Input, names: list[str]) -> dict[str, Tensor]:
+def _activations(model: Model, inp: Input, names: list[str]) -> tuple[dict[str, Tensor], Tensor]:
     store: dict[str, Tensor] = {}
 
     def keep(act: Tensor, hook: Any) -> None:
         store[hook.name] = act.detach().clone()
 
     with model.hooks([*inp.hooks, *((n, keep) for n in names)]):
-        model.tl(inp.tokens)
-    return store
+        logits = model.tl(inp.tokens)
+    return store, logits
 
 
 def _effects(
@@ -208,7 +222,7 @@ def _effects(
     targets: list[str],
     per_position: PerPosition,
     star: bool,
-) -> dict[str, dict[str, Tensor]]:
+) -> tuple[dict[str, dict[str, Tensor]], Tensor]:
     """Per target: the linear (or QK-fixed) estimate per prompt, and GradDrop's |.| sum."""
     L = model.n_layers
     wanted = {f"blocks.{l}.{_suffix(t)}" for t in targets for l in range(L)}
@@ -270,7 +284,7 @@ def _effects(
             cut_layers = torch.stack([p.double().mean(0).abs() for p in per[1:]])
             res["graddrop"] = (cut_layers.sum(0) / max(1, L - 1)).float().cpu()
         out[t] = res
-    return out
+    return out, m.detach().float().cpu()
 
 
 def _estimate(
@@ -370,7 +384,7 @@ def _verify(
     base: Input,
     source: Input,
     metric: str | Metric,
-    clean_logits: Tensor,
+    clean_logits: Tensor | None,
     budget: int | str,
     progress: bool,
     direction: Direction,

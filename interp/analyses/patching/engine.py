@@ -73,11 +73,15 @@ class Readout:
         return out
 
 
-def make_readout(model: Model, task: Task, metric: str | Metric, clean_logits: Tensor) -> Readout:
+def make_readout(
+    model: Model, task: Task, metric: str | Metric, clean_logits: Tensor | None
+) -> Readout:
     """Built-in metrics read only the answer position: the readout hands them [rows, 1, vocab]
     logits with answer position 0 (the KL reference is cut the same way)."""
     answer_only = isinstance(metric, str)
     if answer_only and metric == "kl":
+        if clean_logits is None:
+            raise InterpError("The 'kl' metric needs the clean run's logits as its reference.")
         rows = torch.arange(len(task), device=clean_logits.device)
         ref = clean_logits[rows, task.answer_pos.to(clean_logits.device)][:, None]
         fn = get_metric("kl", reference_logits=ref)
