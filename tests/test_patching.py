@@ -565,11 +565,18 @@ def test_unequal_lengths_and_bad_metrics_are_refused(organism):
 
 @pytest.mark.parametrize(
     ("fn", "fail_at"),
-    [(activation_patch, 5), (path_patch, 5), (attribution_patch, 1), (attribution_patch, 2)],
+    [
+        (activation_patch, 1),
+        (activation_patch, 3),
+        (path_patch, 2),
+        (path_patch, 3),
+        (attribution_patch, 1),
+        (attribution_patch, 2),
+    ],
 )
 def test_hooks_are_removed_when_a_patched_run_raises(organism, monkeypatch, fn, fail_at):
-    """Exact and path patching: forwards 1-2 are the plain clean/corrupted runs, later ones carry
-    interp's hooks. AtP: both of its forwards (source, then base with gradients) carry hooks."""
+    """Every forward carries interp's hooks: the cached base and source runs (1, 2), then the
+    patched runs (3 ...); AtP's source run (1) and base run with gradients (2)."""
     task = ioi_task(organism, n=4)
     mlp = organism.tl.blocks[3].mlp
     original = mlp.forward

@@ -87,8 +87,20 @@ def make_readout(
         fn = get_metric("kl", reference_logits=ref)
     else:
         fn = get_metric(metric)
-    seq_len = int(task.answer_pos.max()) + 1 if answer_only else task.seq_len
+    # Later positions cannot reach the answer under causal attention: cut them off.
+    cut = answer_only and model.is_causal
+    seq_len = int(task.answer_pos.max()) + 1 if cut else task.seq_len
     return Readout(task, fn, answer_only, seq_len)
+
+
+def run_metric(readout: Readout, logits: Float[Tensor, "batch seq vocab"]) -> Tensor:
+    """Metric per prompt of an unpatched run's logits (stays on the device)."""
+    task = readout.task
+    if readout.answer_only:
+        rows = torch.arange(len(task), device=logits.device)
+        logits = logits[rows, task.answer_pos.to(logits.device)][:, None]
+        task = replace(task, answer_pos=torch.zeros(len(task), dtype=torch.long))
+    return readout(logits, task)
 
 
 def unembed(model: Model, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... vocab"]:
@@ -155,13 +167,14 @@ class Patcher:
         if self.skip_pos:
             base_names |= {f"blocks.{l}.attn.hook_{kv}" for l in range(L) for kv in "kv"}
         self.base_cache, base_logits = _run_cache(model, base, base_names, self.T)
-        self.source_cache, _ = _run_cache(model, source, set(hooks), self.T)
+        self.source_cache, source_logits = _run_cache(model, source, set(hooks), self.T)
+        self.source_metric = run_metric(readout, source_logits)
         self.base_logits = base_logits  # [B, T, V]
         rows = torch.arange(self.B, device=base_logits.device)
         self.answer_pos = readout.task.answer_pos.to(base_logits.device)
         self.base_answer = base_logits[rows, self.answer_pos]  # [B, V]
         self._tasks: dict[int, Task] = {}
-        self.base_metric = self._base()
+        self.base_metric = run_metric(readout, base_logits)
 
     # ------------------------------------------------------------------ public
 
@@ -210,12 +223,10 @@ class Patcher:
             self._tasks[n] = rep
         return self._tasks[n]
 
-    def _base(self) -> Tensor:
-        """The unpatched base run's metric per prompt: [B]."""
-        logits = self.base_logits
-        if self.readout.answer_only:
-            logits = self.base_answer[:, None]
-        return self.readout(logits, self._task(1))
+    def endpoints(self, direction: str) -> tuple[Tensor, Tensor]:
+        """(clean, corrupted) metric per prompt, on the CPU, from the two unpatched runs."""
+        base, source = self.base_metric.float().cpu(), self.source_metric.float().cpu()
+        return (source, base) if direction == "denoise" else (base, source)
 
     def _patched(self, resid: Tensor, start: int) -> Tensor:
         """Final residuals [N, B, T - start, d] of patched runs -> metric [N, B]."""

@@ -92,8 +92,7 @@ def activation_patch(
         for n in s:
             if n.pos is not None and n.pos >= task.seq_len:
                 raise InterpError(f"{n}: position {n.pos} is past the prompts ({task.seq_len}).")
-    clean_logits, clean_m, corrupt_m = _endpoints(model, task, clean, corrupt, metric)
-    readout = make_readout(model, task, metric, clean_logits)
+    readout = make_readout(model, task, metric, clean_logits_for(model, clean, metric))
     patcher = Patcher(
         model,
         readout,
@@ -104,6 +103,7 @@ def activation_patch(
         progress=progress,
         desc=f"patch {target if isinstance(target, str) else 'sets'} ({direction})",
     )
+    clean_m, corrupt_m = patcher.endpoints(direction)
     patched = patcher.run(sets)  # [n_sets, batch]
     per_prompt = patched.T.reshape(len(task), *[len(coords[d]) for d in dims])
     return build_result(
@@ -131,25 +131,13 @@ def _target_title(target: Any) -> str:
     return f"{len(target)} node set(s)"
 
 
-def _endpoints(
-    model: Model, task: Task, clean: Any, corrupt: Any, metric: str | Metric
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Clean logits and the clean / corrupted metric per prompt (the normalisation's ends)."""
-    from interp.tasks.metrics import get_metric
-
-    with torch.inference_mode():
-        with model.hooks(clean.hooks):
-            clean_logits = model.tl(clean.tokens)
-        with model.hooks(corrupt.hooks):
-            corrupt_logits = model.tl(corrupt.tokens)
-    fn = get_metric(metric, reference_logits=clean_logits)
-    c, r = fn(clean_logits, task), fn(corrupt_logits, task)
-    if c.shape != (len(task),):
-        raise InterpError(
-            f"The metric must return one value per prompt (shape [{len(task)}]), "
-            f"got {tuple(c.shape)}."
-        )
-    return clean_logits, c.float().cpu(), r.float().cpu()
+def clean_logits_for(model: Model, clean: Any, metric: str | Metric) -> Tensor | None:
+    """The KL metric's reference (the clean run's logits); other metrics need none up front."""
+    if metric != "kl":
+        return None
+    with torch.inference_mode(), model.hooks(clean.hooks):
+        logits: Tensor = model.tl(clean.tokens)
+    return logits
 
 
 def build_result(

@@ -25,9 +25,10 @@ from interp.analyses.patching.engine import (
     Readout,
     make_readout,
     parse_budget,
+    run_metric,
     unembed,
 )
-from interp.analyses.patching.exact import _endpoints, build_result
+from interp.analyses.patching.exact import build_result, clean_logits_for
 from interp.analyses.patching.nodes import Node, NodeLike, as_node
 from interp.analyses.patching.runs import Corruption, Direction, Input, base_and_source, inputs
 from interp.errors import InterpError
@@ -88,9 +89,10 @@ def path_patch(
         _check_sender(s, recv, first)
     clean, corrupt = inputs(model, task, corruption)
     orig, new = base_and_source(clean, corrupt, direction)
-    clean_logits, clean_m, corrupt_m = _endpoints(model, task, clean, corrupt, metric)
-    readout = make_readout(model, task, metric, clean_logits)
+    readout = make_readout(model, task, metric, clean_logits_for(model, clean, metric))
     runner = _PathRunner(model, readout, orig, new, senders, recv, parse_budget(memory_budget))
+    orig_m, new_m = runner.orig_metric.float().cpu(), runner.new_metric.float().cpu()
+    clean_m, corrupt_m = (orig_m, new_m) if direction == "noise" else (new_m, orig_m)
     raw = runner.run(progress)  # [n_senders, batch]
     if grid:
         full = torch.full((len(task), model.n_layers, model.n_heads), float("nan"))
@@ -187,10 +189,12 @@ class _PathRunner:
         self.T = readout.seq_len
         L = model.n_layers
         z_names = [f"blocks.{l}.attn.hook_z" for l in range(L)]
-        self.orig_cache = _cache(
+        self.orig_cache, orig_logits = _cache(
             model, orig, [*z_names, *(f"blocks.{l}.hook_resid_pre" for l in range(L))], self.T
         )
-        self.new_cache = _cache(model, new, sorted({s.hook for s in senders}), self.T)
+        self.new_cache, new_logits = _cache(model, new, sorted({s.hook for s in senders}), self.T)
+        self.orig_metric = run_metric(readout, orig_logits)
+        self.new_metric = run_metric(readout, new_logits)
         self.B = orig.tokens.shape[0]
 
     def run(self, progress: bool) -> Tensor:
@@ -310,12 +314,14 @@ def _take_heads(recorded: Tensor, heads: list[int]) -> Callable[[Tensor, Any], T
     return hook
 
 
-def _cache(model: Model, inp: Input, names: Sequence[str], seq_len: int) -> dict[str, Tensor]:
+def _cache(
+    model: Model, inp: Input, names: Sequence[str], seq_len: int
+) -> tuple[dict[str, Tensor], Tensor]:
     store: dict[str, Tensor] = {}
 
     def keep(act: Tensor, hook: Any) -> None:
         store[hook.name] = act.detach()
 
     with torch.inference_mode(), model.hooks([*inp.hooks, *((n, keep) for n in names)]):
-        model.tl(inp.tokens[:, :seq_len])
-    return store
+        logits: Tensor = model.tl(inp.tokens[:, :seq_len])
+    return store, logits
