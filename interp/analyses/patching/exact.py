@@ -14,7 +14,7 @@ from interp.analyses.patching.engine import (
     make_readout,
     parse_budget,
 )
-from interp.analyses.patching.nodes import Node, PerPosition, node_sets, sweep
+from interp.analyses.patching.nodes import PerPosition, node_sets, sweep
 from interp.analyses.patching.runs import (
     Corruption,
     Direction,
@@ -219,8 +219,3 @@ def _noise_params(noise: GaussianNoise) -> dict[str, Any]:
         "scale": noise.scale,
         "seed": noise.seed,
     }
-
-
-def node_list(model: Model, nodes: Sequence[Any]) -> list[Node]:
-    """Flatten one node set."""
-    return node_sets(model, nodes)[0]
