@@ -278,14 +278,33 @@ class Model:
 
     @contextlib.contextmanager
     def hooks(self, fwd_hooks: Hooks = (), bwd_hooks: Hooks = ()) -> Iterator[Model]:
-        """Attach hooks for the duration of the block; they are removed even if the block raises."""
-        try:
-            with self.tl.hooks(fwd_hooks=list(fwd_hooks), bwd_hooks=list(bwd_hooks)):
+        """Attach hooks for the duration of the block; they are removed even if the block raises.
+
+        Hooks go on at a fresh context level and only that level is removed on exit, so hooks
+        the caller attached outside the block (or an enclosing block) stay in place.
+        """
+        fwd, bwd = list(fwd_hooks), list(bwd_hooks)
+        points = getattr(self.tl, "hook_dict", None)
+        if bwd or points is None or not all(isinstance(n, str) and n in points for n, _ in fwd):
+            # Name filters, backward hooks, other backends: TransformerLens' own context.
+            with self.tl.hooks(fwd_hooks=fwd, bwd_hooks=bwd):
                 yield self
+            return
+        # Fast path: TransformerLens' context resets every hook point of the model on exit,
+        # which dominates short patched forwards; only the points used here are touched.
+        self.tl.context_level += 1
+        level = self.tl.context_level
+        used = []
+        try:
+            for name, fn in fwd:
+                hp = points[name]
+                hp.add_hook(fn, dir="fwd", level=level)
+                used.append(hp)
+            yield self
         finally:
-            # TransformerLens removes context hooks itself; resetting again costs nothing and
-            # guarantees a clean model if its own cleanup was interrupted.
-            self.tl.reset_hooks(including_permanent=False)
+            for hp in dict.fromkeys(used):
+                hp.remove_hooks("fwd", including_permanent=False, level=level)
+            self.tl.context_level -= 1
 
     def __repr__(self) -> str:
         return (

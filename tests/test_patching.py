@@ -172,6 +172,63 @@ def test_resid_post_sets_and_custom_metrics_match_hand_written_patches(gpt2_rand
         torch.testing.assert_close(got.raw[i], want.mean(), atol=1e-4, rtol=0)
 
 
+def test_position_windows_with_answers_at_different_positions(gpt2_random):
+    """Patches that change one position of their layer, last-layer patches, and answers at
+    different positions per prompt (no shared answer query): all equal full forwards."""
+    from dataclasses import replace
+
+    task = ioi_task(gpt2_random, n=6)
+    T, L = task.seq_len, gpt2_random.n_layers
+    shifted = replace(task, answer_pos=torch.tensor([T - 1, T - 2, T - 3] * 2))
+    for t in (task, shifted):
+        res = activation_patch(
+            gpt2_random, t, target="z", per_position=True, n_boot=10, progress=False
+        )
+        mlp = activation_patch(
+            gpt2_random, t, target="mlp_out", per_position=True, n_boot=10, progress=False
+        )
+        for node in [
+            Node("z", L - 1, 2, T - 1),
+            Node("z", L - 1, 0, T - 2),
+            Node("z", L - 1, 1, T - 4),
+            Node("z", L - 2, 3, T - 3),
+            Node("z", 0, 1, 0),
+            Node("mlp_out", L - 1, pos=T - 2),
+            Node("mlp_out", 1, pos=T - 3),
+        ]:
+            want = naive_patch(gpt2_random, t, [node], t.corrupt_tokens, t.clean_tokens).mean()
+            got = (res if node.target == "z" else mlp).raw
+            idx = (node.layer, node.pos) + ((node.head,) if node.head is not None else ())
+            torch.testing.assert_close(got[idx], want, atol=1e-4, rtol=0)
+
+    def at_second_to_last(logits, task):  # full logits, read before the answer
+        return logits[torch.arange(len(task)), task.answer_pos - 1].logsumexp(-1)
+
+    nodes = [
+        Node("z", L - 1, 0, T - 2),
+        Node("q", L - 1, 1, T - 1),
+        Node("resid_mid", 1, pos=T - 2),
+    ]
+    got = activation_patch(
+        gpt2_random,
+        task,
+        target=[[n] for n in nodes],
+        metric=at_second_to_last,
+        n_boot=10,
+        progress=False,
+    )
+    for i, node in enumerate(nodes):
+        want = naive_patch(
+            gpt2_random,
+            task,
+            [node],
+            task.corrupt_tokens,
+            task.clean_tokens,
+            metric=at_second_to_last,
+        )
+        torch.testing.assert_close(got.raw[i], want.mean(), atol=1e-4, rtol=0)
+
+
 def test_kl_metric_and_memory_budget_chunks(gpt2_random):
     task = ioi_task(gpt2_random, n=4)
     big = activation_patch(

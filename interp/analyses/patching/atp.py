@@ -13,9 +13,18 @@ from collections.abc import Sequence
 from typing import Any, overload
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
 
-from interp.analyses.patching.engine import DEFAULT_BUDGET, Patcher, make_readout, parse_budget
+from interp.analyses.patching.engine import (
+    DEFAULT_BUDGET,
+    Patcher,
+    Readout,
+    make_readout,
+    parse_budget,
+    resid_metric,
+    unembed,
+)
 from interp.analyses.patching.exact import build_result
 from interp.analyses.patching.nodes import (
     HEAD_TARGETS,
@@ -31,7 +40,7 @@ from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.results.base import Coord, Result
 from interp.results.patching import AtPResult
-from interp.tasks.metrics import Metric, get_metric
+from interp.tasks.metrics import Metric
 from interp.tasks.task import Task
 
 
@@ -116,19 +125,20 @@ def attribution_patch(
     names = sorted({f"blocks.{l}.{_suffix(t)}" for t in targets for l in range(L)})
     qk = star and any(t in ("q", "k") for t in targets)
     # Two forwards and one backward: the source run gives the activations and its metric, the
-    # base run (with gradients) its metric and the gradients.
-    src_acts, src_logits = _activations(model, source, names + (_qk_names(model) if qk else []))
-    clean_logits: Tensor | None = src_logits if direction == "denoise" else None
-    if metric == "kl" and clean_logits is None:  # the KL reference must exist before the base run
-        clean_logits = _activations(model, clean, [])[1]
-    fn = get_metric(metric, reference_logits=clean_logits)
-    source_m = fn(src_logits, task)
-    if source_m.shape != (len(task),):
-        raise InterpError(
-            f"The metric must return one value per prompt (shape [{len(task)}]), "
-            f"got {tuple(source_m.shape)}."
+    # base run (with gradients) its metric and the gradients. Built-in metrics read only the
+    # answer position, so only those rows are unembedded (a large vocabulary costs a third of a
+    # small model's forward).
+    src_acts, src_resid = _activations(model, source, names + (_qk_names(model) if qk else []))
+    clean_logits: Tensor | None = None
+    if metric == "kl":  # the KL reference must exist before the base run
+        clean_logits = (
+            unembed(model, src_resid)
+            if direction == "denoise"
+            else unembed(model, _activations(model, clean, [])[1])
         )
-    effects, base_metric = _effects(model, task, base, src_acts, fn, targets, per_position, star)
+    readout = make_readout(model, task, metric, clean_logits)
+    source_m = resid_metric(model, readout, src_resid)
+    effects, base_metric = _effects(model, base, src_acts, readout, targets, per_position, star)
     source_m = source_m.float().cpu()
     clean_m, corrupt_m = (
         (source_m, base_metric) if direction == "denoise" else (base_metric, source_m)
@@ -164,14 +174,12 @@ def attribution_patch(
         if verify_top_k:
             _verify(
                 model,
-                task,
                 res,
                 nodes,
                 verify_top_k,
                 base,
                 source,
-                metric,
-                clean_logits,
+                readout,
                 memory_budget,
                 progress,
                 direction,
@@ -202,23 +210,25 @@ def _qk_names(model: Model) -> list[str]:
 
 
 @torch.inference_mode()
-def _activations(model: Model, inp: Input, names: list[str]) -> tuple[dict[str, Tensor], Tensor]:
+def _activations(
+    model: Model, inp: Input, names: list[str]
+) -> tuple[dict[str, Tensor], Float[Tensor, "batch seq d_model"]]:
+    """Named activations and the final residual stream (before the final norm)."""
     store: dict[str, Tensor] = {}
 
     def keep(act: Tensor, hook: Any) -> None:
         store[hook.name] = act.detach().clone()
 
     with model.hooks([*inp.hooks, *((n, keep) for n in names)]):
-        logits = model.tl(inp.tokens)
-    return store, logits
+        resid = model.tl(inp.tokens, stop_at_layer=model.n_layers)
+    return store, resid
 
 
 def _effects(
     model: Model,
-    task: Task,
     base: Input,
     src: dict[str, Tensor],
-    fn: Metric,
+    readout: Readout,
     targets: list[str],
     per_position: PerPosition,
     star: bool,
@@ -249,10 +259,7 @@ def _effects(
             if f"blocks.{l}.{h}" in model.hook_names
         ]
     with torch.enable_grad(), model.hooks(hooks):
-        logits = model.tl(base.tokens)
-        m = fn(logits, task)
-        if m.shape != (len(task),):
-            raise InterpError(f"The metric must return one value per prompt, got {tuple(m.shape)}.")
+        m = resid_metric(model, readout, model.tl(base.tokens, stop_at_layer=L))
         total = m.sum()  # prompts are independent, so d(total)/d(a_b) = dM_b/d(a_b)
         names = sorted(acts)
         passes: list[int | None] = [None, *(range(L) if star else [])]
@@ -377,14 +384,12 @@ def _qk_fix(
 
 def _verify(
     model: Model,
-    task: Task,
     res: AtPResult,
     nodes: list[Node],
     k: int,
     base: Input,
     source: Input,
-    metric: str | Metric,
-    clean_logits: Tensor | None,
+    readout: Readout,
     budget: int | str,
     progress: bool,
     direction: Direction,
@@ -395,7 +400,6 @@ def _verify(
         raise InterpError(f"verify_top_k must be at least 1, got {k}.")
     order = torch.argsort(res.ranking_score.reshape(-1), descending=True)[:k].tolist()
     chosen = [nodes[i] for i in order]
-    readout = make_readout(model, task, metric, clean_logits)
     patcher = Patcher(
         model,
         readout,

@@ -103,6 +103,20 @@ def run_metric(readout: Readout, logits: Float[Tensor, "batch seq vocab"]) -> Te
     return readout(logits, task)
 
 
+def resid_metric(
+    model: Model, readout: Readout, resid: Float[Tensor, "batch seq d_model"]
+) -> Float[Tensor, " batch"]:
+    """Metric per prompt from an unpatched run's final residual stream, unembedding only the
+    answer rows for built-in metrics (differentiable: attribution patching backpropagates it)."""
+    task = readout.task
+    if readout.answer_only:
+        rows = torch.arange(len(task), device=resid.device)
+        logits = unembed(model, resid[rows, task.answer_pos.to(resid.device)][:, None])
+        task = replace(task, answer_pos=torch.zeros(len(task), dtype=torch.long))
+        return readout(logits, task)
+    return readout(unembed(model, resid), task)
+
+
 def unembed(model: Model, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... vocab"]:
     """Final norm + unembedding (+ soft cap), as TransformerLens' forward ends."""
     tl = model.tl
@@ -123,6 +137,9 @@ def skips_positions(model: Model) -> bool:
         and model.is_causal
         and cfg.positional_embedding_type in ("standard", "rotary")
         and not any(t == "local" for t in (getattr(cfg, "attn_types", None) or []))
+        # The base run's hook_k/hook_v seed the KV cache: they must be what the cache stores.
+        and not getattr(cfg, "use_qk_norm", False)
+        and getattr(cfg, "clip_qkv", None) is None
     )
 
 
@@ -175,29 +192,35 @@ class Patcher:
         self.base_answer = base_logits[rows, self.answer_pos]  # [B, V]
         self._tasks: dict[int, Task] = {}
         self.base_metric = run_metric(readout, base_logits)
+        self.trims = self.skip_pos and self.mid and _trimmable(model, readout, self.answer_pos)
 
     # ------------------------------------------------------------------ public
 
     def run(self, patches: Sequence[Sequence[Node]]) -> Float[Tensor, "n_patches batch"]:
         """Metric per prompt for every node set; one row per set, on the CPU."""
         out = self.base_metric[None].repeat(len(patches), 1).clone()
-        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        groups: dict[tuple[int, int, bool], list[int]] = defaultdict(list)
         kept: dict[int, list[Node]] = {}
+        answers = set(self.answer_pos.tolist())
+        last = self.model.n_layers - 1
         for i, nodes in enumerate(patches):
             live = [n for n in nodes if _within(n, self.T)]
             if not live:
                 continue  # the patch sits after every answer: it cannot change the metric
-            kept[i] = live
             layer = min(n.layer for n in live) if self.mid else 0
             start = min(n.start for n in live) if self.skip_pos else 0
-            groups[(layer, start)].append(i)
+            narrow = self.skip_pos and self.mid and _query_side(live, layer, start)
+            if narrow and layer == last and self.readout.answer_only and start not in answers:
+                continue  # changes one last-layer position that no metric reads
+            kept[i] = live
+            groups[(layer, start, narrow)].append(i)
         total = sum(len(v) for v in groups.values())
         with tqdm(total=total, desc=self.desc, disable=not self.progress, unit="patch") as bar:
-            for (layer, start), idx in sorted(groups.items()):
+            for (layer, start, narrow), idx in sorted(groups.items()):
                 n_max = self._chunk(layer, start)
                 for c in range(0, len(idx), n_max):
                     chunk = idx[c : c + n_max]
-                    vals = self._forward(layer, start, [kept[i] for i in chunk])
+                    vals = self._forward(layer, start, narrow, [kept[i] for i in chunk])
                     out[torch.tensor(chunk, device=out.device)] = vals
                     bar.update(len(chunk))
         return out.float().cpu()
@@ -229,54 +252,117 @@ class Patcher:
         return (source, base) if direction == "denoise" else (base, source)
 
     def _patched(self, resid: Tensor, start: int) -> Tensor:
-        """Final residuals [N, B, T - start, d] of patched runs -> metric [N, B]."""
-        n = resid.shape[0]
+        """Final residuals [N, B, t, d] of positions start..start+t-1 -> metric [N, B].
+
+        Positions outside that window are the base run's: before it the patch cannot reach
+        them, after it (a last-layer patch at one position) nothing changed them."""
+        n, stop = resid.shape[0], start + resid.shape[2]
         if self.readout.answer_only:
-            local = (self.answer_pos - start).clamp_min(0)
+            local = (self.answer_pos - start).clamp(0, stop - start - 1)
             rows = torch.arange(self.B, device=resid.device)
             picked = unembed(self.model, resid[:, rows, local])  # [N, B, V]
-            before = (self.answer_pos < start)[None, :, None]
-            logits = torch.where(before, self.base_answer[None], picked)[:, :, None]
+            inside = ((self.answer_pos >= start) & (self.answer_pos < stop))[None, :, None]
+            logits = torch.where(inside, picked, self.base_answer[None])[:, :, None]
         else:
-            suffix = unembed(self.model, resid)
-            prefix = self.base_logits[None, :, :start].expand(n, -1, -1, -1)
-            logits = torch.cat([prefix, suffix], dim=2)
+            base = self.base_logits[None].expand(n, -1, -1, -1)
+            parts = [base[:, :, :start], unembed(self.model, resid), base[:, :, stop:]]
+            logits = torch.cat(parts, dim=2)
         flat = logits.reshape(n * self.B, *logits.shape[2:])
         return self.readout(flat, self._task(n)).reshape(n, self.B)
 
-    def _forward(self, layer: int, start: int, patches: list[list[Node]]) -> Tensor:
-        model, n, B = self.model, len(patches), self.B
+    def _kv(self, layers: range, start: int, n: int) -> list[Any] | None:
+        """Frozen KV-cache entries holding the base run's keys/values of positions < start."""
+        if start == 0:
+            return None
+        kv: list[Any] = [None] * self.model.n_layers
+        for i in layers:
+            k = self.base_cache[f"blocks.{i}.attn.hook_k"][:, :start]
+            v = self.base_cache[f"blocks.{i}.attn.hook_v"][:, :start]
+            kv[i] = TransformerLensKeyValueCacheEntry(
+                past_keys=k.repeat(n, 1, 1, 1), past_values=v.repeat(n, 1, 1, 1), frozen=True
+            )
+        return kv
+
+    def _forward(self, layer: int, start: int, narrow: bool, patches: list[list[Node]]) -> Tensor:
+        model, n, B, L = self.model, len(patches), self.B, self.model.n_layers
         hooks = [*self.base.hooks] if not self.mid else []
-        for name, (mask, src) in _masks(model, patches, start, self.T, self.source_cache).items():
+        masks = _masks(patches, start, self.T, self.source_cache, layer if narrow else None)
+        for name, (mask, src) in masks.items():
             hooks.append((name, _setter(mask, src, n, B)))
         tl: Any = model.tl
+        # The last layer only has to produce the answer query when no patch sits in it.
+        trim = self.trims and max(nd.layer for ps in patches for nd in ps) < L - 1
+        stop = L - 1 if trim else L
         with torch.inference_mode(), model.hooks(hooks):
             if not self.mid:
                 tokens = self.base.tokens[:, : self.T].repeat(n, 1)
-                resid = tl(tokens, stop_at_layer=model.n_layers)
-            else:
-                x = self.base_cache[f"blocks.{layer}.hook_resid_pre"][:, start:]
-                kv: list[Any] | None = None
-                if start > 0:
-                    kv = [None] * model.n_layers
-                    for i in range(layer, model.n_layers):
-                        kv[i] = TransformerLensKeyValueCacheEntry(
-                            past_keys=self.base_cache[f"blocks.{i}.attn.hook_k"][:, :start].repeat(
-                                n, 1, 1, 1
-                            ),
-                            past_values=self.base_cache[f"blocks.{i}.attn.hook_v"][
-                                :, :start
-                            ].repeat(n, 1, 1, 1),
-                            frozen=True,
-                        )
-                resid = tl(
+                x, nxt = tl(tokens, stop_at_layer=stop), stop
+            elif narrow:
+                # Query-side patches at `start` change only that position in their own layer:
+                # run it alone there, then the later layers on positions start.. as usual.
+                x = self.base_cache[f"blocks.{layer}.hook_resid_pre"][:, start : start + 1]
+                kv = self._kv(range(layer, layer + 1), start, n)
+                x = tl(
                     x.repeat(n, 1, 1),
                     start_at_layer=layer,
-                    stop_at_layer=model.n_layers,
+                    stop_at_layer=layer + 1,
                     past_kv_cache=kv,
                 )
-            resid = resid.reshape(n, B, *resid.shape[1:])
-            return self._patched(resid, start)
+                nxt = layer + 1
+                if nxt < L:
+                    after = self.base_cache[f"blocks.{nxt}.hook_resid_pre"][:, start + 1 :]
+                    x = torch.cat([x, after.repeat(n, 1, 1)], dim=1)
+            else:
+                x = self.base_cache[f"blocks.{layer}.hook_resid_pre"][:, start:].repeat(n, 1, 1)
+                nxt = layer
+            if nxt < stop:
+                kv = self._kv(range(nxt, stop), start, n)
+                x = tl(x, start_at_layer=nxt, stop_at_layer=stop, past_kv_cache=kv)
+            first = start
+            if trim and nxt < L:
+                x, first = self._answer_query(x, start, n), self.T - 1
+            return self._patched(x.reshape(n, B, *x.shape[1:]), first)
+
+    def _answer_query(self, x: Tensor, start: int, n: int) -> Tensor:
+        """The last block at the (shared) answer position only, given its input at positions
+        start..T-1: the other positions contribute just their keys and values."""
+        tl: Any = self.model.tl
+        L = self.model.n_layers
+        block = tl.blocks[L - 1]
+        k = self.base_cache[f"blocks.{L - 1}.attn.hook_k"][:, :start].repeat(n, 1, 1, 1)
+        v = self.base_cache[f"blocks.{L - 1}.attn.hook_v"][:, :start].repeat(n, 1, 1, 1)
+        if x.shape[1] > 1:
+            # Keys/values exactly as the block computes them (cached before any rotary).
+            h = block.ln1(x[:, :-1])
+            _, k_new, v_new = block.attn.calculate_qkv_matrices(h, h, h)
+            k, v = torch.cat([k, k_new], dim=1), torch.cat([v, v_new], dim=1)
+        kv: list[Any] = [None] * L
+        kv[L - 1] = TransformerLensKeyValueCacheEntry(past_keys=k, past_values=v, frozen=True)
+        return tl(x[:, -1:], start_at_layer=L - 1, stop_at_layer=L, past_kv_cache=kv)
+
+
+def _trimmable(model: Model, readout: Readout, answer_pos: Tensor) -> bool:
+    """Whether the last layer can run for the answer query alone: built-in metrics, one answer
+    position shared by all prompts (the last kept one), and keys/values the block computes from
+    its normalised input in one piece (not split per head)."""
+    cfg = model.tl.cfg
+    return (
+        readout.answer_only
+        and bool((answer_pos == readout.seq_len - 1).all())
+        and not cfg.use_split_qkv_input
+        and not cfg.use_attn_in
+        and not getattr(cfg, "load_in_4bit", False)
+    )
+
+
+# Targets whose patch at (layer, p) changes only position p's output of that layer: the query
+# side of attention, the MLP, and the residual after attention.
+QUERY_SIDE = ("z", "q", "pattern", "attn_out", "mlp_out", "resid_mid", "resid_post")
+
+
+def _query_side(nodes: list[Node], layer: int, start: int) -> bool:
+    """Every node at the first patched layer is query-side at position `start` exactly."""
+    return all(n.target in QUERY_SIDE and n.pos == start for n in nodes if n.layer == layer)
 
 
 def _within(node: Node, seq_len: int) -> bool:
@@ -300,31 +386,39 @@ def _run_cache(
 
 
 def _masks(
-    model: Model, patches: list[list[Node]], start: int, seq_len: int, source: dict[str, Tensor]
+    patches: list[list[Node]],
+    start: int,
+    seq_len: int,
+    source: dict[str, Tensor],
+    narrow_layer: int | None = None,
 ) -> dict[str, tuple[Tensor, Tensor]]:
-    """Per hook: a boolean mask [N, 1, *act] of what to overwrite, and the source [1, B, *act]."""
-    t = seq_len - start
+    """Per hook: a boolean mask [N, 1, *act] of what to overwrite, and the source [1, B, *act].
+
+    Activations cover positions start.. (keys: 0..), or only `start` in `narrow_layer`."""
     out: dict[str, tuple[Tensor, Tensor]] = {}
     n = len(patches)
     for i, nodes in enumerate(patches):
         for node in nodes:
             if node.hook not in out:
+                t = 1 if node.layer == narrow_layer else seq_len - start
                 src = source[node.hook]
                 shape: tuple[int, ...]
                 if node.target == "pattern":
-                    src = src[:, :, start:, :]
-                    shape = (n, 1, src.shape[1], t, src.shape[3])
+                    src = src[:, :, start : start + t, : start + t]
+                    shape = (n, 1, src.shape[1], t, start + t)
                 elif node.target in HEAD_TARGETS:
-                    src = src[:, start:]
+                    src = src[:, start : start + t]
                     shape = (n, 1, t, src.shape[2], 1)
                 else:
-                    src = src[:, start:]
+                    src = src[:, start : start + t]
                     shape = (n, 1, t, 1)
                 mask = torch.zeros(shape, dtype=torch.bool, device=src.device)
                 out[node.hook] = (mask, src[None])
             mask = out[node.hook][0]
             pos = slice(None) if node.pos is None else node.pos - start
             if node.target == "pattern":
+                if node.src_pos is not None and node.src_pos >= mask.shape[-1]:
+                    continue  # a source after the destination: zero in every run
                 s = slice(None) if node.src_pos is None else node.src_pos
                 mask[i, 0, node.head, pos, s] = True
             elif node.target in HEAD_TARGETS:
