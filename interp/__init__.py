@@ -30,11 +30,12 @@ _SUBMODULES = {"tasks", "cache", "results", "viz", "analyses"}
 _FAMILIES = {
     "attribution": "interp.analyses.attribution",
     "patching": "interp.analyses.patching",
+    "probes": "interp.analyses.probes",
 }
 
 if TYPE_CHECKING:  # static names for type checkers and IDEs; runtime loads them lazily
     from interp import analyses, cache, results, tasks, viz  # noqa: F401
-    from interp.analyses import attribution, patching  # noqa: F401
+    from interp.analyses import attribution, patching, probes  # noqa: F401
     from interp.cache.api import load_cache  # noqa: F401
     from interp.errors import InterpError  # noqa: F401
     from interp.models import Model, load_model  # noqa: F401

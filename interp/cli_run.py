@@ -271,3 +271,46 @@ def path_patch_cmd(
         seed=seed,
     )
     _finish(res, out)
+
+
+@run_app.command("probe")
+def probe_cmd(
+    out: OutOpt,
+    model: ModelOpt = "organism",
+    task: Annotated[
+        str, typer.Option(help="A labelled task: facts (true/false statements) or a .jsonl file.")
+    ] = "facts",
+    n: NOpt = 256,
+    seed: SeedOpt = 0,
+    over: Annotated[str, typer.Option(help="layers or heads.")] = "layers",
+    probe: Annotated[str, typer.Option(help="logistic, mass_mean, ridge or ccs.")] = "logistic",
+    split: Annotated[str, typer.Option(help="holdout, or a number of folds.")] = "holdout",
+    distractor: Annotated[
+        str | None, typer.Option(help="CCS only: two words, e.g. red,blue (Farquhar's control).")
+    ] = None,
+) -> None:
+    """Linear probes on every layer or head, with a control task and confidence intervals."""
+    from interp.analyses.probes import sweep
+
+    m, t = _setup(model, task, n, seed)
+    words = None
+    if distractor is not None:
+        parts = [w.strip() for w in distractor.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise InterpError(f"--distractor {distractor!r}: give two words, e.g. red,blue.")
+        words = (parts[0], parts[1])
+    res = sweep(
+        m,
+        t,
+        over=over,  # type: ignore[arg-type]
+        probe=probe,  # type: ignore[arg-type]
+        split=int(split) if split.isdigit() else split,
+        distractor=words,
+        seed=seed,
+    )
+    _finish(res, out)
+    if over == "layers" and "jump_layer" in res.meta:
+        typer.echo(
+            f"accuracy first jumps at layer {res.meta['jump_layer']}, plateaus at layer "
+            f"{res.meta['plateau_layer']}; best layer {res.meta['best_layer']}."
+        )

@@ -9,15 +9,21 @@ from interp.results.attribution import (
 )
 from interp.results.base import Result
 from interp.results.io import load_result
+from interp.results.patching import AtPResult, PatchResult, PathPatchResult
+from interp.results.probes import ProbeResult
 from interp.results.residual import ResidualNorms
 from interp.results.stats import bootstrap_mean
 
 __all__ = [
     "AblationResult",
+    "AtPResult",
     "AttentionResult",
     "DLAResult",
     "HeadScores",
     "LogitLensResult",
+    "PatchResult",
+    "PathPatchResult",
+    "ProbeResult",
     "ResidualNorms",
     "Result",
     "bootstrap_mean",

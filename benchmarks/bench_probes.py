@@ -1,0 +1,169 @@
+"""Benchmark: probe sweeps over all layers and all heads, `interp.probes` vs a scikit-learn loop.
+
+What it measures (one run, one machine): representations of the facts task's true/false
+statements at the last prompt token, for every layer (residual stream) and every head (``z``),
+are cached once. On those same features and the same stratified held-out split:
+
+* peer: a loop over units of ``make_pipeline(StandardScaler(), LogisticRegression(C=1))``
+  (fit on the training examples, predict the test examples), as a user would write it;
+* ours: ``LogisticProbe(C=1)`` fitted for every unit at once (same objective), predicting the
+  same test examples. Target: at least 10 x faster, test accuracy within one point per unit.
+* also reported: the whole ``interp.probes.sweep`` on the cached features (adds the control task,
+  a refit on all examples for the directions, projections and bootstrap intervals).
+
+Models: the organism (real training), and a GPT-2-small-shaped random model (real GPT-2
+tokenizer; the features are random functions of the tokens, so accuracies are low, but speed does
+not depend on the weights). Results: ``benchmarks/results/bench_probes.json``.
+
+    python benchmarks/bench_probes.py            # organism + GPT-2-small shape
+    python benchmarks/bench_probes.py --quick    # organism only, fewer examples
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from _common import machine_info, stopwatch, write_json_atomic
+from bench_patching import gpt2_shaped
+
+import interp
+from interp.analyses.probes import LogisticProbe, sweep
+from interp.analyses.probes import protocol as P
+from interp.analyses.probes.data import from_model
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+TARGET = 10.0
+
+
+def peer_loop(
+    feats: torch.Tensor, y: torch.Tensor, train: torch.Tensor, test: torch.Tensor
+) -> np.ndarray:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    accs = []
+    yt, ye = y[train].numpy(), y[test].numpy()
+    for u in range(feats.shape[0]):
+        X = feats[u].numpy()
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf.fit(X[train], yt)
+        accs.append(float((clf.predict(X[test]) == ye).mean()))
+    return np.array(accs)
+
+
+def ours(
+    feats: torch.Tensor, y: torch.Tensor, train: torch.Tensor, test: torch.Tensor
+) -> np.ndarray:
+    probe = LogisticProbe(C=1.0).fit(feats[:, train], y[train])
+    return probe.score(feats[:, test], y[test]).numpy()
+
+
+def bench(name: str, model: Any, n: int, repeats: int) -> list[dict[str, Any]]:
+    task = interp.tasks.facts(model, n=n, seed=0)
+    y = task.labels
+    split = P.make_split(y, "holdout", seed=0)
+    train, test = split.folds[0]
+    rows = []
+    for over in ("layers", "heads"):
+        feats_src = from_model(model, task, over, "last", 64, progress=False)  # type: ignore[arg-type]
+        chunks = list(feats_src.chunks())
+        order = [i for idx, _ in chunks for i in idx]
+        feats = torch.cat([x for _, x in chunks]).double()[torch.argsort(torch.tensor(order))]
+        cache = {h: feats_src.read(h) for h in feats_src.hooks}
+        peer_t, ours_t, sweep_t = [], [], []
+        for _ in range(repeats):
+            with stopwatch() as s:
+                acc_peer = peer_loop(feats, y, train, test)
+            peer_t.append(s.wall_s)
+            with stopwatch() as s:
+                acc_ours = ours(feats, y, train, test)
+            ours_t.append(s.wall_s)
+            with stopwatch() as s:
+                sweep(cache, y, over=over, progress=False)  # type: ignore[arg-type]
+            sweep_t.append(s.wall_s)
+        med = {
+            k: statistics.median(v)
+            for k, v in (("peer", peer_t), ("ours", ours_t), ("sweep", sweep_t))
+        }
+        diff = np.abs(acc_peer - acc_ours)
+        rows.append(
+            {
+                "model": name,
+                "over": over,
+                "units": int(feats.shape[0]),
+                "features": int(feats.shape[-1]),
+                "n_train": len(train),
+                "n_test": len(test),
+                "repeats": repeats,
+                "peer_s": peer_t,
+                "ours_s": ours_t,
+                "sweep_s": sweep_t,
+                "median_peer_s": med["peer"],
+                "median_ours_s": med["ours"],
+                "median_full_sweep_s": med["sweep"],
+                "speedup": med["peer"] / med["ours"],
+                "speedup_full_sweep": med["peer"] / med["sweep"],
+                "target": TARGET,
+                "met": med["peer"] / med["ours"] >= TARGET,
+                "max_accuracy_difference": float(diff.max()),
+                "accuracy_within_one_point": bool((diff <= 0.01 + 1e-9).all()),
+                "peer_accuracy": acc_peer.tolist(),
+                "ours_accuracy": acc_ours.tolist(),
+            }
+        )
+        print(
+            f"{name} {over}: {feats.shape[0]} units x {feats.shape[-1]} features; sklearn "
+            f"{med['peer']:.3f} s, interp {med['ours']:.3f} s -> {med['peer'] / med['ours']:.1f}x "
+            f"(full sweep {med['sweep']:.3f} s); max accuracy difference {diff.max():.4f}",
+            file=sys.stderr,
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="organism only, 256 examples, 1 repeat")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--n", type=int, default=512, help="statements per model")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    torch.manual_seed(0)
+    rows = bench(
+        "organism",
+        interp.load_model("organism", device="cpu"),
+        256 if args.quick else args.n,
+        1 if args.quick else args.repeats,
+    )
+    if not args.quick:
+        rows += bench("gpt2-small-shape", gpt2_shaped(False), args.n, args.repeats)
+    result = {
+        "benchmark": "probes",
+        "command": "python benchmarks/bench_probes.py" + (" --quick" if args.quick else ""),
+        "machine": machine_info(),
+        "rows": rows,
+    }
+    out = args.out or RESULTS_DIR / (
+        "bench_probes_quick.json" if args.quick else "bench_probes.json"
+    )
+    write_json_atomic(out, result)
+    for r in rows:
+        print(
+            f"{r['model']} {r['over']}: {r['speedup']:.1f}x (target {TARGET:.0f}), full sweep "
+            f"{r['speedup_full_sweep']:.1f}x, max accuracy difference "
+            f"{r['max_accuracy_difference']:.4f}"
+        )
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

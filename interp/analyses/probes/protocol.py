@@ -1,0 +1,172 @@
+"""The probing protocol: splits, metrics with bootstrap intervals, control tasks, curve summary.
+
+Metrics are computed for every unit at once. Bootstrap intervals resample the evaluated examples
+(the held-out set, or all examples' out-of-fold predictions under k-fold) with one shared index
+matrix, so a difference such as selectivity gets its interval from the same resamples.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from interp.errors import InterpError
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which examples train which fold's probe, and which it is evaluated on."""
+
+    folds: list[tuple[Tensor, Tensor]]  # (train index, test index) per fold
+    kind: str  # "holdout" or "kfold"
+    description: dict[str, object]
+
+    @property
+    def eval_index(self) -> Tensor:
+        """Evaluated examples in the order the out-of-fold predictions are concatenated."""
+        return torch.cat([te for _, te in self.folds])
+
+
+def make_split(
+    y: Tensor, split: str | int, test_size: float = 0.25, seed: int = 0, stratify: bool = True
+) -> Split:
+    """``"holdout"`` (stratified, `test_size`) or an int k >= 2 (stratified k-fold)."""
+    n = len(y)
+    rng = random.Random(seed)
+    if stratify:
+        strata = [[i for i in range(n) if int(y[i]) == c] for c in sorted(set(y.tolist()))]
+    else:
+        strata = [list(range(n))]
+    for s in strata:
+        rng.shuffle(s)
+    if split == "holdout":
+        if not 0 < test_size < 1:
+            raise InterpError(f"test_size must be in (0, 1), got {test_size}.")
+        test = sorted(i for s in strata for i in s[: max(1, round(len(s) * test_size))])
+        train = sorted(set(range(n)) - set(test))
+        if not train:
+            raise InterpError(f"{n} examples leave nothing to train on; give more examples.")
+        folds = [(torch.tensor(train), torch.tensor(test))]
+        desc: dict[str, object] = {
+            "kind": "holdout",
+            "test_size": test_size,
+            "n_train": len(train),
+            "n_test": len(test),
+            "stratified": stratify,
+            "seed": seed,
+        }
+        return Split(folds, "holdout", desc)
+    if isinstance(split, int) and not isinstance(split, bool) and split >= 2:
+        k = split
+        if stratify and min(len(s) for s in strata) < k:
+            raise InterpError(
+                f"{k}-fold cross-validation needs at least {k} examples of each class; the "
+                f"smallest class has {min(len(s) for s in strata)}. Use fewer folds or 'holdout'."
+            )
+        fold_of = {}
+        for s in strata:
+            for j, i in enumerate(s):
+                fold_of[i] = j % k
+        folds = []
+        for f in range(k):
+            test = [i for i in range(n) if fold_of[i] == f]
+            train = [i for i in range(n) if fold_of[i] != f]
+            folds.append((torch.tensor(train), torch.tensor(test)))
+        desc = {"kind": "kfold", "k": k, "n": n, "stratified": stratify, "seed": seed}
+        return Split(folds, "kfold", desc)
+    raise InterpError(f"split={split!r}: use 'holdout' or a number of folds k >= 2.")
+
+
+def control_labels(y: Tensor, types: Sequence[Hashable] | None, seed: int = 0) -> Tensor:
+    """Hewitt & Liang's control task: each input type gets a label drawn once from the empirical
+    label distribution; all examples of a type share it. ``types=None`` makes every example its
+    own type (a random-label control)."""
+    n = len(y)
+    keys: Sequence[Hashable] = list(range(n)) if types is None else types
+    if len(keys) != n:
+        raise InterpError(f"control types has {len(keys)} entries for {n} examples.")
+    rng = random.Random(seed)
+    pool = y.tolist()
+    table: dict[Hashable, object] = {}
+    out = []
+    for key in keys:
+        if key not in table:
+            table[key] = rng.choice(pool)
+        out.append(table[key])
+    return torch.tensor(out, dtype=y.dtype)
+
+
+# ---------------------------------------------------------------- metrics (vectorised)
+
+
+def accuracy(pred: Tensor, y: Tensor) -> Tensor:
+    return (pred == y).double().mean(-1)
+
+
+def f1(pred: Tensor, y: Tensor) -> Tensor:
+    """Binary F1 of class 1 (0 when nothing is predicted positive and nothing is positive)."""
+    tp = ((pred == 1) & (y == 1)).double().sum(-1)
+    fp = ((pred == 1) & (y == 0)).double().sum(-1)
+    fn = ((pred == 0) & (y == 1)).double().sum(-1)
+    den = 2 * tp + fp + fn
+    return torch.where(den > 0, 2 * tp / den.clamp_min(1), torch.zeros_like(den))
+
+
+def auroc(score: Tensor, y: Tensor) -> Tensor:
+    """ROC-AUC from ranks (Mann-Whitney U), ties counted as half; NaN without both classes."""
+    srt, _ = score.sort(-1)
+    lo = torch.searchsorted(srt.contiguous(), score.contiguous(), right=False)
+    hi = torch.searchsorted(srt.contiguous(), score.contiguous(), right=True)
+    ranks = (lo + hi + 1).double() / 2  # average 1-based rank
+    pos = (y == 1).double()
+    n1 = pos.sum(-1)
+    n0 = y.shape[-1] - n1
+    u = (ranks * pos).sum(-1) - n1 * (n1 + 1) / 2
+    return torch.where((n1 > 0) & (n0 > 0), u / (n1 * n0).clamp_min(1), torch.nan)
+
+
+def r2(pred: Tensor, y: Tensor) -> Tensor:
+    y = y.double()
+    ss = ((y - y.mean(-1, keepdim=True)) ** 2).sum(-1)
+    return 1 - ((y - pred) ** 2).sum(-1) / ss.clamp_min(1e-300)
+
+
+def bootstrap(
+    fn: object,
+    n_eval: int,
+    n_boot: int,
+    seed: int,
+    alpha: float = 0.05,
+) -> tuple[Tensor, Tensor]:
+    """Percentile interval of ``fn(index)`` over resamples of the evaluated examples.
+
+    ``fn`` maps an index tensor ``[..., m]`` to values ``[..., *shape]``; returns (low, high)."""
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, n_eval, (n_boot, n_eval), generator=gen)
+    # Resamples in chunks: a head sweep gathers [resamples, units, examples] at once.
+    vals = torch.cat([fn(idx[s : s + 100]) for s in range(0, n_boot, 100)])  # type: ignore[operator]
+    q = torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64)
+    lo, hi = torch.nanquantile(vals.double(), q, dim=0)
+    return lo, hi
+
+
+# ---------------------------------------------------------------- curve summary
+
+
+def jump_and_plateau(
+    acc: Float[Tensor, " layer"], chance: float = 0.5, tol: float = 0.02
+) -> tuple[int, int]:
+    """Indices of the layer where accuracy jumps, the first one reaching halfway from `chance`
+    to the best accuracy (robust to noise below chance), and where it plateaus, the first one
+    within `tol` of the best accuracy."""
+    a = acc.double()
+    best = float(a.max())
+    # Below chance everywhere: the threshold falls back to the best layer itself.
+    jump = int((a >= min(best, chance + 0.5 * (best - chance))).nonzero()[0])
+    plateau = int((a >= best - tol).nonzero()[0])
+    return jump, plateau

@@ -1,0 +1,368 @@
+"""Linear probes: the solvers against scikit-learn, metrics against scikit-learn, the protocol,
+planted directions and random labels, ground truth on the organism, real text on MiniLM."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.preprocessing import StandardScaler
+
+import interp
+from interp.analyses.probes import (
+    CCSProbe,
+    KMeansBaseline,
+    LogisticProbe,
+    MassMeanProbe,
+    PCABaseline,
+    RidgeProbe,
+    sweep,
+)
+from interp.analyses.probes import protocol as P
+from interp.analyses.probes.ccs import contrast_differences, sign_free_accuracy
+from interp.errors import InterpError
+
+
+def planted(n=600, d=32, margin=1.5, seed=0):
+    """Features whose label is readable along one unit direction `u` (plus isotropic noise)."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(d, generator=g, dtype=torch.float64)
+    u /= u.norm()
+    y = torch.arange(n) % 2
+    X = torch.randn(n, d, generator=g, dtype=torch.float64) + margin * (2 * y[:, None] - 1) * u
+    return X, y, u
+
+
+def fake_cache(X_by_layer):
+    """A dict cache of layer representations: layer 0 = resid_pre of block 0."""
+    out = {"blocks.0.hook_resid_pre": X_by_layer[0]}
+    for l, X in enumerate(X_by_layer[1:]):
+        out[f"blocks.{l}.hook_resid_post"] = X
+    return out
+
+
+# ----------------------------------------------------------------- solvers against sklearn
+
+
+@pytest.mark.parametrize("d", [20, 400])  # Newton in feature space, and in example space (d > n)
+def test_logistic_probe_equals_sklearn_on_every_unit(d):
+    X, y, _ = planted(n=300, d=d)
+    perm = torch.randperm(d, generator=torch.Generator().manual_seed(0))
+    Xs = torch.stack([X, X[:, perm] * 3 + 1, torch.randn(300, d, dtype=X.dtype)])
+    probe = LogisticProbe(C=0.5).fit(Xs, y)
+    for u in range(3):
+        Z = StandardScaler().fit_transform(Xs[u].numpy())
+        sk = LogisticRegression(C=0.5, tol=1e-10, max_iter=10_000).fit(Z, y.numpy())
+        # our coef_ lives in the raw space: map sklearn's back through the scaler
+        scale = Xs[u].std(0, unbiased=False).numpy()
+        mean = Xs[u].mean(0).numpy()
+        w_raw = sk.coef_[0] / scale
+        b_raw = sk.intercept_[0] - (w_raw * mean).sum()
+        np.testing.assert_allclose(probe.coef_[u].numpy(), w_raw, atol=1e-5, rtol=1e-5)
+        assert abs(float(probe.intercept_[u]) - b_raw) < 1e-5
+        np.testing.assert_array_equal(probe.predict(Xs)[u].numpy(), sk.predict(Z))
+
+
+@pytest.mark.parametrize("d", [10, 80])  # primal (d < n) and dual (d > n) solutions
+def test_ridge_probe_equals_sklearn(d):
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(2, 50, d, generator=g, dtype=torch.float64)
+    t = X[0, :, 0] * 2 - X[0, :, 1] + 0.1 * torch.randn(50, generator=g, dtype=torch.float64)
+    probe = RidgeProbe(alpha=3.0).fit(X, t)
+    for u in range(2):
+        Z = StandardScaler().fit_transform(X[u].numpy())
+        sk = Ridge(alpha=3.0).fit(Z, t.numpy())
+        np.testing.assert_allclose(probe.predict(X)[u].numpy(), sk.predict(Z), atol=1e-8)
+        assert abs(float(probe.score(X, t)[u]) - sk.score(Z, t.numpy())) < 1e-8
+
+
+def test_mass_mean_probe_is_the_difference_of_class_means():
+    X, y, _ = planted()
+    probe = MassMeanProbe().fit(X, y)
+    want = X[y == 1].mean(0) - X[y == 0].mean(0)
+    torch.testing.assert_close(probe.coef_[0], want)
+    mid = (X[y == 1].mean(0) + X[y == 0].mean(0)) / 2
+    torch.testing.assert_close(
+        probe.decision_function(mid[None])[0, 0],
+        torch.tensor(0.0, dtype=X.dtype),
+        atol=1e-9,
+        rtol=0,
+    )
+
+
+def test_metrics_equal_sklearn_including_ties():
+    g = torch.Generator().manual_seed(3)
+    y = torch.randint(0, 2, (3, 60), generator=g)
+    s = torch.randint(0, 5, (3, 60), generator=g).double()  # many ties
+    pred = (s > 2).long()
+    for u in range(3):
+        assert abs(float(P.auroc(s[u], y[u])) - roc_auc_score(y[u], s[u])) < 1e-12
+        assert abs(float(P.f1(pred[u], y[u])) - f1_score(y[u], pred[u])) < 1e-12
+    assert torch.isnan(P.auroc(s[0], torch.ones(60, dtype=torch.long)))
+
+
+# ----------------------------------------------------------------- protocol
+
+
+def test_splits_are_stratified_and_folds_partition_the_examples():
+    y = torch.tensor([0] * 30 + [1] * 10)
+    hold = P.make_split(y, "holdout", test_size=0.25, seed=0)
+    train, test = hold.folds[0]
+    assert set(train.tolist()).isdisjoint(test.tolist()) and len(train) + len(test) == 40
+    assert int(y[test].sum()) == 2 and len(test) == 10  # 25% of each class
+    kf = P.make_split(y, 5, seed=0)
+    seen = torch.cat([te for _, te in kf.folds]).sort().values
+    assert torch.equal(seen, torch.arange(40))
+    assert all(int(y[te].sum()) == 2 for _, te in kf.folds)
+    with pytest.raises(InterpError, match="at least 20"):
+        P.make_split(y, 20)
+
+
+def test_control_labels_are_fixed_per_type():
+    y = torch.tensor([0, 1] * 20)
+    types = [f"t{i % 7}" for i in range(40)]
+    c = P.control_labels(y, types, seed=0)
+    for t in set(types):
+        vals = {int(c[i]) for i in range(40) if types[i] == t}
+        assert len(vals) == 1
+    assert torch.equal(c, P.control_labels(y, types, seed=0))
+
+
+def test_jump_and_plateau():
+    acc = torch.tensor([0.5, 0.52, 0.55, 0.8, 0.93, 0.94, 0.935])
+    assert P.jump_and_plateau(acc) == (3, 4)  # halfway to 0.94 is 0.72
+    noisy_start = torch.tensor([0.38, 0.56, 0.55, 0.64, 0.91])  # below-chance noise at layer 0
+    assert P.jump_and_plateau(noisy_start) == (4, 4)
+
+
+# ----------------------------------------------------------------- planted direction
+
+
+@pytest.mark.parametrize("probe", ["logistic", "mass_mean"])
+def test_planted_direction_is_recovered_and_random_labels_stay_at_chance(probe):
+    X, y, u = planted()
+    noise = torch.randn(
+        len(y), X.shape[1], generator=torch.Generator().manual_seed(9), dtype=X.dtype
+    )
+    cache = fake_cache([noise, X])
+    res = sweep(cache, y, probe=probe, n_boot=200, progress=False)
+    acc, sel = res.metric("accuracy"), res.metric("selectivity")
+    assert acc[1] > 0.9 and sel[1] > 0.35
+    lo, hi = res.ci_low[0, 0], res.ci_high[0, 0]
+    assert lo < 0.5 < hi + 0.03  # the noise layer is at chance
+    cos = float(res.direction(1).vector.double() @ u)
+    assert cos >= 0.95, cos
+    # sign convention: label 1 projects positive
+    proj = res.direction(1).project(X)
+    assert proj[y == 1].mean() > proj[y == 0].mean()
+    shuffled = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(4))]
+    rnd = sweep(cache, shuffled, probe=probe, n_boot=200, progress=False)
+    assert (rnd.metric("accuracy") - 0.5).abs().max() < 0.1
+    assert rnd.metric("selectivity").abs().max() < 0.12
+    assert (rnd.metric("auroc") - 0.5).abs().max() < 0.12
+
+
+def test_kfold_ridge_reads_a_continuous_target():
+    X, _, u = planted(n=200)
+    t = X @ u + 0.05 * torch.randn(200, generator=torch.Generator().manual_seed(2), dtype=X.dtype)
+    res = sweep(
+        fake_cache([X[:, torch.randperm(32)] * 0 + torch.randn_like(X), X]),
+        t,
+        probe="ridge",
+        split=5,
+        n_boot=100,
+        progress=False,
+    )
+    assert res.coords["metric"] == ["r2", "control_r2", "selectivity"]
+    assert res.metric("r2")[1] > 0.95 and res.metric("r2")[0] < 0.1
+    assert res.meta["split"]["kind"] == "kfold" and res.meta["split"]["k"] == 5
+    assert float(res.direction(1).vector.double() @ u) > 0.95
+
+
+def test_ccs_and_baselines_find_a_planted_contrast():
+    g = torch.Generator().manual_seed(5)
+    n, d = 400, 24
+    u = torch.randn(d, generator=g)
+    u /= u.norm()
+    y = torch.arange(n) % 2
+    base = torch.randn(n, d, generator=g)
+    # "x+ is true" moves x+ along +u and x- along -u; the other way for false statements
+    s = (2 * y - 1)[:, None].float()
+    xp = base + 2 * s * u + 0.3 * torch.randn(n, d, generator=g)
+    xn = base - 2 * s * u + 0.3 * torch.randn(n, d, generator=g)
+    ccs = CCSProbe(n_restarts=4, n_steps=300).fit(xp, xn)
+    assert float(sign_free_accuracy(ccs.predict(xp, xn), y)[0]) > 0.95
+    diffs = contrast_differences(xp, xn)
+    assert float(sign_free_accuracy(PCABaseline().fit(diffs).predict(diffs), y)[0]) > 0.95
+    assert float(sign_free_accuracy(KMeansBaseline().fit(diffs).predict(diffs), y)[0]) > 0.95
+    cos = abs(float(ccs.coef_[0].float() @ u)) / float(ccs.coef_[0].norm())
+    assert cos > 0.9
+
+
+# ----------------------------------------------------------------- organism ground truth
+
+
+@pytest.fixture(scope="module")
+def statements(organism):
+    return interp.tasks.facts(organism, n=256, seed=0)
+
+
+def test_organism_truth_is_readable_but_not_from_the_embedding(organism, statements):
+    res = sweep(organism, statements, split=5, n_boot=300, progress=False)
+    acc, ctrl = res.metric("accuracy"), res.metric("control_accuracy")
+    assert res.labels["layer"][0] == "embed"
+    # The last prompt token (":") is the same word in every prompt: its embedding carries only
+    # the position (prompt length), not the truth of the statement.
+    assert float(acc[0]) <= 0.6
+    assert float(acc.max()) >= 0.85 and res.meta["best_layer"] == organism.n_layers
+    assert float(res.metric("selectivity").max()) >= 0.3
+    assert (ctrl - 0.5).abs().max() < 0.1
+    assert res.meta["jump_layer"] <= res.meta["best_layer"]
+    df = res.to_dataframe()
+    assert set(df.columns) >= {"layer", "metric", "value", "ci_low", "ci_high"}
+    assert set(df.metric) == {"accuracy", "f1", "auroc", "control_accuracy", "selectivity"}
+
+
+def test_organism_head_sweep_equals_a_hand_built_probe_and_disk_cache_agrees(
+    organism, statements, tmp_path
+):
+    heads = sweep(organism, statements, over="heads", n_boot=50, progress=False)
+    assert heads.dims == ("layer", "head", "metric") and heads.values.shape == (4, 8, 5)
+    d = heads.direction(2, 3)
+    assert d.hook == "blocks.2.attn.hook_z" and d.vector.shape == (organism.cfg.d_head,)
+    # Independent path: z of head L2H3 at the last token from run_with_cache, the same split.
+    _, cache = organism.tl.run_with_cache(statements.clean_tokens)
+    rows = torch.arange(len(statements))
+    z = cache["blocks.2.attn.hook_z"][rows, statements.answer_pos, 3].double()
+    y = statements.labels
+    train, test = P.make_split(y, "holdout", seed=0).folds[0]
+    want = LogisticProbe().fit(z[train], y[train]).score(z[test], y[test])
+    assert abs(float(heads.sel(layer=2, head=3, metric="accuracy")) - float(want[0])) < 1e-9
+    store = interp.cache(
+        organism,
+        statements,
+        names=["resid_pre", "resid_post"],
+        store=tmp_path / "acts",
+        progress=False,
+    )
+    from_disk = sweep(store, statements.labels, n_boot=50, progress=False)
+    from_model = sweep(organism, statements, n_boot=50, progress=False)
+    torch.testing.assert_close(from_disk.values, from_model.values, atol=1e-6, rtol=0)
+
+
+def test_organism_ccs_finds_the_distractor_instead_of_truth(organism, statements):
+    kw = {"n_boot": 50, "ccs_restarts": 3, "ccs_steps": 300, "progress": False}
+    plain = sweep(organism, statements, probe="ccs", **kw)
+    noisy = sweep(organism, statements, probe="ccs", distractor=("red", "blue"), **kw)
+    assert plain.coords["metric"] == ["accuracy", "pca_accuracy", "kmeans_accuracy"]
+    assert noisy.coords["metric"][3:] == [
+        "distractor_accuracy",
+        "distractor_pca_accuracy",
+        "distractor_kmeans_accuracy",
+    ]
+    for res in (plain, noisy):
+        assert ((res.values >= 0.5) & (res.values <= 1)).all()  # sign-free accuracies
+    # At the embedding the two sides differ by one fixed token: nothing to find.
+    assert float(plain.sel(layer=0, metric="accuracy")) == 0.5
+    # Farquhar et al.: with a salient distractor every method finds it, not the truth.
+    for m in ("distractor_accuracy", "distractor_pca_accuracy", "distractor_kmeans_accuracy"):
+        assert float(noisy.metric(m).max()) >= 0.95
+    found = noisy.metric("distractor_accuracy") >= 0.95
+    assert float(noisy.metric("accuracy")[found].max()) <= 0.65
+
+
+# ----------------------------------------------------------------- real text
+
+
+def test_minilm_layer_sweep_on_real_text(minilm):
+    animals = "dog cat horse cow sheep lion tiger bear wolf fox rabbit mouse".split()
+    vehicles = "car bus train truck bicycle plane boat ship taxi tram van scooter".split()
+    frames = ["I saw a {} today.", "There is a {} near the house.", "The {} was very old."]
+    prompts, labels = [], []
+    for f in frames:
+        for w in animals:
+            prompts.append(f.format(w))
+            labels.append(1)
+        for w in vehicles:
+            prompts.append(f.format(w))
+            labels.append(0)
+    task = interp.Task.from_prompts(minilm, prompts, labels=labels, name="animals")
+    res = sweep(minilm, task, positions="last", split=3, n_boot=100, progress=False)
+    assert res.values.shape == (minilm.n_layers + 1, 5)
+    assert torch.isfinite(res.values).all()
+    assert float(res.metric("accuracy")[1:].max()) >= 0.8
+
+
+# ----------------------------------------------------------------- errors, persistence, views
+
+
+def test_bad_input_gets_clear_errors():
+    X, y, _ = planted(n=40, d=4)
+    cache = fake_cache([X, X])
+    with pytest.raises(InterpError, match="39 labels for 40 examples"):
+        sweep(cache, y[:-1], progress=False)
+    with pytest.raises(InterpError, match="both classes"):
+        sweep(cache, torch.zeros(40), progress=False)
+    bad = X.clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(InterpError, match="NaN"):
+        sweep(fake_cache([X, bad]), y, progress=False)
+    with pytest.raises(InterpError, match="Unknown probe"):
+        sweep(cache, y, probe="svm", progress=False)  # type: ignore[arg-type]
+    with pytest.raises(InterpError, match="split"):
+        sweep(cache, y, split="loo", progress=False)
+    with pytest.raises(InterpError, match="lacks"):
+        sweep({"blocks.0.hook_resid_pre": X}, y, over="heads", progress=False)
+    with pytest.raises(InterpError, match="3 classes"):
+        sweep(cache, torch.arange(40) % 3, progress=False)
+
+
+def test_probe_results_save_load_and_plot(tmp_path):
+    X, y, _ = planted(n=120, d=8)
+    res = sweep(fake_cache([X, X * 2]), y, n_boot=20, progress=False)
+    res.save(tmp_path / "p")
+    back = interp.load_result(tmp_path / "p")
+    torch.testing.assert_close(back.values, res.values)
+    torch.testing.assert_close(back.extras["directions"], res.extras["directions"])
+    assert back.meta["split"] == res.meta["split"]
+    fig = back.plot()
+    assert {t.name for t in fig.data if t.name} >= {"accuracy", "control_accuracy", "selectivity"}
+    assert len(back.plot_projection().data) == 2
+
+
+def test_cli_probe(tmp_path):
+    from typer.testing import CliRunner
+
+    from interp.cli import app
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["run", "probe", "--out", str(tmp_path / "p"), "--n", "96"])
+    assert out.exit_code == 0, out.output
+    assert "accuracy first jumps at layer" in out.output
+    assert (tmp_path / "p" / "figure.html").exists()
+    res = interp.load_result(tmp_path / "p")
+    assert res.meta["probe"] == "logistic" and res.values.shape == (5, 5)
+    out = runner.invoke(
+        app,
+        [
+            "run",
+            "probe",
+            "--out",
+            str(tmp_path / "h"),
+            "--n",
+            "96",
+            "--over",
+            "heads",
+            "--split",
+            "4",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert interp.load_result(tmp_path / "h").meta["split"]["k"] == 4
+    bad = runner.invoke(
+        app, ["run", "probe", "--out", str(tmp_path / "b"), "--probe", "ccs", "--distractor", "red"]
+    )
+    assert isinstance(bad.exception, InterpError) and "two words" in str(bad.exception)
+    assert not (tmp_path / "b").exists()
