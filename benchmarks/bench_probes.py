@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -82,12 +83,18 @@ def bench(name: str, model: Any, n: int, repeats: int) -> list[dict[str, Any]]:
         cache = {h: feats_src.read(h) for h in feats_src.hooks}
         peer_t, ours_t, sweep_t = [], [], []
         for _ in range(repeats):
+            # Pauses between variants: scikit-learn's and torch's OpenMP runtimes keep their
+            # threads spinning for a while after a parallel region, which on a small machine
+            # would slow whichever variant runs next.
+            time.sleep(1.0)
             with stopwatch() as s:
                 acc_peer = peer_loop(feats, y, train, test)
             peer_t.append(s.wall_s)
+            time.sleep(1.0)
             with stopwatch() as s:
                 acc_ours = ours(feats, y, train, test)
             ours_t.append(s.wall_s)
+            time.sleep(1.0)
             with stopwatch() as s:
                 sweep(cache, y, over=over, progress=False)  # type: ignore[arg-type]
             sweep_t.append(s.wall_s)
