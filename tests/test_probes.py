@@ -101,6 +101,14 @@ def test_metrics_equal_sklearn_including_ties():
         assert abs(float(P.auroc(s[u], y[u])) - roc_auc_score(y[u], s[u])) < 1e-12
         assert abs(float(P.f1(pred[u], y[u])) - f1_score(y[u], pred[u])) < 1e-12
     assert torch.isnan(P.auroc(s[0], torch.ones(60, dtype=torch.long)))
+    # Bootstrap weights (resample counts) equal the metric on the resampled copy.
+    yy = y[0]
+    idx = torch.randint(0, 60, (60,), generator=g)
+    w = torch.bincount(idx, minlength=60).double()[None]
+    for fn, x in ((P.auroc, s), (P.f1, pred), (P.accuracy, pred), (P.r2, s)):
+        weighted = fn(x, yy, w)[0]
+        copied = fn(x[:, idx], yy[idx])
+        torch.testing.assert_close(weighted, copied.double(), atol=1e-12, rtol=0)
 
 
 # ----------------------------------------------------------------- protocol

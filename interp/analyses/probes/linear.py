@@ -181,22 +181,22 @@ class LogisticProbe(_Linear):
                 step = spd_solve(H + 1e-10 * eye, g)
             else:
                 step = self._dual_step(Z, K, W, g)
+            decrement = (g * step).sum(-1)  # Newton decrement squared, >= 0
+            # Converged units take the full step without a line search: there Armijo's test
+            # would only compare rounding noise (and halve the step thirty times).
+            settled = 0.5 * decrement <= self.tol * current.abs().clamp_min(1.0)
             # Backtracking: the largest of 1, 1/2, 1/4 ... that satisfies Armijo's condition.
-            decrement = (g * step).sum(-1)
             t = torch.ones(U, dtype=Z.dtype, device=Z.device)
             new = loss(w - t[:, None] * step)
             for _ in range(30):
-                bad = new > current - 1e-4 * t * decrement
+                bad = (new > current - 1e-4 * t * decrement) & ~settled
                 if not bad.any():
                     break
                 t = torch.where(bad, t / 2, t)
                 new = torch.where(bad, loss(w - t[:, None] * step), new)
             w = w - t[:, None] * step
-            done = (0.5 * decrement).abs().max() < self.tol or (
-                current - new
-            ).abs().max() < self.tol
             current = new
-            if done:
+            if settled.all():
                 break
         return w, it
 

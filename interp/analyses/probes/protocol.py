@@ -102,38 +102,77 @@ def control_labels(y: Tensor, types: Sequence[Hashable] | None, seed: int = 0) -
 
 
 # ---------------------------------------------------------------- metrics (vectorised)
+#
+# Every metric takes per-unit predictions or scores [U, m], labels [m] shared by the units, and
+# optional example weights [B, m]: resample counts, so a bootstrap is B weighted evaluations of
+# the same predictions (matrix products and one cumulative sum, no gather of resampled copies).
+# Without weights the result has shape [U]; with them [B, U].
 
 
-def accuracy(pred: Tensor, y: Tensor) -> Tensor:
-    return (pred == y).double().mean(-1)
+def _weights(w: Tensor | None, m: int) -> Tensor:
+    return torch.ones(1, m, dtype=torch.float64) if w is None else w.double()
 
 
-def f1(pred: Tensor, y: Tensor) -> Tensor:
+def _unweighted(out: Tensor, w: Tensor | None) -> Tensor:
+    return out[0] if w is None else out
+
+
+def _units(x: Tensor) -> Tensor:
+    return x[None] if x.ndim == 1 else x
+
+
+def accuracy(pred: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
+    p = _units(pred)
+    ww = _weights(w, p.shape[-1])
+    out = ww @ (p == y).double().T / ww.sum(-1, keepdim=True)
+    return _unweighted(out, w) if pred.ndim > 1 else _unweighted(out, w)[..., 0]
+
+
+def f1(pred: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
     """Binary F1 of class 1 (0 when nothing is predicted positive and nothing is positive)."""
-    tp = ((pred == 1) & (y == 1)).double().sum(-1)
-    fp = ((pred == 1) & (y == 0)).double().sum(-1)
-    fn = ((pred == 0) & (y == 1)).double().sum(-1)
+    p = _units(pred)
+    ww = _weights(w, p.shape[-1])
+    tp = ww @ ((p == 1) & (y == 1)).double().T
+    fp = ww @ ((p == 1) & (y == 0)).double().T
+    fn = ww @ ((p == 0) & (y == 1)).double().T
     den = 2 * tp + fp + fn
-    return torch.where(den > 0, 2 * tp / den.clamp_min(1), torch.zeros_like(den))
+    out = torch.where(den > 0, 2 * tp / den.clamp_min(1e-300), torch.zeros_like(den))
+    return _unweighted(out, w) if pred.ndim > 1 else _unweighted(out, w)[..., 0]
 
 
-def auroc(score: Tensor, y: Tensor) -> Tensor:
-    """ROC-AUC from ranks (Mann-Whitney U), ties counted as half; NaN without both classes."""
-    srt, _ = score.sort(-1)
-    lo = torch.searchsorted(srt.contiguous(), score.contiguous(), right=False)
-    hi = torch.searchsorted(srt.contiguous(), score.contiguous(), right=True)
-    ranks = (lo + hi + 1).double() / 2  # average 1-based rank
-    pos = (y == 1).double()
-    n1 = pos.sum(-1)
-    n0 = y.shape[-1] - n1
-    u = (ranks * pos).sum(-1) - n1 * (n1 + 1) / 2
-    return torch.where((n1 > 0) & (n0 > 0), u / (n1 * n0).clamp_min(1), torch.nan)
+def auroc(score: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
+    """ROC-AUC as the (weighted) Mann-Whitney statistic, ties counted as half; NaN without both
+    classes. Scores are sorted once per unit; weights enter through cumulative sums."""
+    s = _units(score).double()
+    U, m = s.shape
+    ww = _weights(w, m)
+    order = s.argsort(-1)
+    srt = s.gather(-1, order)
+    lo = torch.searchsorted(srt, s, right=False)  # examples scoring strictly lower
+    hi = torch.searchsorted(srt, s, right=True)  # ... lower or equal
+    pos, neg = (y == 1).double(), (y == 0).double()
+    wneg = (ww * neg)[:, order]  # [B, U, m] in each unit's sorted order
+    cum = torch.nn.functional.pad(wneg.cumsum(-1), (1, 0))
+    B = ww.shape[0]
+    below = cum.gather(-1, lo.expand(B, U, m))
+    upto = cum.gather(-1, hi.expand(B, U, m))
+    u = ((ww * pos)[:, None, :] * (below + 0.5 * (upto - below))).sum(-1)  # [B, U]
+    n1 = (ww * pos).sum(-1, keepdim=True)
+    n0 = (ww * neg).sum(-1, keepdim=True)
+    out = torch.where((n1 > 0) & (n0 > 0), u / (n1 * n0).clamp_min(1e-300), torch.nan)
+    return _unweighted(out, w) if score.ndim > 1 else _unweighted(out, w)[..., 0]
 
 
-def r2(pred: Tensor, y: Tensor) -> Tensor:
-    y = y.double()
-    ss = ((y - y.mean(-1, keepdim=True)) ** 2).sum(-1)
-    return 1 - ((y - pred) ** 2).sum(-1) / ss.clamp_min(1e-300)
+def r2(pred: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
+    p = _units(pred).double()
+    ww = _weights(w, p.shape[-1])
+    yd = y.double()
+    total = ww.sum(-1, keepdim=True)
+    mean = ww @ yd[:, None] / total
+    ss_tot = ww @ (yd**2)[:, None] - total * mean**2
+    ss_res = ww @ ((yd - p) ** 2).T
+    out = 1 - ss_res / ss_tot.clamp_min(1e-300)
+    return _unweighted(out, w) if pred.ndim > 1 else _unweighted(out, w)[..., 0]
 
 
 def bootstrap(
@@ -143,13 +182,15 @@ def bootstrap(
     seed: int,
     alpha: float = 0.05,
 ) -> tuple[Tensor, Tensor]:
-    """Percentile interval of ``fn(index)`` over resamples of the evaluated examples.
+    """Percentile interval of ``fn(weights)`` over resamples of the evaluated examples.
 
-    ``fn`` maps an index tensor ``[..., m]`` to values ``[..., *shape]``; returns (low, high)."""
+    ``fn`` maps resample counts ``[B, m]`` to values ``[B, *shape]``; returns (low, high)."""
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, n_eval, (n_boot, n_eval), generator=gen)
-    # Resamples in chunks: a head sweep gathers [resamples, units, examples] at once.
-    vals = torch.cat([fn(idx[s : s + 100]) for s in range(0, n_boot, 100)])  # type: ignore[operator]
+    counts = torch.zeros(n_boot, n_eval, dtype=torch.float64)
+    counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
+    # Resamples in chunks bound the [resamples, units, examples] cumulative sums of ROC-AUC.
+    vals = torch.cat([fn(counts[s : s + 100]) for s in range(0, n_boot, 100)])  # type: ignore[operator]
     q = torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64)
     lo, hi = torch.nanquantile(vals.double(), q, dim=0)
     return lo, hi

@@ -219,18 +219,13 @@ def _metrics(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Values and bootstrap intervals [U, metric] on the evaluated examples."""
 
-    def compute(index: Tensor | None) -> Tensor:
-        s, cs, yy, cc = scores, cscores, y, c
-        if index is not None:  # [B, m]: gather every resample at once
-            s, cs, yy, cc = s[:, index], cs[:, index], y[index], c[index]
-            s, cs = s.movedim(0, 1), cs.movedim(0, 1)  # [B, U, m]
-            yy, cc = yy[:, None], cc[:, None]
+    def compute(w: Tensor | None) -> Tensor:  # -> [U, M], or [B, U, M] for resample weights
         if regression:
-            task_r2, ctrl_r2 = P.r2(s, yy), P.r2(cs, cc)
+            task_r2, ctrl_r2 = P.r2(scores, y, w), P.r2(cscores, c, w)
             return torch.stack([task_r2, ctrl_r2, task_r2 - ctrl_r2], -1)
-        pred, cpred = (s > 0).long(), (cs > 0).long()
-        acc, cacc = P.accuracy(pred, yy), P.accuracy(cpred, cc)
-        return torch.stack([acc, P.f1(pred, yy), P.auroc(s, yy), cacc, acc - cacc], -1)
+        pred, cpred = (scores > 0).long(), (cscores > 0).long()
+        acc, cacc = P.accuracy(pred, y, w), P.accuracy(cpred, c, w)
+        return torch.stack([acc, P.f1(pred, y, w), P.auroc(scores, y, w), cacc, acc - cacc], -1)
 
     values = compute(None)
     lo, hi = P.bootstrap(compute, scores.shape[1], n_boot, seed)
@@ -395,14 +390,11 @@ def _ccs_sweep(
         f"{t}{'accuracy' if m == 'ccs' else m + '_accuracy'}" for t, _ in targets for m in methods
     ]
 
-    def compute(index: Tensor | None) -> Tensor:
+    def compute(w: Tensor | None) -> Tensor:
         out = []
         for _, target in targets:
             for m in range(3):
-                pr, tt = preds[m], target
-                if index is not None:
-                    pr, tt = pr[:, index].movedim(0, 1), tt[index][:, None]
-                acc = P.accuracy(pr, tt)
+                acc = P.accuracy(preds[m], target, w)
                 out.append(torch.maximum(acc, 1 - acc))
         return torch.stack(out, -1)
 
