@@ -86,7 +86,7 @@ class ProbeResult(Result):
         metric = kw.pop("metric", self.main_metric)
         if "head" in self.dims:
             vals = self.metric(metric)
-            return heatmap(
+            fig = heatmap(
                 vals,
                 [f"H{h}" for h in self.coords["head"]],
                 [f"L{l}" for l in self.coords["layer"]],
@@ -103,6 +103,10 @@ class ProbeResult(Result):
                     for i, l in enumerate(self.coords["layer"])
                 ],
             )
+            if metric in ("accuracy", "f1", "auroc", "control_accuracy"):
+                # A fixed 0-1 scale puts chance mid-scale instead of stretching noise.
+                fig.update_traces(zmin=0.0, zmax=1.0)
+            return fig
         names = [str(m) for m in self.coords["metric"]]
         shown = [m for m in (metric, "control_accuracy", "control_r2", "selectivity") if m in names]
         if self.meta.get("probe") == "ccs":
@@ -117,6 +121,7 @@ class ProbeResult(Result):
             value_label="score",
             bands={m: (self.ci_low[:, mi[m]], self.ci_high[:, mi[m]]) for m in shown},
         )
+        fig.update_xaxes(type="category")  # "embed", "1", ... in order, no fractional ticks
         chance = self.meta.get("class_balance")
         if chance is not None and metric == "accuracy":
             level = max(chance, 1 - chance)

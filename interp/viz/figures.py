@@ -122,6 +122,7 @@ def line(
                     x=xs + xs[::-1],
                     y=np.concatenate([hi, lo[::-1]]),
                     fill="toself",
+                    mode="lines",
                     fillcolor=color,
                     opacity=0.18,
                     line={"width": 0},

@@ -1,0 +1,1 @@
+"""Latent-trajectory signals (in progress: the per-trace signals; sampling and evaluation next)."""

@@ -1,0 +1,109 @@
+"""Trajectory signals against hand computations (METHODS.md section 8)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from interp.analyses.trajectories.signals import (
+    change_signals,
+    chunk_means,
+    confidence,
+    cross_layer_change,
+    effective_rank,
+    rank_dynamics,
+)
+from interp.errors import InterpError
+
+
+def test_chunks_are_consecutive_means_with_a_shorter_last_chunk():
+    h = torch.arange(5.0)[:, None, None].expand(5, 2, 3)
+    c = chunk_means(h, 2)
+    assert c.shape == (3, 2, 3)
+    assert c[:, 0, 0].tolist() == [0.5, 2.5, 4.0]
+
+
+def test_change_signals_by_hand():
+    # one layer, chunks of one token: h1 = (0, 0), h2 = (1, 0), h3 = (1, 1)
+    h = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])[:, None, :]
+    s = change_signals(h, k=1)
+    assert s.n_chunks == 3
+    assert s.net.item() == pytest.approx(math.sqrt(2) / 2)  # ||h3 - h1|| / (N - 1)
+    assert s.cumulative.item() == pytest.approx(2.0)
+    assert s.aligned.item() == pytest.approx(1 / math.sqrt(2))
+    early = change_signals(h, k=1, first_chunks=2)
+    assert (early.net.item(), early.cumulative.item(), early.aligned.item()) == pytest.approx(
+        (1.0, 1.0, 1.0)
+    )
+
+
+def test_net_change_is_normalised_by_n_minus_one_and_layers_are_averaged():
+    v = torch.tensor([3.0, 4.0])
+    for N in (2, 5, 9):
+        straight = torch.stack([n * v for n in range(N)])[:, None, :]  # a straight path
+        s = change_signals(straight, k=1)
+        assert s.net.item() == pytest.approx(5.0)  # ||(N-1) v|| / (N-1)
+        assert s.cumulative.item() == pytest.approx(5.0 * (N - 1))
+        assert s.aligned.item() == pytest.approx(1.0)
+    two = torch.stack([torch.stack([n * v, 2 * n * v]) for n in range(3)])  # L = 2
+    assert change_signals(two, k=1).layer_mean["net_change"] == pytest.approx(7.5)
+
+
+def test_fewer_than_two_chunks_is_undefined():
+    h = torch.randn(6, 2, 4)
+    with pytest.raises(InterpError, match="at least two chunks"):
+        change_signals(h, k=6)
+    with pytest.raises(InterpError, match="at least 1"):
+        chunk_means(h, 0)
+
+
+def test_effective_rank_of_known_singular_values():
+    # Centred orthonormal columns, so centring keeps the singular values (3, 1).
+    U = torch.tensor([[1.0, 0], [-1, 0], [0, 1], [0, -1]], dtype=torch.float64) / math.sqrt(2)
+    g = torch.Generator().manual_seed(0)
+    Q, _ = torch.linalg.qr(torch.randn(5, 5, generator=g, dtype=torch.float64))
+    H = U @ torch.diag(torch.tensor([3.0, 1.0], dtype=torch.float64)) @ Q[:2]
+    p = np.array([0.75, 0.25])
+    assert effective_rank(H) == pytest.approx(math.exp(-(p * np.log(p)).sum()), rel=1e-9)
+    equal = U @ torch.diag(torch.tensor([2.0, 2.0], dtype=torch.float64)) @ Q[:2]
+    assert effective_rank(equal) == pytest.approx(2.0, rel=1e-9)
+
+
+def test_rank_dynamics_equals_an_independent_numpy_computation():
+    H = torch.randn(24, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    stride = 4
+    res = rank_dynamics(H, stride)
+
+    def er(M):
+        s = np.linalg.svd(M - M.mean(0), compute_uv=False)
+        p = s / s.sum()
+        p = p[p > 0]
+        return float(np.exp(-(p * np.log(p)).sum()))
+
+    ers = [er(H.numpy()[: j * stride]) for j in range(1, 24 // stride + 1)]
+    d1 = [ers[j] - np.mean(ers[:j]) for j in range(1, len(ers))]
+    d2 = [d1[j] - d1[j - 1] for j in range(1, len(d1))]
+    np.testing.assert_allclose(res.er.numpy(), ers, rtol=1e-6)
+    assert res.erv == pytest.approx(np.mean(d1), rel=1e-9)
+    assert res.era == pytest.approx(np.mean(d2), rel=1e-9, abs=1e-12)
+    with pytest.raises(InterpError, match="smaller stride"):
+        rank_dynamics(H[:8], stride=4)
+
+
+def test_confidence_and_cross_layer_baselines_by_hand():
+    lp = torch.tensor([-0.1, -0.5])
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]])
+    out = confidence(lp, logits)
+    assert out["mean_logprob"] == pytest.approx(-0.3)
+    assert out["perplexity"] == pytest.approx(math.exp(0.3))
+    assert out["logit_margin"] == pytest.approx(2.0)
+    probs = torch.softmax(logits.double(), -1).numpy()
+    assert out["entropy"] == pytest.approx(float((-(probs * np.log(probs)).sum(-1)).mean()))
+    h = torch.zeros(2, 3, 2)
+    h[:, 1, 0] = 3.0
+    h[:, 2, 0] = 3.0
+    h[:, 2, 1] = 4.0
+    assert cross_layer_change(h) == pytest.approx((3.0 + 4.0) / 2)
