@@ -180,6 +180,16 @@ class Model:
         return []
 
     @property
+    def suffix_ids(self) -> list[int]:
+        """Special tokens the model puts after a prompt ([SEP] for BERT, none for GPT-2)."""
+        with_special = self.to_tokens("a")[0].tolist()
+        bare = self.tokenizer.encode("a", add_special_tokens=False)
+        for i in range(len(with_special) - len(bare) + 1):
+            if with_special[i : i + len(bare)] == bare:
+                return [int(t) for t in with_special[i + len(bare) :]]
+        return []
+
+    @property
     def device(self) -> torch.device:
         return next(self.tl.parameters()).device
 

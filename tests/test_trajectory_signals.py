@@ -107,3 +107,32 @@ def test_confidence_and_cross_layer_baselines_by_hand():
     h[:, 2, 0] = 3.0
     h[:, 2, 1] = 4.0
     assert cross_layer_change(h) == pytest.approx((3.0 + 4.0) / 2)
+
+
+def test_signals_of_given_texts_on_the_organism_and_on_minilm(organism, minilm):
+    from interp.analyses.trajectories.texts import text_signals, text_states
+
+    prompt, trace = "12 + 34 =", " 2 + 4 = 6 , 1 + 3 = 4 , so 46"
+    for model in (organism, minilm):
+        hidden = text_states(model, prompt, trace)
+        n_trace = len(model.tokenizer.encode(trace, add_special_tokens=False))
+        assert hidden.shape == (n_trace, model.n_layers, model.d_model)
+        # Independent path: one run_with_cache over the same ids, sliced by hand.
+        tok = model.tokenizer
+        p_ids = tok.encode(prompt, add_special_tokens=False)
+        ids = model.prefix_ids + p_ids + tok.encode(trace, add_special_tokens=False)
+        ids += model.suffix_ids
+        _, cache = model.run_with_cache(torch.tensor([ids]))
+        start = len(model.prefix_ids) + len(p_ids)
+        for l in (0, model.n_layers - 1):
+            want = cache[f"blocks.{l}.hook_resid_post"][0, start : start + n_trace]
+            torch.testing.assert_close(hidden[:, l], want, atol=1e-5, rtol=1e-5)
+        out = text_signals(model, prompt, trace, k=4)
+        assert out["n_chunks"] == -(-n_trace // 4)
+        expected = change_signals(hidden, 4).layer_mean
+        assert out["net_change"] == pytest.approx(expected["net_change"])
+        assert out["cumulative_change"] > 0 and -1 <= out["aligned_change"] <= 1
+    with pytest.raises(InterpError, match="at least two chunks"):
+        text_signals(organism, prompt, trace, k=100)
+    with pytest.raises(InterpError, match="empty"):
+        text_states(organism, prompt, "")

@@ -1,0 +1,63 @@
+"""Hidden states and signals of an existing trace (a prompt plus text generated elsewhere).
+
+No generation: the model reads ``prompt + trace`` once and every layer's residual output (the
+embedding excluded) is kept at the trace's token positions. The prompt and the trace are
+tokenised separately, so the trace's tokens are exactly its own, and the model's special tokens
+(BOS, or [CLS] ... [SEP] for BERT-style encoders) go around the whole text. Works for models
+without an LM head (encoders), since nothing here reads logits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from interp.analyses.trajectories.signals import change_signals, cross_layer_change
+from interp.cache.capture import capture_batch
+from interp.errors import InterpError
+from interp.models import Model, load_model
+
+
+def text_states(model: Model | Any, prompt: str, trace: str) -> Float[Tensor, "T L d"]:
+    """Residual stream after every block at the trace's token positions."""
+    model = load_model(model)
+    tok = model.tokenizer
+    p_ids = tok.encode(prompt, add_special_tokens=False)
+    t_ids = tok.encode(trace, add_special_tokens=False)
+    if not t_ids:
+        raise InterpError("The trace is empty: give the generated text to score.")
+    prefix = model.prefix_ids
+    ids = [*prefix, *p_ids, *t_ids, *model.suffix_ids]
+    if len(ids) > model.n_ctx:
+        raise InterpError(
+            f"prompt + trace is {len(ids)} tokens but {model.name} reads at most {model.n_ctx}; "
+            "score a shorter trace or a longer-context model."
+        )
+    start = len(prefix) + len(p_ids)
+    names = [f"blocks.{l}.hook_resid_post" for l in range(model.n_layers)]
+    tokens = torch.tensor([ids])
+    acts = capture_batch(model, tokens, names, None, torch.tensor([len(ids) - 1]))
+    return torch.stack([acts[n][0, start : start + len(t_ids)] for n in names], 1)
+
+
+def text_signals(
+    model: Model | Any, prompt: str, trace: str, k: int, first_chunks: int | None = None
+) -> dict[str, Any]:
+    """Net, cumulative and aligned change (per layer and layer mean) and cross-layer change of
+    an existing trace, with chunks of `k` tokens."""
+    hidden = text_states(model, prompt, trace)
+    ch = change_signals(hidden, k, first_chunks)
+    return {
+        **ch.layer_mean,
+        "per_layer": {
+            "net_change": ch.net.tolist(),
+            "cumulative_change": ch.cumulative.tolist(),
+            "aligned_change": ch.aligned.tolist(),
+        },
+        "cross_layer_change": cross_layer_change(hidden),
+        "n_tokens": int(hidden.shape[0]),
+        "n_chunks": ch.n_chunks,
+    }
