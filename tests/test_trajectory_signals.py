@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import interp
 from interp.analyses.trajectories.signals import (
     change_signals,
     chunk_means,
@@ -136,3 +137,43 @@ def test_signals_of_given_texts_on_the_organism_and_on_minilm(organism, minilm):
         text_signals(organism, prompt, trace, k=100)
     with pytest.raises(InterpError, match="empty"):
         text_states(organism, prompt, "")
+
+
+def test_sampling_captures_the_states_a_full_forward_gives(organism):
+    from interp.analyses.trajectories.sampling import sample
+
+    task = interp.tasks.arithmetic(organism, n=3, seed=0)
+    traces = sample(
+        organism, task, n=3, max_new_tokens=40, temperature=1.0, chunk=4, seed=0, progress=False
+    )
+    assert len(traces) == 9 and {t.sample_index for t in traces} == {0, 1, 2}
+    assert all(t.correct in (True, False) for t in traces)
+    assert len({tuple(t.tokens) for t in traces}) > 1  # sampling, not one greedy answer
+    names = [f"blocks.{l}.hook_resid_post" for l in range(organism.n_layers)]
+    for t in traces[:4]:
+        i = t.prompt_index
+        prompt = task.clean_tokens[i, : int(task.answer_pos[i]) + 1]
+        full = torch.cat([prompt, torch.tensor(t.tokens, dtype=torch.long)])[None]
+        logits, cache = organism.tl.run_with_cache(full, names_filter=lambda n: n in names)
+        P, T = len(prompt), len(t.tokens)
+        states = torch.stack([cache[n][0, P : P + T] for n in names], 1)
+        torch.testing.assert_close(
+            t.chunks.float(), chunk_means(states, 4).float(), atol=1e-4, rtol=1e-4
+        )
+        logp = torch.log_softmax(logits[0].double(), -1)
+        want = logp[P - 1 : P + T - 1].gather(-1, full[0, P:][:, None])[:, 0]
+        torch.testing.assert_close(t.logprobs, want, atol=1e-4, rtol=0)
+        assert t.text == organism.tokenizer.decode(t.tokens)
+        assert t.correct == task.checker(t.text, task.targets[i])
+    greedy = sample(organism, task, n=2, max_new_tokens=40, temperature=0, progress=False)
+    assert greedy[0].tokens == greedy[1].tokens
+
+
+def test_sampling_rejects_bad_input(organism):
+    from interp.analyses.trajectories.sampling import sample
+
+    task = interp.tasks.arithmetic(organism, n=2, seed=0)
+    with pytest.raises(InterpError, match="at least 1"):
+        sample(organism, task, n=0)
+    with pytest.raises(InterpError, match="no checker"):
+        sample(organism, interp.tasks.ioi(organism, n=2, seed=0), n=2)

@@ -1,0 +1,168 @@
+"""Sampling with capture: several answers per prompt, each with its hidden-state trajectory.
+
+Generation uses TransformerLens' KV cache, one prompt at a time with its `n` samples on the batch
+axis. Each generated token is fed back once; hooks on every block's ``hook_resid_post`` read its
+residual stream there, and running sums pool it into chunks of `chunk` tokens on the fly, so
+memory per trace is one chunk accumulator plus the finished chunk means, never the per-token
+states. Per token the log-probability (temperature 1), the top-1/top-2 logit margin and the
+entropy are kept; the task's checker gives each finished answer its verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+from interp.errors import InterpError
+from interp.models import Model, load_model
+from interp.tasks.task import Task
+
+
+@dataclass
+class Trace:
+    """One sampled answer and its trajectory."""
+
+    prompt_index: int
+    sample_index: int
+    tokens: list[int]  # generated ids, end-of-text excluded
+    text: str
+    logprobs: Tensor  # [T] log p(token) under the model (temperature 1)
+    margins: Tensor  # [T] top-1 minus top-2 logit before each token
+    entropies: Tensor  # [T] entropy of the next-token distribution before each token
+    chunks: Tensor  # [N, L, d] chunk means of resid_post at the generated positions
+    correct: bool | None
+
+
+def sample(
+    model: Model | Any,
+    task: Task,
+    n: int = 4,
+    max_new_tokens: int = 64,
+    temperature: float = 1.0,
+    chunk: int = 8,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[Trace]:
+    """Generate `n` answers per prompt and capture their trajectories.
+
+    Args:
+        model: a HookedTransformer-backed model with an LM head.
+        task: prompts with ``targets`` and a ``checker`` (e.g. ``interp.tasks.arithmetic``).
+        n: samples per prompt.
+        max_new_tokens: generation stops there or at end-of-text.
+        temperature: 0 for greedy decoding.
+        chunk: tokens per pooled chunk (the signals' `k`).
+        seed: seeds the sampler.
+    """
+    model = load_model(model)
+    if n < 1:
+        raise InterpError(f"n must be at least 1 (samples per prompt), got {n}.")
+    if max_new_tokens < 1 or chunk < 1:
+        raise InterpError("max_new_tokens and chunk must be at least 1.")
+    if temperature < 0:
+        raise InterpError(f"temperature must be >= 0 (0 = greedy), got {temperature}.")
+    if task.checker is None or task.targets is None:
+        raise InterpError(
+            f"Task {task.name!r} has no checker and targets: trajectory analyses need to know "
+            "whether each answer is right (use interp.tasks.arithmetic or set task.checker)."
+        )
+    if model.backend != "HookedTransformer" or not model.has_lm_head:
+        raise InterpError(
+            f"Sampling needs a HookedTransformer with an LM head; {model.name} is a "
+            f"{model.backend}. Score existing traces with text_signals instead."
+        )
+    gen = torch.Generator().manual_seed(seed)
+    traces: list[Trace] = []
+    for i in tqdm(range(len(task)), desc="sample", disable=not progress, unit="prompt"):
+        prompt = task.clean_tokens[i, : int(task.answer_pos[i]) + 1]
+        traces += _sample_prompt(model, task, i, prompt, n, max_new_tokens, temperature, chunk, gen)
+    return traces
+
+
+@torch.inference_mode()
+def _sample_prompt(
+    model: Model,
+    task: Task,
+    i: int,
+    prompt: Tensor,
+    n: int,
+    max_new: int,
+    temperature: float,
+    k: int,
+    gen: torch.Generator,
+) -> list[Trace]:
+    tl: Any = model.tl
+    L, d = model.n_layers, model.d_model
+    eos = model.tokenizer.eos_token_id
+    rows = prompt[None].repeat(n, 1).to(model.device)
+    cache = TransformerLensKeyValueCache.init_cache(tl.cfg, model.device, n)
+    logits = tl(rows, past_kv_cache=cache, attention_mask=torch.ones_like(rows))[:, -1]
+    captured: dict[int, Tensor] = {}
+
+    def grab(act: Tensor, hook: Any) -> None:
+        captured[int(hook.name.split(".")[1])] = act[:, -1].double()
+
+    names = [f"blocks.{l}.hook_resid_post" for l in range(L)]
+    acc = torch.zeros(n, L, d, dtype=torch.float64)
+    count = torch.zeros(n, dtype=torch.long)
+    chunks: list[list[Tensor]] = [[] for _ in range(n)]
+    tokens: list[list[int]] = [[] for _ in range(n)]
+    stats: list[list[tuple[float, float, float]]] = [[] for _ in range(n)]
+    done = torch.zeros(n, dtype=torch.bool)
+    for _ in range(max_new):
+        lg = logits.double().cpu()
+        logp = torch.log_softmax(lg, -1)
+        if temperature == 0:
+            nxt = lg.argmax(-1)
+        else:
+            probs = torch.softmax(lg / temperature, -1)
+            nxt = torch.multinomial(probs, 1, generator=gen)[:, 0]
+        top2 = lg.topk(2, dim=-1).values
+        ent = -(logp.exp() * logp).sum(-1)
+        ended = nxt == eos if eos is not None else torch.zeros(n, dtype=torch.bool)
+        live = ~done & ~ended
+        for r in live.nonzero()[:, 0].tolist():
+            tokens[r].append(int(nxt[r]))
+            stats[r].append((float(logp[r, nxt[r]]), float(top2[r, 0] - top2[r, 1]), float(ent[r])))
+        done |= ended
+        if done.all():
+            break
+        with model.hooks([(nm, grab) for nm in names]):
+            logits = tl(
+                nxt[:, None].to(model.device),
+                past_kv_cache=cache,
+                attention_mask=torch.ones(n, 1, dtype=torch.long, device=model.device),
+            )[:, -1]
+        states = torch.stack([captured[l] for l in range(L)], 1).cpu()  # [n, L, d]
+        for r in live.nonzero()[:, 0].tolist():
+            acc[r] += states[r]
+            count[r] += 1
+            if count[r] == k:
+                chunks[r].append(acc[r] / k)
+                acc[r].zero_()
+                count[r] = 0
+    out = []
+    for r in range(n):
+        if count[r] > 0:  # the last, shorter chunk
+            chunks[r].append(acc[r] / int(count[r]))
+        text = model.tokenizer.decode(tokens[r])
+        st = torch.tensor(stats[r], dtype=torch.float64).reshape(-1, 3)
+        out.append(
+            Trace(
+                prompt_index=i,
+                sample_index=r,
+                tokens=tokens[r],
+                text=text,
+                logprobs=st[:, 0],
+                margins=st[:, 1],
+                entropies=st[:, 2],
+                chunks=torch.stack(chunks[r]) if chunks[r] else torch.zeros(0, L, d),
+                correct=bool(task.checker(text, task.targets[i])),  # type: ignore[misc,index]
+            )
+        )
+    return out
