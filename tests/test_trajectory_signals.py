@@ -177,3 +177,49 @@ def test_sampling_rejects_bad_input(organism):
         sample(organism, task, n=0)
     with pytest.raises(InterpError, match="no checker"):
         sample(organism, interp.tasks.ioi(organism, n=2, seed=0), n=2)
+
+
+def _trace(chunks, correct, logprobs=(-0.1, -0.2), i=0, s=0):
+    from interp.analyses.trajectories.sampling import Trace
+
+    T = len(logprobs)
+    return Trace(
+        i,
+        s,
+        list(range(T)),
+        "x",
+        torch.tensor(logprobs, dtype=torch.float64),
+        torch.ones(T, dtype=torch.float64),
+        torch.ones(T, dtype=torch.float64),
+        chunks.double(),
+        correct,
+    )
+
+
+def test_trace_table_and_auroc_table():
+    from interp.analyses.trajectories.evaluate import auroc_table, trace_table
+
+    g = torch.Generator().manual_seed(0)
+    traces = []
+    for j in range(20):
+        ch = torch.randn(6, 2, 5, generator=g)
+        traces.append(_trace(ch, correct=j % 2 == 0, logprobs=(-0.1 - (j % 2), -0.2), s=j))
+    tab = trace_table(traces)
+    want = change_signals(traces[3].chunks, 1).layer_mean
+    assert tab.loc[3, "net_change"] == pytest.approx(want["net_change"])
+    pairs = trace_table(traces, chunk_factor=2)  # chunks of two sampled chunks each
+    regrouped = traces[3].chunks.reshape(3, 2, 2, 5).mean(1)
+    assert pairs.loc[3, "net_change"] == pytest.approx(
+        change_signals(regrouped, 1).layer_mean["net_change"]
+    )
+    early = trace_table(traces, early=3)
+    assert early.loc[3, "net_change"] == pytest.approx(
+        change_signals(traces[3].chunks[:3], 1).layer_mean["net_change"]
+    )
+    aur = auroc_table(tab, n_boot=100).set_index("signal")
+    assert aur.loc["mean_logprob", "auroc"] == 1.0  # right answers have the higher log-prob
+    assert aur.loc["perplexity", "auroc"] == 1.0  # oriented: lower perplexity = right
+    assert aur.loc["mean_logprob", "null_auroc"] < 0.9
+    one_class = tab.assign(correct=True)
+    with pytest.raises(InterpError, match="both"):
+        auroc_table(one_class)

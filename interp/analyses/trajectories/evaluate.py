@@ -1,0 +1,121 @@
+"""Signals of sampled traces and how well they predict correctness.
+
+`trace_table` computes, per trace, the change signals (layer means, from all chunks or the first
+`early` chunks), the output-confidence baselines and the answer length; `auroc_table` scores each
+signal against correctness with ROC-AUC, a bootstrap interval over traces and a shuffled-label
+null, next to the same change signals computed on random low-dimensional projections of the
+states (a control for what any trajectory of this architecture would show).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from interp.analyses.probes import protocol as P
+from interp.analyses.trajectories.sampling import Trace
+from interp.analyses.trajectories.signals import change_signals
+from interp.errors import InterpError
+
+# Which direction of each signal predicts a correct answer (METHODS.md section 8).
+ORIENTATION = {
+    "net_change": 1,
+    "cumulative_change": -1,
+    "aligned_change": 1,
+    "mean_logprob": 1,
+    "logit_margin": 1,
+    "entropy": -1,
+    "perplexity": -1,
+}
+
+
+def _regroup(chunks: Tensor, factor: int) -> Tensor:
+    """Chunks of k tokens -> chunks of factor * k (the last chunk keeps what is left)."""
+    if factor == 1:
+        return chunks
+    return torch.stack([chunks[s : s + factor].mean(0) for s in range(0, len(chunks), factor)])
+
+
+def trace_table(
+    traces: Sequence[Trace],
+    chunk_factor: int = 1,
+    early: int | None = None,
+    projection_dim: int | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per trace: prompt, sample, correct, n_tokens, change signals, confidence.
+
+    Args:
+        chunk_factor: pool this many sampled chunks into one (signals at a larger k). The last
+            sampled chunk may be shorter, so regrouped means weight it like the others.
+        early: use only the first `early` chunks (the early-stopping version).
+        projection_dim: compute the change signals on a random Gaussian projection of the states
+            to this many dimensions (the null control); None uses the states themselves.
+    """
+    if not traces:
+        raise InterpError("No traces given.")
+    d = traces[0].chunks.shape[-1]
+    proj = None
+    if projection_dim is not None:
+        g = torch.Generator().manual_seed(seed)
+        proj = torch.randn(d, projection_dim, generator=g, dtype=torch.float64) / d**0.5
+    rows = []
+    for t in traces:
+        h = _regroup(t.chunks.double(), chunk_factor)
+        if proj is not None:
+            h = h @ proj
+        row: dict[str, object] = {
+            "prompt": t.prompt_index,
+            "sample": t.sample_index,
+            "correct": bool(t.correct),
+            "n_tokens": len(t.tokens),
+        }
+        if early is not None:
+            h = h[:early]
+        if len(h) >= 2:  # the chunks are already pooled: each is one step of the path
+            row.update(change_signals(h, 1).layer_mean)
+        else:  # undefined for fewer than two chunks
+            row.update(dict.fromkeys(("net_change", "cumulative_change", "aligned_change"), None))
+        if len(t.tokens):
+            lp = t.logprobs.double()
+            row["mean_logprob"] = float(lp.mean())
+            row["perplexity"] = float(torch.exp(-lp.mean()))
+            row["logit_margin"] = float(t.margins.mean())
+            row["entropy"] = float(t.entropies.mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def auroc_table(
+    table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, signals: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """ROC-AUC of each signal (oriented so that > 0.5 means it predicts correct answers as
+    METHODS.md expects) with a 95% bootstrap interval over traces, and the same for shuffled
+    labels (the null). Traces where a signal is undefined are left out of that signal's row."""
+    names = [s for s in (signals or ORIENTATION) if s in table.columns]
+    if table["correct"].nunique() < 2:
+        raise InterpError(
+            "All traces are right (or all wrong): ROC-AUC needs both; sample more answers or at "
+            "a higher temperature."
+        )
+    out = []
+    for name in names:
+        sub = table[table[name].notna()]
+        y = torch.tensor(sub["correct"].to_numpy(), dtype=torch.long)
+        if y.unique().numel() < 2:
+            continue
+        score = torch.tensor(sub[name].to_numpy(dtype=float)) * ORIENTATION.get(name, 1)
+        g = torch.Generator().manual_seed(seed)
+        shuffled = y[torch.randperm(len(y), generator=g)]
+        row: dict[str, object] = {"signal": name, "n": len(y)}
+        for label, target in (("auroc", y), ("null_auroc", shuffled)):
+            row[label] = float(P.auroc(score, target))
+            lo, hi = P.bootstrap(
+                lambda w, s=score, t=target: P.auroc(s, t, w), len(y), n_boot, seed
+            )
+            row[f"{label}_low"], row[f"{label}_high"] = float(lo), float(hi)
+        out.append(row)
+    return pd.DataFrame(out)
