@@ -223,3 +223,40 @@ def test_trace_table_and_auroc_table():
     one_class = tab.assign(correct=True)
     with pytest.raises(InterpError, match="both"):
         auroc_table(one_class)
+
+
+def test_selection_against_majority_vote_by_hand():
+    import pandas as pd
+
+    from interp.analyses.trajectories.evaluate import selection
+    from interp.analyses.trajectories.sampling import Trace
+
+    def tr(i, s, text, correct, n_tok):
+        z = torch.zeros(n_tok, dtype=torch.float64)
+        return Trace(i, s, list(range(n_tok)), text, z, z, z, torch.zeros(2, 1, 1), correct)
+
+    # prompt 0: majority "5" is wrong, the right "7" has the best net change
+    # prompt 1: majority "9" is right, net change picks the wrong "8"
+    traces = [
+        tr(0, 0, "so 5", False, 10),
+        tr(0, 1, "so 5", False, 20),
+        tr(0, 2, "so 7", True, 30),
+        tr(1, 0, "so 9", True, 10),
+        tr(1, 1, "so 9", True, 10),
+        tr(1, 2, "so 8", False, 40),
+    ]
+    table = pd.DataFrame(
+        {
+            "prompt": [0, 0, 0, 1, 1, 1],
+            "correct": [t.correct for t in traces],
+            "n_tokens": [10, 20, 30, 10, 10, 40],
+            "net_change": [0.1, 0.2, 0.9, 0.1, 0.2, 0.5],
+        }
+    )
+    out = selection(traces, table, signals=["net_change"]).set_index("method")
+    assert out.loc["majority_vote", "accuracy"] == 0.5
+    assert out.loc["net_change", "accuracy"] == 0.5
+    assert out.loc["majority_vote", "tokens_per_prompt"] == (60 + 60) / 2
+    early = selection(traces, table, signals=["net_change"], early_tokens=15).set_index("method")
+    # prompt 0: 10 + 15 + 15 read, chosen (30 tokens) finished: +15 -> 55; prompt 1: 10+10+15+25
+    assert early.loc["net_change", "tokens_per_prompt"] == (55 + 60) / 2

@@ -49,10 +49,16 @@ class Sum:
         return " " + " , ".join(steps) + f" , so {self.target}"
 
 
+def final_answer(generated: str) -> str:
+    """The number written after the last "so" (spaces removed), or "" when there is none."""
+    found = _ANSWER.findall(generated)
+    return re.sub(r"\s+", "", found[-1]) if found else ""
+
+
 def check_answer(generated: str, target: str) -> bool:
     """True when the text after the last "so" is exactly the target number (spaces ignored)."""
-    found = _ANSWER.findall(generated)
-    return bool(found) and re.sub(r"\s+", "", found[-1]) == target
+    answer = final_answer(generated)
+    return bool(answer) and answer == target
 
 
 def sample_sums(n: int, seed: int, digits: Sequence[int] = (3,)) -> list[Sum]:

@@ -9,7 +9,7 @@ states (a control for what any trajectory of this architecture would show).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 import torch
@@ -119,3 +119,64 @@ def auroc_table(
             row[f"{label}_low"], row[f"{label}_high"] = float(lo), float(hi)
         out.append(row)
     return pd.DataFrame(out)
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.split())
+
+
+def selection(
+    traces: Sequence[Trace],
+    table: pd.DataFrame,
+    signals: Sequence[str] | None = None,
+    answer_of: Callable[[str], str] | None = None,
+    early_tokens: int | None = None,
+) -> pd.DataFrame:
+    """Best-of-n selection by each signal against majority vote, per prompt.
+
+    Majority vote takes the most common final answer among a prompt's samples (``answer_of``
+    maps a generated text to its answer; default: the whitespace-normalised text; for
+    arithmetic use ``final_answer`` from ``interp.tasks.arithmetic``) and is right when that
+    answer's traces are. A signal picks the sample with the best oriented value. Tokens:
+    majority vote and full-trace selection read every sample to the end; with
+    ``early_tokens`` (signals from the first chunks only, see ``trace_table(early=...)``)
+    every sample is read up to that many tokens and only the chosen one to its end.
+
+    Returns one row per method: accuracy (fraction of prompts answered right) and mean tokens
+    generated per prompt.
+    """
+    if len(traces) != len(table):
+        raise InterpError("traces and table must come from the same sample (one row per trace).")
+    names = [s for s in (signals or ORIENTATION) if s in table.columns]
+    answer = answer_of or _normalised
+    df = table.assign(answer=[answer(t.text) for t in traces])
+    rows = []
+    for method in ["majority_vote", *names]:
+        right, tokens = [], []
+        for _, group in df.groupby("prompt"):
+            lengths = group["n_tokens"].to_numpy()
+            if method == "majority_vote":
+                top = group["answer"].value_counts().index[0]
+                right.append(bool(group.loc[group["answer"] == top, "correct"].iloc[0]))
+                tokens.append(int(lengths.sum()))
+                continue
+            vals = group[method].astype(float) * ORIENTATION.get(method, 1)
+            if vals.isna().all():
+                continue
+            pick = vals.idxmax()
+            right.append(bool(group.loc[pick, "correct"]))
+            if early_tokens is None:
+                tokens.append(int(lengths.sum()))
+            else:
+                read = [min(int(x), early_tokens) for x in lengths]
+                chosen = int(group.loc[pick, "n_tokens"])
+                tokens.append(sum(read) + chosen - min(chosen, early_tokens))
+        rows.append(
+            {
+                "method": method,
+                "prompts": len(right),
+                "accuracy": sum(right) / max(1, len(right)),
+                "tokens_per_prompt": sum(tokens) / max(1, len(tokens)),
+            }
+        )
+    return pd.DataFrame(rows)
