@@ -31,11 +31,12 @@ _FAMILIES = {
     "attribution": "interp.analyses.attribution",
     "patching": "interp.analyses.patching",
     "probes": "interp.analyses.probes",
+    "trajectories": "interp.analyses.trajectories",
 }
 
 if TYPE_CHECKING:  # static names for type checkers and IDEs; runtime loads them lazily
     from interp import analyses, cache, results, tasks, viz  # noqa: F401
-    from interp.analyses import attribution, patching, probes  # noqa: F401
+    from interp.analyses import attribution, patching, probes, trajectories  # noqa: F401
     from interp.cache.api import load_cache  # noqa: F401
     from interp.errors import InterpError  # noqa: F401
     from interp.models import Model, load_model  # noqa: F401

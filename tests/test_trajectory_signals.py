@@ -260,3 +260,18 @@ def test_selection_against_majority_vote_by_hand():
     early = selection(traces, table, signals=["net_change"], early_tokens=15).set_index("method")
     # prompt 0: 10 + 15 + 15 read, chosen (30 tokens) finished: +15 -> 55; prompt 1: 10+10+15+25
     assert early.loc["net_change", "tokens_per_prompt"] == (55 + 60) / 2
+
+
+def test_public_signals_checks_the_chunk_size(organism):
+    task = interp.tasks.arithmetic(organism, n=2, seed=1)
+    traces = interp.trajectories.sample(
+        organism, task, n=2, max_new_tokens=30, chunk=2, progress=False
+    )
+    assert all(t.chunk == 2 for t in traces)
+    at4 = interp.trajectories.signals(traces, chunk=4)
+    direct = interp.trajectories.trace_table(traces, chunk_factor=2)
+    assert at4["net_change"].tolist() == pytest.approx(direct["net_change"].tolist())
+    with pytest.raises(InterpError, match="multiple of 2"):
+        interp.trajectories.signals(traces, chunk=3)
+    with pytest.raises(InterpError, match="longest generation"):
+        interp.trajectories.signals(traces, chunk=1000)

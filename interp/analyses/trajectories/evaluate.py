@@ -89,6 +89,35 @@ def trace_table(
     return pd.DataFrame(rows)
 
 
+def signals(
+    traces: Sequence[Trace],
+    chunk: int | None = None,
+    early: int | None = None,
+    projection_dim: int | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per-trace signals at chunk size `chunk` tokens (a multiple of the sampled chunk size;
+    default: the sampled one), from the first `early` chunks if given. See `trace_table`."""
+    if not traces:
+        raise InterpError("No traces given.")
+    base = traces[0].chunk
+    k = base if chunk is None else chunk
+    if k < base or k % base:
+        raise InterpError(
+            f"chunk={k}: the traces were pooled in chunks of {base} tokens; use a multiple of "
+            f"{base} (or sample again with chunk={k})."
+        )
+    longest = max(len(t.tokens) for t in traces)
+    if longest <= k:
+        raise InterpError(
+            f"chunk={k} is at least as long as the longest generation ({longest} tokens): the "
+            "change signals need two chunks. Use a smaller chunk or longer generations."
+        )
+    if early is not None and early < 2:
+        raise InterpError(f"early must be at least 2 chunks, got {early}.")
+    return trace_table(traces, k // base, early, projection_dim, seed)
+
+
 def auroc_table(
     table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, signals: Sequence[str] | None = None
 ) -> pd.DataFrame:

@@ -36,6 +36,7 @@ class Trace:
     entropies: Tensor  # [T] entropy of the next-token distribution before each token
     chunks: Tensor  # [N, L, d] chunk means of resid_post at the generated positions
     correct: bool | None
+    chunk: int = 1  # tokens per chunk (the last chunk may be shorter)
 
 
 def sample(
@@ -163,6 +164,7 @@ def _sample_prompt(
                 entropies=st[:, 2],
                 chunks=torch.stack(chunks[r]) if chunks[r] else torch.zeros(0, L, d),
                 correct=bool(task.checker(text, task.targets[i])),  # type: ignore[misc,index]
+                chunk=k,
             )
         )
     return out
