@@ -169,25 +169,24 @@ class Model:
             return bool(getattr(hf_cfg, "is_decoder", False))
         return not arch.endswith(("ForMaskedLM", "Model"))
 
-    @property
-    def prefix_ids(self) -> list[int]:
-        """Special tokens the model puts before a prompt (BOS for GPT-2, [CLS] for BERT)."""
-        with_special = self.to_tokens("a")[0].tolist()
+    def _special_around(self) -> tuple[list[int], list[int]]:
+        """The special tokens the model puts (before, after) a prompt."""
+        with_special = [int(t) for t in self.to_tokens("a")[0].tolist()]
         bare = self.tokenizer.encode("a", add_special_tokens=False)
         for i in range(len(with_special) - len(bare) + 1):
             if with_special[i : i + len(bare)] == bare:
-                return [int(t) for t in with_special[:i]]
-        return []
+                return with_special[:i], with_special[i + len(bare) :]
+        return [], []
+
+    @property
+    def prefix_ids(self) -> list[int]:
+        """Special tokens the model puts before a prompt (BOS for GPT-2, [CLS] for BERT)."""
+        return self._special_around()[0]
 
     @property
     def suffix_ids(self) -> list[int]:
         """Special tokens the model puts after a prompt ([SEP] for BERT, none for GPT-2)."""
-        with_special = self.to_tokens("a")[0].tolist()
-        bare = self.tokenizer.encode("a", add_special_tokens=False)
-        for i in range(len(with_special) - len(bare) + 1):
-            if with_special[i : i + len(bare)] == bare:
-                return [int(t) for t in with_special[i + len(bare) :]]
-        return []
+        return self._special_around()[1]
 
     @property
     def device(self) -> torch.device:

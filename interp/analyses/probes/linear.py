@@ -103,7 +103,20 @@ class _Linear:
         return torch.einsum("und,ud->un", X, self.coef_) + self.intercept_[:, None]
 
 
-class LogisticProbe(_Linear):
+class _Classifier(_Linear):
+    """Binary probes: class 1 where the decision function is positive."""
+
+    def predict(self, X: Tensor) -> Tensor:
+        return (self.decision_function(X) > 0).long()
+
+    def score(self, X: Tensor, y: Tensor) -> Float[Tensor, " unit"]:
+        """Accuracy per unit."""
+        pred = self.predict(X)
+        y = check_labels(y, pred.shape[1], binary=True).to(pred.device)
+        return (pred == y).double().mean(-1)
+
+
+class LogisticProbe(_Classifier):
     """L2-regularised logistic regression, one per unit, solved by batched Newton steps.
 
     Minimises ``sum_i logloss_i + ||w||^2 / (2 C)`` (intercept not penalised): the objective of
@@ -228,17 +241,8 @@ class LogisticProbe(_Linear):
     def predict_proba(self, X: Tensor) -> Float[Tensor, "unit n"]:
         return torch.sigmoid(self.decision_function(X))
 
-    def predict(self, X: Tensor) -> Tensor:
-        return (self.decision_function(X) > 0).long()
 
-    def score(self, X: Tensor, y: Tensor) -> Float[Tensor, " unit"]:
-        """Accuracy per unit."""
-        pred = self.predict(X)
-        y = check_labels(y, pred.shape[1], binary=True).to(pred.device)
-        return (pred == y).double().mean(-1)
-
-
-class MassMeanProbe(_Linear):
+class MassMeanProbe(_Classifier):
     """Direction ``mu_1 - mu_0`` (raw features), threshold halfway between the class means.
 
     The mass-mean probe of ITI and Marks & Tegmark: no optimisation, and the direction used to
@@ -256,14 +260,6 @@ class MassMeanProbe(_Linear):
 
     def predict_proba(self, X: Tensor) -> Float[Tensor, "unit n"]:
         return torch.sigmoid(self.decision_function(X) / self.scale_[:, None])
-
-    def predict(self, X: Tensor) -> Tensor:
-        return (self.decision_function(X) > 0).long()
-
-    def score(self, X: Tensor, y: Tensor) -> Float[Tensor, " unit"]:
-        pred = self.predict(X)
-        y = check_labels(y, pred.shape[1], binary=True).to(pred.device)
-        return (pred == y).double().mean(-1)
 
 
 class RidgeProbe(_Linear):
