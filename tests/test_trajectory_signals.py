@@ -197,7 +197,7 @@ def _trace(chunks, correct, logprobs=(-0.1, -0.2), i=0, s=0):
 
 
 def test_trace_table_and_auroc_table():
-    from interp.analyses.trajectories.evaluate import auroc_table, trace_table
+    from interp.analyses.trajectories.scoring import auroc_table, trace_table
 
     g = torch.Generator().manual_seed(0)
     traces = []
@@ -228,8 +228,8 @@ def test_trace_table_and_auroc_table():
 def test_selection_against_majority_vote_by_hand():
     import pandas as pd
 
-    from interp.analyses.trajectories.evaluate import selection
     from interp.analyses.trajectories.sampling import Trace
+    from interp.analyses.trajectories.scoring import selection
 
     def tr(i, s, text, correct, n_tok):
         z = torch.zeros(n_tok, dtype=torch.float64)

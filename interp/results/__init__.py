@@ -13,6 +13,7 @@ from interp.results.patching import AtPResult, PatchResult, PathPatchResult
 from interp.results.probes import ProbeResult
 from interp.results.residual import ResidualNorms
 from interp.results.stats import bootstrap_mean
+from interp.results.trajectories import TrajectoryResult
 
 __all__ = [
     "AblationResult",
@@ -26,6 +27,7 @@ __all__ = [
     "ProbeResult",
     "ResidualNorms",
     "Result",
+    "TrajectoryResult",
     "bootstrap_mean",
     "load_result",
 ]

@@ -96,4 +96,5 @@ def arithmetic(model: Any, n: int = 64, seed: int = 0, digits: int | Sequence[in
     )
     task.targets = [s.target for s in sums]
     task.checker = check_answer
+    task.answer_of = final_answer
     return task

@@ -38,6 +38,9 @@ class Task:
         targets: optional per-prompt target strings for generation tasks (e.g. the sum).
         checker: optional ``checker(generated_text, target) -> bool`` saying whether a
             generated answer is right.
+        answer_of: optional ``answer_of(generated_text) -> str``, the final answer a
+            generated text commits to (majority vote compares these); None compares whole
+            texts.
     """
 
     clean_tokens: Int[Tensor, "batch seq"]
@@ -52,6 +55,7 @@ class Task:
     metadata: dict[str, Any] = field(default_factory=dict)
     targets: list[str] | None = None
     checker: Callable[[str, str], bool] | None = None
+    answer_of: Callable[[str], str] | None = None
 
     def __post_init__(self) -> None:
         n, _ = self.clean_tokens.shape

@@ -10,33 +10,21 @@ entropy are kept; the task's checker gives each finished answer its verdict.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
+from interp.analyses.trajectories.store import TraceStore
+from interp.analyses.trajectories.trace import Trace
 from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.tasks.task import Task
-
-
-@dataclass
-class Trace:
-    """One sampled answer and its trajectory."""
-
-    prompt_index: int
-    sample_index: int
-    tokens: list[int]  # generated ids, end-of-text excluded
-    text: str
-    logprobs: Tensor  # [T] log p(token) under the model (temperature 1)
-    margins: Tensor  # [T] top-1 minus top-2 logit before each token
-    entropies: Tensor  # [T] entropy of the next-token distribution before each token
-    chunks: Tensor  # [N, L, d] chunk means of resid_post at the generated positions
-    correct: bool | None
-    chunk: int = 1  # tokens per chunk (the last chunk may be shorter)
 
 
 def sample(
@@ -48,6 +36,7 @@ def sample(
     chunk: int = 8,
     seed: int = 0,
     progress: bool = True,
+    store: str | Path | None = None,
 ) -> list[Trace]:
     """Generate `n` answers per prompt and capture their trajectories.
 
@@ -58,7 +47,12 @@ def sample(
         max_new_tokens: generation stops there or at end-of-text.
         temperature: 0 for greedy decoding.
         chunk: tokens per pooled chunk (the signals' `k`).
-        seed: seeds the sampler.
+        seed: seeds the sampler; each prompt draws from its own stream derived from
+            ``(seed, prompt index)``, so a resumed run samples the same answers as an
+            uninterrupted one.
+        store: a directory to write each finished prompt's traces to; a rerun with the same
+            directory and settings skips the prompts already there (resume after an
+            interruption). Read it back with ``load_traces``.
     """
     model = load_model(model)
     if n < 1:
@@ -77,12 +71,45 @@ def sample(
             f"Sampling needs a HookedTransformer with an LM head; {model.name} is a "
             f"{model.backend}. Score existing traces with text_signals instead."
         )
-    gen = torch.Generator().manual_seed(seed)
+    disk = None
+    if store is not None:
+        params = {
+            "model": model.name,
+            "task": task.name,
+            "prompts": _fingerprint(task),
+            "n": n,
+            "max_new_tokens": max_new_tokens,
+            "temperature": temperature,
+            "chunk": chunk,
+            "seed": seed,
+        }
+        disk = TraceStore(store, params)
     traces: list[Trace] = []
     for i in tqdm(range(len(task)), desc="sample", disable=not progress, unit="prompt"):
+        if disk is not None and disk.done(i):
+            traces += disk.read(i)
+            continue
         prompt = task.clean_tokens[i, : int(task.answer_pos[i]) + 1]
-        traces += _sample_prompt(model, task, i, prompt, n, max_new_tokens, temperature, chunk, gen)
+        gen = torch.Generator().manual_seed(_prompt_seed(seed, i))
+        new = _sample_prompt(model, task, i, prompt, n, max_new_tokens, temperature, chunk, gen)
+        if disk is not None:
+            disk.write(i, new)
+        traces += new
     return traces
+
+
+def _prompt_seed(seed: int, i: int) -> int:
+    # SeedSequence mixes (seed, i) so that neighbouring seeds give unrelated streams.
+    return int(np.random.SeedSequence([seed, i]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _fingerprint(task: Task) -> str:
+    """A short digest of the task's prompts and targets: a store resumes only the same task."""
+    h = hashlib.sha256()
+    for i in range(len(task)):
+        h.update(task.clean_tokens[i, : int(task.answer_pos[i]) + 1].numpy().tobytes())
+        h.update(b"|" + (task.targets[i] if task.targets else "").encode() + b"\n")
+    return h.hexdigest()[:16]
 
 
 @torch.inference_mode()
@@ -152,6 +179,7 @@ def _sample_prompt(
         if count[r] > 0:  # the last, shorter chunk
             chunks[r].append(acc[r] / int(count[r]))
         text = model.tokenizer.decode(tokens[r])
+        answer = task.answer_of(text) if task.answer_of else " ".join(text.split())
         st = torch.tensor(stats[r], dtype=torch.float64).reshape(-1, 3)
         out.append(
             Trace(
@@ -165,6 +193,7 @@ def _sample_prompt(
                 chunks=torch.stack(chunks[r]) if chunks[r] else torch.zeros(0, L, d),
                 correct=bool(task.checker(text, task.targets[i])),  # type: ignore[misc,index]
                 chunk=k,
+                answer=answer,
             )
         )
     return out

@@ -11,16 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
 from interp.analyses.probes import protocol as P
-from interp.analyses.trajectories.sampling import Trace
-from interp.analyses.trajectories.signals import change_signals
+from interp.analyses.trajectories.signals import (
+    change_signals,
+    cross_layer_change,
+    effective_rank,
+    rank_dynamics,
+)
+from interp.analyses.trajectories.trace import Trace
 from interp.errors import InterpError
 
-# Which direction of each signal predicts a correct answer (METHODS.md section 8).
+# Which direction of each signal predicts a correct answer: METHODS.md section 8 for the change
+# signals and the confidence baselines. The effective-rank family and cross-layer change have no
+# prescribed direction; they are scored as "higher = right" (ROC-AUC below 0.5 then means higher
+# values go with wrong answers). Answer length is scored as "shorter = right".
 ORIENTATION = {
     "net_change": 1,
     "cumulative_change": -1,
@@ -29,7 +38,14 @@ ORIENTATION = {
     "logit_margin": 1,
     "entropy": -1,
     "perplexity": -1,
+    "effective_rank": 1,
+    "erv": 1,
+    "era": 1,
+    "cross_layer_change": 1,
+    "n_tokens": -1,
 }
+CHANGE = ("net_change", "cumulative_change", "aligned_change")
+RANK = ("effective_rank", "erv", "era")
 
 
 def _regroup(chunks: Tensor, factor: int) -> Tensor:
@@ -78,7 +94,10 @@ def trace_table(
         if len(h) >= 2:  # the chunks are already pooled: each is one step of the path
             row.update(change_signals(h, 1).layer_mean)
         else:  # undefined for fewer than two chunks
-            row.update(dict.fromkeys(("net_change", "cumulative_change", "aligned_change"), None))
+            row.update(dict.fromkeys(CHANGE, None))
+        if proj is None:
+            row.update(_rank_signals(h))
+            row["cross_layer_change"] = cross_layer_change(h) if h.shape[1] > 1 else None
         if len(t.tokens):
             lp = t.logprobs.double()
             row["mean_logprob"] = float(lp.mean())
@@ -87,6 +106,21 @@ def trace_table(
             row["entropy"] = float(t.entropies.mean())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _rank_signals(h: Tensor) -> dict[str, float | None]:
+    """ER of each layer's chunk matrix and ERV / ERA over its prefixes of 2, 3, ... chunks,
+    averaged over layers (METHODS.md is silent on layers; this follows the change signals).
+    With chunks of one token this is the per-token matrix of Huang et al."""
+    out: dict[str, float | None] = dict.fromkeys(RANK, None)
+    N, L = h.shape[0], h.shape[1]
+    if N >= 2:
+        out["effective_rank"] = sum(effective_rank(h[:, l]) for l in range(L)) / L
+    if N >= 4:  # prefixes of 2, 3, 4 chunks: the fewest that define ERA
+        dyn = [rank_dynamics(h[:, l], 1) for l in range(L)]
+        out["erv"] = sum(x.erv for x in dyn) / L
+        out["era"] = sum(x.era for x in dyn) / L
+    return out
 
 
 def signals(
@@ -154,6 +188,28 @@ def _normalised(text: str) -> str:
     return " ".join(text.split())
 
 
+def with_answers(
+    traces: Sequence[Trace], table: pd.DataFrame, answer_of: Callable[[str], str] | None = None
+) -> pd.DataFrame:
+    """The table with each trace's final answer (``answer_of(text)``, else the answer recorded
+    at sampling, else the whitespace-normalised text)."""
+    if len(traces) != len(table):
+        raise InterpError("traces and table must come from the same sample (one row per trace).")
+    answers = [answer_of(t.text) if answer_of else t.answer or _normalised(t.text) for t in traces]
+    return table.assign(answer=answers)
+
+
+def majority_vote(df: pd.DataFrame) -> pd.Series:
+    """Per prompt: is the most common final answer among its samples right? Ties go to the
+    answer sampled first."""
+    out = {}
+    for prompt, group in df.groupby("prompt"):
+        counts = group["answer"].value_counts(sort=False)  # order of first appearance
+        top = counts.index[int(np.argmax(counts.to_numpy()))]
+        out[prompt] = bool(group.loc[group["answer"] == top, "correct"].iloc[0])
+    return pd.Series(out)
+
+
 def selection(
     traces: Sequence[Trace],
     table: pd.DataFrame,
@@ -174,19 +230,16 @@ def selection(
     Returns one row per method: accuracy (fraction of prompts answered right) and mean tokens
     generated per prompt.
     """
-    if len(traces) != len(table):
-        raise InterpError("traces and table must come from the same sample (one row per trace).")
     names = [s for s in (signals or ORIENTATION) if s in table.columns]
-    answer = answer_of or _normalised
-    df = table.assign(answer=[answer(t.text) for t in traces])
+    df = with_answers(traces, table, answer_of)
+    vote = majority_vote(df)
     rows = []
     for method in ["majority_vote", *names]:
         right, tokens = [], []
-        for _, group in df.groupby("prompt"):
+        for prompt, group in df.groupby("prompt"):
             lengths = group["n_tokens"].to_numpy()
             if method == "majority_vote":
-                top = group["answer"].value_counts().index[0]
-                right.append(bool(group.loc[group["answer"] == top, "correct"].iloc[0]))
+                right.append(bool(vote[prompt]))
                 tokens.append(int(lengths.sum()))
                 continue
             vals = group[method].astype(float) * ORIENTATION.get(method, 1)

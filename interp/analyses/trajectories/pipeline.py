@@ -1,0 +1,229 @@
+"""`evaluate`: sample (or take) traces, score every signal, and gather the evidence in one result.
+
+One call runs METHODS.md section 8's protocol: per-trace signals at chunk size k (all chunks and
+the first `early` chunks), ROC-AUC of each against correctness with bootstrap intervals, a
+shuffled-label null and the change signals on a random projection; best-of-n selection by each
+signal against majority vote (full and early, with tokens spent); sequential acceptance with a
+threshold calibrated on held-out prompts; and each trace's path in a 2-D PCA plane per layer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from interp.analyses.trajectories.acceptance import sequential_acceptance
+from interp.analyses.trajectories.sampling import sample
+from interp.analyses.trajectories.scoring import (
+    CHANGE,
+    ORIENTATION,
+    _regroup,
+    auroc_table,
+    selection,
+    signals,
+    with_answers,
+)
+from interp.analyses.trajectories.trace import Trace
+from interp.errors import InterpError
+from interp.models import Model, load_model
+from interp.results.base import Coord
+from interp.results.meta import make_meta
+from interp.results.trajectories import METRICS, TrajectoryResult
+from interp.tasks.task import Task
+
+EARLY = "early_"  # prefix of the signals computed from the first `early` chunks
+
+
+def projected_paths(
+    traces: Sequence[Trace], chunk_factor: int = 1
+) -> tuple[Float[Tensor, "L trace N 2"], list[list[float]]]:
+    """Every trace's chunk means in the plane of the top two principal components of all chunks
+    (per layer), NaN-padded to the longest trace; and each layer's explained-variance ratios."""
+    hs = [_regroup(t.chunks.double(), chunk_factor) for t in traces]
+    L = hs[0].shape[1]
+    N = max(len(h) for h in hs)
+    out = torch.full((L, len(hs), N, 2), float("nan"), dtype=torch.float64)
+    explained = []
+    for l in range(L):
+        X = torch.cat([h[:, l] for h in hs if len(h)])
+        mu = X.mean(0)
+        _, s, Vh = torch.linalg.svd(X - mu, full_matrices=False)
+        var = s**2
+        explained.append([float(v) for v in (var[:2] / var.sum().clamp_min(1e-300))])
+        basis = Vh[:2].T  # [d, 2]
+        for i, h in enumerate(hs):
+            if len(h):
+                out[l, i, : len(h)] = (h[:, l] - mu) @ basis
+    return out.float(), explained
+
+
+def _auroc_values(
+    full: pd.DataFrame, early: pd.DataFrame, projected: pd.DataFrame, n_boot: int, seed: int
+) -> tuple[list[str], Tensor, Tensor, Tensor]:
+    """[signal, metric] ROC-AUC, null ROC-AUC and random-projection ROC-AUC with intervals."""
+    main = auroc_table(full, n_boot=n_boot, seed=seed)
+    e = auroc_table(early, n_boot=n_boot, seed=seed, signals=CHANGE)
+    e["signal"] = EARLY + e["signal"]
+    proj = auroc_table(projected, n_boot=n_boot, seed=seed, signals=CHANGE).set_index("signal")
+    table = pd.concat([main, e], ignore_index=True)
+    names = list(table["signal"])
+    shape = (len(names), len(METRICS))
+    vals, lo, hi = (torch.full(shape, float("nan"), dtype=torch.float64) for _ in range(3))
+    for i, row in table.iterrows():
+        for j, metric in enumerate(("auroc", "null_auroc")):
+            vals[i, j], lo[i, j], hi[i, j] = (
+                row[metric],
+                row[f"{metric}_low"],
+                row[f"{metric}_high"],
+            )
+        if row["signal"] in proj.index:
+            p = proj.loc[row["signal"]]
+            vals[i, 2], lo[i, 2], hi[i, 2] = p["auroc"], p["auroc_low"], p["auroc_high"]
+    return names, vals, lo, hi
+
+
+def _numeric(df: pd.DataFrame) -> tuple[list[str], Tensor]:
+    cols = [c for c in df.columns if c != "answer"]
+    return cols, torch.tensor(df[cols].astype(float).to_numpy(), dtype=torch.float64)
+
+
+def evaluate(
+    source: Model | Any | Sequence[Trace],
+    task: Task | None = None,
+    *,
+    n: int = 6,
+    max_new_tokens: int = 48,
+    temperature: float = 1.0,
+    chunk: int = 4,
+    k: int | None = None,
+    early: int = 3,
+    projection_dim: int = 16,
+    calibration: float = 0.5,
+    answer_of: Callable[[str], str] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    store: str | Path | None = None,
+    progress: bool = True,
+) -> TrajectoryResult:
+    """Do latent-trajectory signals predict whether a generated answer is right?
+
+    Args:
+        source: a model (sampled on `task`) or traces from ``sample`` / ``load_traces``.
+        task: prompts with a checker (e.g. ``interp.tasks.arithmetic``); needed with a model.
+        n, max_new_tokens, temperature, chunk, seed, store: passed to ``sample``.
+        k: chunk size of the signals in tokens, a multiple of the sampled chunk (default: the
+            sampled chunk).
+        early: the early signals and early selection use the first `early` chunks.
+        projection_dim: the null control computes the change signals on a random Gaussian
+            projection of the states to this many dimensions.
+        calibration: fraction of prompts that calibrates the sequential-acceptance thresholds.
+        answer_of: maps a generated text to its final answer for majority vote (default: the
+            task's ``answer_of``, recorded on each trace at sampling).
+        n_boot: bootstrap resamples for the ROC-AUC intervals.
+
+    Returns:
+        A ``TrajectoryResult``: ROC-AUC per signal (``auroc``, ``null_auroc``,
+        ``projection_auroc``) with intervals, and the per-trace table, selection, acceptance and
+        2-D paths for its views.
+    """
+    start = time.time()
+    if isinstance(source, Sequence) and not isinstance(source, str):
+        traces = list(source)
+        if not traces or not all(isinstance(t, Trace) for t in traces):
+            raise InterpError("Give a model and a task, or a non-empty list of Trace objects.")
+        model_name, task_name = "traces", task.name if task is not None else "traces"
+        sampled_here = False
+    else:
+        if task is None:
+            raise InterpError("evaluate(model, task): give the task to sample answers for.")
+        model = load_model(source)
+        traces = sample(model, task, n, max_new_tokens, temperature, chunk, seed, progress, store)
+        model_name, task_name = model.name, task.name
+        sampled_here = True
+    if any(t.correct is None for t in traces):
+        raise InterpError("Some traces have no verdict (correct is None): score them first.")
+    base = traces[0].chunk
+    k = k or base
+    if early < 2:
+        raise InterpError(f"early must be at least 2 chunks, got {early}.")
+    full = signals(traces, chunk=k)
+    first = signals(traces, chunk=k, early=early)
+    projected = signals(traces, chunk=k, projection_dim=projection_dim, seed=seed)
+    names, vals, lo, hi = _auroc_values(full, first, projected, n_boot, seed)
+
+    table = with_answers(traces, full, answer_of)
+    for name in CHANGE:
+        table[EARLY + name] = first[name]
+    sel = selection(traces, full, answer_of=answer_of)
+    early_sel = selection(
+        traces, first, signals=CHANGE, answer_of=answer_of, early_tokens=early * k
+    )
+    early_sel = early_sel[early_sel["method"] != "majority_vote"]
+    early_sel = early_sel.assign(method=EARLY + early_sel["method"])
+    sel = pd.concat([sel, early_sel], ignore_index=True)
+    acc = sequential_acceptance(
+        table, [*ORIENTATION, *(EARLY + c for c in CHANGE)], calibration, seed
+    )
+    paths, explained = projected_paths(traces, k // base)
+
+    cols, numeric = _numeric(table)
+    sel_cols = ["prompts", "accuracy", "tokens_per_prompt"]
+    acc_cols = ["accuracy", "tokens_per_prompt", "accepted", "threshold", "calibration_accuracy"]
+    right = float(table["correct"].mean())
+    meta = make_meta(
+        model=model_name,
+        task=task if task is not None else task_name,
+        metric="ROC-AUC against correctness",
+        params={
+            "n_traces": len(traces),
+            "n_prompts": int(table["prompt"].nunique()),
+            "sampled_chunk": base,
+            "k": k,
+            "early": early,
+            "projection_dim": projection_dim,
+            "calibration": calibration,
+            "n_boot": n_boot,
+            **(
+                {}
+                if sampled_here is False
+                else {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature}
+            ),
+        },
+        seed=seed,
+        seconds=round(time.time() - start, 2),
+    )
+    meta.update(
+        {
+            "fraction_right": right,
+            "table_columns": cols,
+            "selection_methods": list(sel["method"]),
+            "selection_columns": sel_cols,
+            "acceptance_methods": list(acc["method"]),
+            "acceptance_columns": acc_cols,
+            "calibration_prompts": acc.attrs["calibration_prompts"],
+            "path_explained": explained,
+            "orientation": {s: ORIENTATION.get(s.removeprefix(EARLY), 1) for s in names},
+        }
+    )
+    return TrajectoryResult(
+        values=vals,
+        dims=("signal", "metric"),
+        coords={"signal": list[Coord](names), "metric": list[Coord](METRICS)},
+        ci_low=lo,
+        ci_high=hi,
+        extras={
+            "table": numeric,
+            "selection": torch.tensor(sel[sel_cols].to_numpy(dtype=float)),
+            "acceptance": torch.tensor(acc[acc_cols].to_numpy(dtype=float)),
+            "paths": paths,
+        },
+        meta=meta,
+        title=f"Trajectory signals vs correctness ({task_name}, {right:.0%} right)",
+    )
