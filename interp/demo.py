@@ -58,6 +58,7 @@ def run_demo(model_spec: Any, out: str | Path, n: int = 32, seed: int = 0) -> Pa
     sections += attribution_section(model, out, n=n, seed=seed)
     sections += patching_section(model, out, n=n, seed=seed)
     sections += probes_section(model, out, seed=seed)
+    sections += trajectories_section(model, out, seed=seed)
     return report(sections, out / "report.html", title=f"interp demo: {model.name}")
 
 
@@ -222,3 +223,50 @@ def probes_section(model: Any, out: Path, seed: int, n: int = 256) -> list[Any]:
         )
     )
     return items
+
+
+def trajectories_section(model: Any, out: Path, seed: int, n: int = 32) -> list[Any]:
+    """Latent-trajectory signals on arithmetic: sample several answers per problem, then score
+    how the hidden states move against whether each answer is right, beside output confidence
+    and null baselines, best-of-n selection and sequential acceptance."""
+    from interp.analyses.trajectories import evaluate
+    from interp.errors import InterpError
+
+    name = "Latent-trajectory signals"
+    if not (model.has_lm_head and model.backend == "HookedTransformer"):
+        return [(name, "<p class='note'>Skipped: sampling needs a model with an LM head.</p>")]
+    try:
+        task = make_task(model, "arithmetic", n=n, seed=seed)
+        room = min(48, model.n_ctx - int(task.answer_pos.max()) - 1)
+        res = evaluate(model, task, n=6, max_new_tokens=room, chunk=4, seed=seed, progress=False)
+    except InterpError as err:
+        return [(name, f"<p class='note'>Skipped: {html.escape(str(err))}</p>")]
+    res.save(out / "trajectories")
+    auroc = res.auroc()
+    cols = ["signal", "auroc", "auroc_low", "auroc_high", "null_auroc", "projection_auroc"]
+
+    def fig(f: Any) -> str:
+        return str(f.to_html(include_plotlyjs=False, full_html=False))
+
+    p = res.meta["params"]
+    acc = res.acceptance()
+    return [
+        res,
+        (
+            "Trajectory evidence",
+            f"<p>{p['n_traces']} answers to {p['n_prompts']} problems, chunks of {p['k']} "
+            f"tokens, early signals from the first {p['early']} chunks. Selection picks one "
+            "of each problem's samples by a signal; sequential acceptance reads samples in "
+            "order and stops at the first that clears a threshold calibrated on "
+            f"{len(res.meta['calibration_prompts'])} held-out problems (reported on the "
+            "others).</p>"
+            + table(auroc[cols].round(3), max_rows=50)
+            + fig(res.plot_roc())
+            + fig(res.plot_trajectories())
+            + fig(res.plot_tokens())
+            + "<h3>best-of-n selection</h3>"
+            + table(res.selection().round(3), max_rows=50)
+            + "<h3>sequential acceptance (test problems)</h3>"
+            + table(acc.round(3), max_rows=50),
+        ),
+    ]

@@ -217,3 +217,26 @@ def test_evaluate_rejects_bad_input(organism, evaluated):
         res.plot_roc(["nope"])
     with pytest.raises(InterpError, match="out of range"):
         res.plot_trajectories(layer=9)
+
+
+def test_cli_trajectories_resumes_from_its_store(tmp_path):
+    from typer.testing import CliRunner
+
+    from interp.cli import app
+
+    runner = CliRunner()
+    args = ["run", "trajectories", "--n", "8", "--samples", "3", "--max-new-tokens", "40"]
+    store = tmp_path / "traces"
+    first = runner.invoke(app, [*args, "--out", str(tmp_path / "a"), "--store", str(store)])
+    assert first.exit_code == 0, first.output
+    assert "net_change" in first.output and "sequential acceptance" in first.output
+    for view in ("figure", "roc", "distributions", "trajectories", "tokens"):
+        assert (tmp_path / "a" / f"{view}.html").exists()
+    assert len(list(store.glob("prompt-*.safetensors"))) == 8
+    again = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--store", str(store)])
+    assert again.exit_code == 0, again.output
+    a, b = interp.load_result(tmp_path / "a"), interp.load_result(tmp_path / "b")
+    pd.testing.assert_frame_equal(a.traces(), b.traces())
+    bad = runner.invoke(app, [*args, "--out", str(tmp_path / "c"), "--task", "ioi"])
+    assert isinstance(bad.exception, InterpError) and "no checker" in str(bad.exception)
+    assert not (tmp_path / "c").exists()

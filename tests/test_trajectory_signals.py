@@ -133,6 +133,11 @@ def test_signals_of_given_texts_on_the_organism_and_on_minilm(organism, minilm):
         expected = change_signals(hidden, 4).layer_mean
         assert out["net_change"] == pytest.approx(expected["net_change"])
         assert out["cumulative_change"] > 0 and -1 <= out["aligned_change"] <= 1
+        # The rank family reads the per-token states, prefixes every k tokens.
+        layers = range(model.n_layers)
+        er = np.mean([effective_rank(hidden[:, l]) for l in layers])
+        erv = np.mean([rank_dynamics(hidden[:, l], 4).erv for l in layers])
+        assert out["effective_rank"] == pytest.approx(er) and out["erv"] == pytest.approx(erv)
     with pytest.raises(InterpError, match="at least two chunks"):
         text_signals(organism, prompt, trace, k=100)
     with pytest.raises(InterpError, match="empty"):
@@ -177,6 +182,8 @@ def test_sampling_rejects_bad_input(organism):
         sample(organism, task, n=0)
     with pytest.raises(InterpError, match="no checker"):
         sample(organism, interp.tasks.ioi(organism, n=2, seed=0), n=2)
+    with pytest.raises(InterpError, match=r"max_new_tokens <= 5[0-9]"):
+        sample(organism, task, n=2, max_new_tokens=64)
 
 
 def _trace(chunks, correct, logprobs=(-0.1, -0.2), i=0, s=0):

@@ -24,6 +24,8 @@ from interp.viz.theme import apply_theme
 
 METRICS = ("auroc", "null_auroc", "projection_auroc")
 RIGHT, WRONG = "#2ca02c", "#d62728"
+# Methods named on the accuracy-vs-tokens chart (the rest show on hover).
+LABELLED = ("majority_vote", "first_sample", "net_change", "early_net_change", "mean_logprob")
 # Signals shown by default in the per-signal views: the paper's three and the best baseline.
 DEFAULT_VIEW = ("net_change", "cumulative_change", "aligned_change", "mean_logprob")
 
@@ -104,11 +106,17 @@ class TrajectoryResult(Result):
                     hovertemplate="%{x}<br>" + m + " %{y:.3f}<extra></extra>",
                 )
             )
-        fig.add_hline(y=0.5, line_dash="dot", line_color="#444", annotation_text="chance")
-        fig.update_layout(barmode="group")
+        fig.add_hline(
+            y=0.5,
+            line_dash="dot",
+            line_color="#444",
+            annotation_text="chance",
+            annotation_position="top right",
+        )
+        fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.08, "x": 0.0})
         fig.update_yaxes(title="ROC-AUC (oriented)", range=[0, 1.05])
-        fig.update_xaxes(title="signal", tickangle=-35)
-        return apply_theme(fig, title=title)
+        fig.update_xaxes(title="signal", tickangle=-35, automargin=True)
+        return apply_theme(fig, title=title, margin={"l": 70, "r": 30, "t": 90, "b": 140})
 
     def _signals(self, signals: Sequence[str] | None) -> list[str]:
         cols = self.meta["table_columns"]
@@ -203,7 +211,8 @@ class TrajectoryResult(Result):
         ev = self.meta.get("path_explained", [[0.0, 0.0]] * L)[li]
         fig.update_xaxes(title=f"PC1 ({ev[0]:.0%} of chunk variance)")
         fig.update_yaxes(title=f"PC2 ({ev[1]:.0%})")
-        return apply_theme(fig, title=f"Trajectories at layer {li} (chunk means, k tokens)")
+        k = self.meta.get("params", {}).get("k", "k")
+        return apply_theme(fig, title=f"Trajectories at layer {li} (means of chunks of {k} tokens)")
 
     def plot_tokens(self) -> go.Figure:
         """Accuracy against tokens spent per prompt: majority vote, best-of-n by each signal
@@ -218,13 +227,20 @@ class TrajectoryResult(Result):
                 go.Scatter(
                     x=df["tokens_per_prompt"],
                     y=df["accuracy"],
-                    text=df["method"],
-                    mode="markers",
+                    customdata=df["method"],
+                    text=[m if m in LABELLED else "" for m in df["method"]],
+                    textposition="middle right",
+                    textfont={"size": 10},
+                    mode="markers+text",
                     name=name,
                     marker={"symbol": symbol, "size": 9},
-                    hovertemplate="%{text}<br>%{x:.1f} tokens, accuracy %{y:.3f}<extra></extra>",
+                    hovertemplate="%{customdata}<br>%{x:.1f} tokens, accuracy %{y:.3f}"
+                    "<extra></extra>",
                 )
             )
-        fig.update_xaxes(title="tokens generated per prompt")
+        most = float(max(sel["tokens_per_prompt"].max(), acc["tokens_per_prompt"].max()))
+        fig.update_xaxes(
+            title="tokens generated per prompt", range=[0, most * 1.3]
+        )  # room for labels
         fig.update_yaxes(title="accuracy (fraction of prompts right)", range=[0, 1.02])
         return apply_theme(fig, title="Accuracy against tokens spent")

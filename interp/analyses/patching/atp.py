@@ -140,6 +140,7 @@ def attribution_patch(
     source_m = resid_metric(model, readout, src_resid)
     effects, base_metric = _effects(model, base, src_acts, readout, targets, per_position, star)
     source_m = source_m.float().cpu()
+    base_metric = base_metric.detach()  # the gradients are in `effects`; keep no graph
     clean_m, corrupt_m = (
         (source_m, base_metric) if direction == "denoise" else (base_metric, source_m)
     )

@@ -201,6 +201,13 @@ def evaluate(
     )
     meta.update(
         {
+            "description": (
+                f"{len(traces)} sampled answers, {right:.0%} right. ROC-AUC of each signal "
+                "against correctness (oriented: above 0.5 = predicts right answers in the "
+                "expected direction), with the same on shuffled labels and, for the change "
+                "signals, on a random projection of the states (null baselines)."
+            ),
+            "show_top": False,
             "fraction_right": right,
             "table_columns": cols,
             "selection_methods": list(sel["method"]),

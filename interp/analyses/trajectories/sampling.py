@@ -71,6 +71,13 @@ def sample(
             f"Sampling needs a HookedTransformer with an LM head; {model.name} is a "
             f"{model.backend}. Score existing traces with text_signals instead."
         )
+    longest = int(task.answer_pos.max()) + 1
+    if longest + max_new_tokens > model.n_ctx:
+        raise InterpError(
+            f"Prompts of up to {longest} tokens plus max_new_tokens={max_new_tokens} exceed "
+            f"{model.name}'s context of {model.n_ctx} tokens: use max_new_tokens <= "
+            f"{model.n_ctx - longest}."
+        )
     disk = None
     if store is not None:
         params = {

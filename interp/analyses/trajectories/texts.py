@@ -15,7 +15,12 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.analyses.trajectories.signals import change_signals, cross_layer_change
+from interp.analyses.trajectories.signals import (
+    change_signals,
+    cross_layer_change,
+    effective_rank,
+    rank_dynamics,
+)
 from interp.cache.capture import capture_batch
 from interp.errors import InterpError
 from interp.models import Model, load_model
@@ -43,14 +48,30 @@ def text_states(model: Model | Any, prompt: str, trace: str) -> Float[Tensor, "T
     return torch.stack([acts[n][0, start : start + len(t_ids)] for n in names], 1)
 
 
+def _rank_family(hidden: Float[Tensor, "T L d"], stride: int) -> dict[str, float | None]:
+    """ER of each layer's per-token matrix, and ERV / ERA over prefixes of ``stride`` tokens
+    (Huang et al.), averaged over layers; None where the trace is too short."""
+    L = hidden.shape[1]
+    out: dict[str, float | None] = {"effective_rank": None, "erv": None, "era": None}
+    if hidden.shape[0] >= 2:
+        out["effective_rank"] = sum(effective_rank(hidden[:, l]) for l in range(L)) / L
+    if len([j for j in range(stride, hidden.shape[0] + 1, stride) if j >= 2]) >= 3:
+        dyn = [rank_dynamics(hidden[:, l], stride) for l in range(L)]
+        out["erv"] = sum(x.erv for x in dyn) / L
+        out["era"] = sum(x.era for x in dyn) / L
+    return out
+
+
 def text_signals(
     model: Model | Any, prompt: str, trace: str, k: int, first_chunks: int | None = None
 ) -> dict[str, Any]:
-    """Net, cumulative and aligned change (per layer and layer mean) and cross-layer change of
-    an existing trace, with chunks of `k` tokens."""
+    """Net, cumulative and aligned change (per layer and layer mean), the effective-rank family
+    on the per-token states (ER of the whole trace, ERV and ERA over prefixes of `k` tokens) and
+    cross-layer change of an existing trace, with chunks of `k` tokens."""
     hidden = text_states(model, prompt, trace)
     ch = change_signals(hidden, k, first_chunks)
     return {
+        **_rank_family(hidden, k),
         **ch.layer_mean,
         "per_layer": {
             "net_change": ch.net.tolist(),
