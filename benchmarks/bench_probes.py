@@ -8,6 +8,9 @@ are cached once. On those same features and the same stratified held-out split:
   (fit on the training examples, predict the test examples), as a user would write it;
 * ours: ``LogisticProbe(C=1)`` fitted for every unit at once (same objective), predicting the
   same test examples. Target: at least 10 x faster, test accuracy within one point per unit.
+* agreement: both solutions' values of scikit-learn's objective (relative gap; negative = ours
+  lower), and how many test predictions differ, and how many of those are not near-ties
+  (decision values within 1e-3 of zero on both sides, where the class is a rounding flip).
 * also reported: the whole ``interp.probes.sweep`` on the cached features (adds the control task,
   a refit on all examples for the directions, projections and bootstrap intervals).
 
@@ -43,14 +46,24 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TARGET = 10.0
 
 
+NEAR_TIE = 1e-3  # |decision value| below this: the predicted class is a coin flip of rounding
+
+
+def _objective(w: np.ndarray, b: float, Z: np.ndarray, y: np.ndarray) -> float:
+    """scikit-learn's L2 logistic objective (C = 1) on standardised features."""
+    margin = (Z @ w + b) * np.where(y == 1, 1.0, -1.0)
+    return float(0.5 * w @ w + np.logaddexp(0.0, -margin).sum())
+
+
 def peer_loop(
     feats: torch.Tensor, y: torch.Tensor, train: torch.Tensor, test: torch.Tensor
-) -> np.ndarray:
+) -> tuple[np.ndarray, list[Any]]:
+    """Accuracy per unit, and per unit what `compare` needs (scaler, coefficients, decisions)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    accs = []
+    accs, fits = [], []
     yt, ye = y[train].numpy(), y[test].numpy()
     for u in range(feats.shape[0]):
         X = feats[u].numpy()
@@ -59,14 +72,48 @@ def peer_loop(
             warnings.simplefilter("ignore")
             clf.fit(X[train], yt)
         accs.append(float((clf.predict(X[test]) == ye).mean()))
-    return np.array(accs)
+        fits.append(clf)
+    return np.array(accs), fits
 
 
 def ours(
     feats: torch.Tensor, y: torch.Tensor, train: torch.Tensor, test: torch.Tensor
-) -> np.ndarray:
+) -> tuple[np.ndarray, Any]:
     probe = LogisticProbe(C=1.0).fit(feats[:, train], y[train])
-    return probe.score(feats[:, test], y[test]).numpy()
+    return probe.score(feats[:, test], y[test]).numpy(), probe
+
+
+def compare(
+    feats: torch.Tensor,
+    y: torch.Tensor,
+    train: torch.Tensor,
+    test: torch.Tensor,
+    fits: list[Any],
+    probe: Any,
+) -> dict[str, Any]:
+    """Both solutions on scikit-learn's objective, and whether the test predictions that differ
+    are near-ties (both decision values within NEAR_TIE of zero)."""
+    yt = y[train].numpy()
+    rel_gap, disagree, decided = [], 0, 0
+    ours_dec = probe.decision_function(feats[:, test]).numpy()
+    for u, clf in enumerate(fits):
+        scaler, lr = clf[0], clf[1]
+        Z = scaler.transform(feats[u, train].numpy())
+        f_peer = _objective(lr.coef_[0], float(lr.intercept_[0]), Z, yt)
+        w_raw, b_raw = probe.coef_[u].numpy(), float(probe.intercept_[u])
+        f_ours = _objective(w_raw * scaler.scale_, b_raw + w_raw @ scaler.mean_, Z, yt)
+        rel_gap.append((f_ours - f_peer) / abs(f_peer))
+        d_peer = clf.decision_function(feats[u, test].numpy())
+        differ = (d_peer > 0) != (ours_dec[u] > 0)
+        disagree += int(differ.sum())
+        tie = (np.abs(d_peer) < NEAR_TIE) & (np.abs(ours_dec[u]) < NEAR_TIE)
+        decided += int((differ & ~tie).sum())
+    return {
+        "objective_relative_gap_max": float(max(rel_gap)),
+        "objective_relative_gap_min": float(min(rel_gap)),
+        "test_predictions_differing": disagree,
+        "test_predictions_differing_not_near_tie": decided,
+    }
 
 
 def bench(name: str, model: Any, n: int, repeats: int) -> list[dict[str, Any]]:
@@ -88,11 +135,11 @@ def bench(name: str, model: Any, n: int, repeats: int) -> list[dict[str, Any]]:
             # would slow whichever variant runs next.
             time.sleep(1.0)
             with stopwatch() as s:
-                acc_peer = peer_loop(feats, y, train, test)
+                acc_peer, fits = peer_loop(feats, y, train, test)
             peer_t.append(s.wall_s)
             time.sleep(1.0)
             with stopwatch() as s:
-                acc_ours = ours(feats, y, train, test)
+                acc_ours, probe = ours(feats, y, train, test)
             ours_t.append(s.wall_s)
             time.sleep(1.0)
             with stopwatch() as s:
@@ -103,6 +150,7 @@ def bench(name: str, model: Any, n: int, repeats: int) -> list[dict[str, Any]]:
             for k, v in (("peer", peer_t), ("ours", ours_t), ("sweep", sweep_t))
         }
         diff = np.abs(acc_peer - acc_ours)
+        agreement = compare(feats, y, train, test, fits, probe)
         rows.append(
             {
                 "model": name,
@@ -124,6 +172,7 @@ def bench(name: str, model: Any, n: int, repeats: int) -> list[dict[str, Any]]:
                 "met": med["peer"] / med["ours"] >= TARGET,
                 "max_accuracy_difference": float(diff.max()),
                 "accuracy_within_one_point": bool((diff <= 0.01 + 1e-9).all()),
+                **agreement,
                 "peer_accuracy": acc_peer.tolist(),
                 "ours_accuracy": acc_ours.tolist(),
             }
@@ -131,7 +180,11 @@ def bench(name: str, model: Any, n: int, repeats: int) -> list[dict[str, Any]]:
         print(
             f"{name} {over}: {feats.shape[0]} units x {feats.shape[-1]} features; sklearn "
             f"{med['peer']:.3f} s, interp {med['ours']:.3f} s -> {med['peer'] / med['ours']:.1f}x "
-            f"(full sweep {med['sweep']:.3f} s); max accuracy difference {diff.max():.4f}",
+            f"(full sweep {med['sweep']:.3f} s); max accuracy difference {diff.max():.4f}; "
+            f"objective gap {agreement['objective_relative_gap_min']:+.1e} to "
+            f"{agreement['objective_relative_gap_max']:+.1e}; differing test predictions "
+            f"{agreement['test_predictions_differing']} "
+            f"({agreement['test_predictions_differing_not_near_tie']} not near-ties)",
             file=sys.stderr,
         )
     return rows

@@ -7,12 +7,16 @@ What it measures (one run, one machine), on the organism's arithmetic prompts:
   TransformerLens' own ``model.tl.generate`` with the KV cache, sampling at temperature 1, the
   same prompts and ``n`` copies each, with end-of-text stopping off on both sides so both
   generate exactly ``max_new_tokens`` tokens. Target: overhead at most 30%.
-* memory: what the capture keeps per trace, for growing generation lengths at one chunk size
-  (the organism's context caps the length): bytes of the chunk means (N x L x d) and of the
-  per-token statistics, against the bytes the per-token states would take (T x L x d). The
-  working memory of the capture itself is one accumulator per sample, whatever the length; the
-  KV cache grows with length for plain generation too. (Process peak memory is not measured:
-  torch's allocations are invisible to tracemalloc and RSS on a small model is noise.)
+* memory kept: what the capture keeps per trace, for growing generation lengths at one chunk
+  size (the organism's context caps the length): bytes of the chunk means (N x L x d) and of
+  the per-token statistics, against the bytes the per-token states would take (T x L x d).
+* peak memory: the rise of the process's peak RSS during one generation (each run in a fresh
+  subprocess, after loading and a warm-up; Linux only) for plain generation and for sampling
+  with capture on a GPT-2-small-shaped random model (12 layers,
+  d_model 768, context 1024), one prompt x 4 samples, 64 to 512 new tokens, chunks of 16. The
+  KV cache grows with length in both; the difference between them is what the capture costs,
+  which should not grow with length at a fixed chunk size (target), against the per-token
+  states a full capture would hold (T x L x d per sample).
 
 Results: ``benchmarks/results/bench_trajectories.json``.
 
@@ -61,6 +65,68 @@ def captured(model: Any, task: Any, n: int, max_new: int, chunk: int) -> list[An
         model.tokenizer.eos_token_id = eos
 
 
+PEAK_LENGTHS = (64, 128, 256, 512)
+PEAK_SAMPLES = 4
+PEAK_CHUNK = 16
+
+
+def _rss(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _peak_child(kind: str, length: int) -> None:
+    """Run in a fresh process: load and warm up, reset the peak-RSS counter (Linux
+    ``clear_refs`` 5), generate, then print the peak RSS above the resident size at the reset."""
+    from bench_patching import gpt2_shaped
+
+    model = gpt2_shaped(small=False)
+    task = interp.tasks.arithmetic(model, n=1, seed=0)
+    torch.manual_seed(0)
+    run = (
+        (lambda k: plain(model, task, PEAK_SAMPLES, k))
+        if kind == "plain"
+        else (lambda k: captured(model, task, PEAK_SAMPLES, k, PEAK_CHUNK))
+    )
+    run(4)  # warm-up: allocator pools and lazy initialisation outside the measurement
+    Path("/proc/self/clear_refs").write_text("5")
+    base = _rss("VmRSS")
+    out = run(length)
+    if kind != "plain":
+        assert all(len(t.tokens) == length for t in out)
+    print(_rss("VmHWM") - base)
+
+
+def peak_memory() -> list[dict[str, Any]]:
+    import subprocess
+
+    rows = []
+    for length in PEAK_LENGTHS:
+        peaks = {}
+        for kind in ("plain", "capture"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--peak-child", kind, str(length)],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=Path(__file__).parent,
+            )
+            peaks[kind] = int(out.stdout.strip().splitlines()[-1])
+        rows.append(
+            {
+                "tokens": length,
+                "plain_peak_rss_bytes": peaks["plain"],
+                "capture_peak_rss_bytes": peaks["capture"],
+                "capture_minus_plain_bytes": peaks["capture"] - peaks["plain"],
+                "per_token_states_bytes": PEAK_SAMPLES * length * 12 * 768 * 4,
+            }
+        )
+        print(f"peak RSS at {length} tokens: {rows[-1]}", file=sys.stderr)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--prompts", type=int, default=16)
@@ -68,7 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tokens", type=int, default=48)
     p.add_argument("--chunk", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--peak-child", nargs=2, metavar=("KIND", "LENGTH"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.peak_child:
+        _peak_child(args.peak_child[0], int(args.peak_child[1]))
+        return
     torch.manual_seed(0)
     model = interp.load_model("organism", device="cpu")
     task = interp.tasks.arithmetic(model, n=args.prompts, seed=0)
@@ -92,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         kept = t.chunks.numel() * t.chunks.element_size() + 3 * length * 8
         per_token = length * model.n_layers * model.d_model * 8
         memory.append({"tokens": length, "kept_bytes": kept, "per_token_states_bytes": per_token})
+    peaks = peak_memory()
     result = {
         "benchmark": "trajectories",
         "command": "python benchmarks/bench_trajectories.py",
@@ -108,6 +179,9 @@ def main(argv: list[str] | None = None) -> None:
         "target_overhead": TARGET_OVERHEAD,
         "met": overhead <= TARGET_OVERHEAD,
         "memory_by_length": memory,
+        "peak_memory_gpt2_shape": peaks,
+        "peak_samples": PEAK_SAMPLES,
+        "peak_chunk": PEAK_CHUNK,
     }
     write_json_atomic(RESULTS_DIR / "bench_trajectories.json", result)
     print(

@@ -83,6 +83,15 @@ def test_sequential_acceptance_equals_a_loop_and_calibrates_on_held_out_prompts(
     first = df[df["prompt"].isin(test) & (df["sample"] == 0)]
     assert rows.loc["first_sample", "accuracy"] == pytest.approx(first["correct"].mean())
     assert rows.loc["first_sample", "tokens_per_prompt"] == pytest.approx(first["n_tokens"].mean())
+    # Early and per-layer versions keep their signal's direction: lower cumulative change
+    # means right, so the threshold is on -value.
+    df["early_cumulative_change_L1"] = -df["net_change"]
+    flipped = sequential_acceptance(df, ["early_cumulative_change_L1"], calibration=0.5, seed=3)
+    row = flipped.set_index("method").loc["early_cumulative_change_L1"]
+    assert (row["accuracy"], row["tokens_per_prompt"]) == pytest.approx(
+        (rows.loc["net_change", "accuracy"], rows.loc["net_change", "tokens_per_prompt"])
+    )
+    assert row["threshold"] == pytest.approx(tau)
     with pytest.raises(InterpError, match="fraction"):
         sequential_acceptance(df, ["net_change"], calibration=1.0)
     with pytest.raises(InterpError, match="sample more prompts"):
@@ -160,7 +169,17 @@ def test_evaluate_on_the_organism(organism, evaluated, tmp_path):
             <= aur.loc[signal, "auroc"]
             <= aur.loc[signal, "auroc_high"]
         )
-    assert aur.loc["net_change", "projection_auroc"] == aur.loc["net_change", "projection_auroc"]
+    # Per layer: the change signals of each layer alone, against scikit-learn as well.
+    la = res.extras["layer_auroc"]
+    assert la.shape == (3, organism.n_layers, 3)
+    for i, (name, sign) in enumerate(
+        (("net_change", 1), ("cumulative_change", -1), ("aligned_change", 1))
+    ):
+        for layer in range(organism.n_layers):
+            col = df[f"{name}_L{layer}"]
+            want = roc_auc_score(df.loc[col.notna(), "correct"], sign * col.dropna())
+            assert float(la[i, layer, 0]) == pytest.approx(want, abs=1e-9)
+    assert not np.isnan(aur.loc["net_change", "projection_auroc"])
     assert np.isnan(aur.loc["mean_logprob", "projection_auroc"])
     # Majority vote against an independent count over the traces.
     votes = []
@@ -192,7 +211,9 @@ def test_evaluate_on_the_organism(organism, evaluated, tmp_path):
         res.plot_distributions(),
         res.plot_trajectories(0),
         res.plot_tokens(),
+        res.plot_layers(),
     ]
+    assert len(figs[-1].data) == 6  # three signals, each a band and a line
     assert len(figs[0].data) == 3 and len(figs[1].data) == 5
     path = res.save(tmp_path / "traj")
     back = interp.load_result(path)

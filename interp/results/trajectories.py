@@ -5,7 +5,8 @@ predicts right answers in its expected direction), ``null_auroc`` (the same with
 and ``projection_auroc`` (the change signals on a random low-dimensional projection; NaN for
 the other signals), each with a 95% bootstrap interval. Extras: ``table`` (one row per trace,
 columns in ``meta['table_columns']``), ``selection`` and ``acceptance`` (one row per method),
-``paths`` (``[layer, trace, chunk, 2]`` PCA coordinates, NaN-padded).
+``paths`` (``[layer, trace, chunk, 2]`` PCA coordinates, NaN-padded) and ``layer_auroc``
+(``[change signal, layer, (value, low, high)]``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from plotly.subplots import make_subplots
 
 from interp.errors import InterpError
 from interp.results.base import Result
+from interp.viz.figures import line
 from interp.viz.theme import apply_theme
 
 METRICS = ("auroc", "null_auroc", "projection_auroc")
+CHANGE_SIGNALS = ("net_change", "cumulative_change", "aligned_change")
 RIGHT, WRONG = "#2ca02c", "#d62728"
 # Methods named on the accuracy-vs-tokens chart (the rest show on hover).
 LABELLED = ("majority_vote", "first_sample", "net_change", "early_net_change", "mean_logprob")
@@ -117,6 +120,23 @@ class TrajectoryResult(Result):
         fig.update_yaxes(title="ROC-AUC (oriented)", range=[0, 1.05])
         fig.update_xaxes(title="signal", tickangle=-35, automargin=True)
         return apply_theme(fig, title=title, margin={"l": 70, "r": 30, "t": 90, "b": 140})
+
+    def plot_layers(self) -> go.Figure:
+        """ROC-AUC of net, cumulative and aligned change computed at each layer alone, with
+        bootstrap bands: where in depth the trajectory carries the signal, if anywhere."""
+        la = self.extras["layer_auroc"]  # [signal, layer, (value, low, high)]
+        layers = [str(l) for l in range(la.shape[1])]
+        fig = line(
+            layers,
+            {name: la[i, :, 0] for i, name in enumerate(CHANGE_SIGNALS)},
+            xlabel="layer (block output)",
+            value_label="ROC-AUC (oriented)",
+            bands={name: (la[i, :, 1], la[i, :, 2]) for i, name in enumerate(CHANGE_SIGNALS)},
+        )
+        fig.add_hline(y=0.5, line_dash="dot", line_color="#444")
+        fig.update_xaxes(type="category")
+        fig.update_yaxes(range=[0, 1])
+        return apply_theme(fig, title="Change signals by layer")
 
     def _signals(self, signals: Sequence[str] | None) -> list[str]:
         cols = self.meta["table_columns"]

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from interp.analyses.trajectories.scoring import ORIENTATION, majority_vote
+from interp.analyses.trajectories.scoring import majority_vote, orientation
 from interp.errors import InterpError
 
 MAX_THRESHOLDS = 512
@@ -38,7 +38,7 @@ def _prompt_arrays(
     vals = np.full((P, n), -np.inf)
     lengths = np.zeros((P, n))
     right = np.zeros((P, n), dtype=bool)
-    sign = ORIENTATION.get(signal, 1)
+    sign = orientation(signal)
     for i, p in enumerate(prompts):
         g = groups[p]
         v = g[signal].to_numpy(dtype=float) * sign

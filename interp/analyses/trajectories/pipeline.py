@@ -23,9 +23,11 @@ from interp.analyses.trajectories.acceptance import sequential_acceptance
 from interp.analyses.trajectories.sampling import sample
 from interp.analyses.trajectories.scoring import (
     CHANGE,
+    EARLY,
     ORIENTATION,
     _regroup,
     auroc_table,
+    orientation,
     selection,
     signals,
     with_answers,
@@ -37,8 +39,6 @@ from interp.results.base import Coord
 from interp.results.meta import make_meta
 from interp.results.trajectories import METRICS, TrajectoryResult
 from interp.tasks.task import Task
-
-EARLY = "early_"  # prefix of the signals computed from the first `early` chunks
 
 
 def projected_paths(
@@ -87,6 +87,21 @@ def _auroc_values(
             p = proj.loc[row["signal"]]
             vals[i, 2], lo[i, 2], hi[i, 2] = p["auroc"], p["auroc_low"], p["auroc_high"]
     return names, vals, lo, hi
+
+
+def _layer_auroc(
+    full: pd.DataFrame, L: int, n_boot: int, seed: int
+) -> Float[Tensor, "signal layer 3"]:
+    """ROC-AUC of each change signal at each layer: [signal, layer, (value, low, high)]."""
+    names = [f"{c}_L{l}" for c in CHANGE for l in range(L)]
+    tab = auroc_table(full, n_boot=n_boot, seed=seed, signals=names).set_index("signal")
+    out = torch.full((len(CHANGE), L, 3), float("nan"), dtype=torch.float64)
+    for i, c in enumerate(CHANGE):
+        for l in range(L):
+            if f"{c}_L{l}" in tab.index:
+                row = tab.loc[f"{c}_L{l}"]
+                out[i, l] = torch.tensor([row["auroc"], row["auroc_low"], row["auroc_high"]])
+    return out
 
 
 def _numeric(df: pd.DataFrame) -> tuple[list[str], Tensor]:
@@ -153,10 +168,11 @@ def evaluate(
     k = k or base
     if early < 2:
         raise InterpError(f"early must be at least 2 chunks, got {early}.")
-    full = signals(traces, chunk=k)
+    full = signals(traces, chunk=k, per_layer=True)
     first = signals(traces, chunk=k, early=early)
     projected = signals(traces, chunk=k, projection_dim=projection_dim, seed=seed)
     names, vals, lo, hi = _auroc_values(full, first, projected, n_boot, seed)
+    layer_auroc = _layer_auroc(full, traces[0].chunks.shape[1], n_boot, seed)
 
     table = with_answers(traces, full, answer_of)
     for name in CHANGE:
@@ -216,7 +232,7 @@ def evaluate(
             "acceptance_columns": acc_cols,
             "calibration_prompts": acc.attrs["calibration_prompts"],
             "path_explained": explained,
-            "orientation": {s: ORIENTATION.get(s.removeprefix(EARLY), 1) for s in names},
+            "orientation": {s: orientation(s) for s in names},
         }
     )
     return TrajectoryResult(
@@ -230,6 +246,7 @@ def evaluate(
             "selection": torch.tensor(sel[sel_cols].to_numpy(dtype=float)),
             "acceptance": torch.tensor(acc[acc_cols].to_numpy(dtype=float)),
             "paths": paths,
+            "layer_auroc": layer_auroc,
         },
         meta=meta,
         title=f"Trajectory signals vs correctness ({task_name}, {right:.0%} right)",

@@ -9,6 +9,7 @@ states (a control for what any trajectory of this architecture would show).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -45,6 +46,16 @@ ORIENTATION = {
     "n_tokens": -1,
 }
 CHANGE = ("net_change", "cumulative_change", "aligned_change")
+EARLY = "early_"  # prefix of signals computed from the first chunks only
+_LAYER = re.compile(r"_L\d+$")  # suffix of per-layer columns, e.g. net_change_L3
+
+
+def orientation(signal: str) -> int:
+    """+1 if higher values of `signal` should mean a right answer, -1 if lower (early and
+    per-layer versions share their signal's direction)."""
+    return ORIENTATION.get(_LAYER.sub("", signal.removeprefix(EARLY)), 1)
+
+
 RANK = ("effective_rank", "erv", "era")
 
 
@@ -61,6 +72,7 @@ def trace_table(
     early: int | None = None,
     projection_dim: int | None = None,
     seed: int = 0,
+    per_layer: bool = False,
 ) -> pd.DataFrame:
     """One row per trace: prompt, sample, correct, n_tokens, change signals, confidence.
 
@@ -70,10 +82,11 @@ def trace_table(
         early: use only the first `early` chunks (the early-stopping version).
         projection_dim: compute the change signals on a random Gaussian projection of the states
             to this many dimensions (the null control); None uses the states themselves.
+        per_layer: also one column per layer for each change signal (``net_change_L0`` ...).
     """
     if not traces:
         raise InterpError("No traces given.")
-    d = traces[0].chunks.shape[-1]
+    L, d = traces[0].chunks.shape[-2:]
     proj = None
     if projection_dim is not None:
         g = torch.Generator().manual_seed(seed)
@@ -92,9 +105,15 @@ def trace_table(
         if early is not None:
             h = h[:early]
         if len(h) >= 2:  # the chunks are already pooled: each is one step of the path
-            row.update(change_signals(h, 1).layer_mean)
+            ch = change_signals(h, 1)
+            row.update(ch.layer_mean)
+            if per_layer:
+                for name, vals in zip(CHANGE, (ch.net, ch.cumulative, ch.aligned), strict=True):
+                    row.update({f"{name}_L{l}": float(vals[l]) for l in range(L)})
         else:  # undefined for fewer than two chunks
             row.update(dict.fromkeys(CHANGE, None))
+            if per_layer:
+                row.update({f"{name}_L{l}": None for name in CHANGE for l in range(L)})
         if proj is None:
             row.update(_rank_signals(h))
             row["cross_layer_change"] = cross_layer_change(h) if h.shape[1] > 1 else None
@@ -129,6 +148,7 @@ def signals(
     early: int | None = None,
     projection_dim: int | None = None,
     seed: int = 0,
+    per_layer: bool = False,
 ) -> pd.DataFrame:
     """Per-trace signals at chunk size `chunk` tokens (a multiple of the sampled chunk size;
     default: the sampled one), from the first `early` chunks if given. See `trace_table`."""
@@ -149,7 +169,7 @@ def signals(
         )
     if early is not None and early < 2:
         raise InterpError(f"early must be at least 2 chunks, got {early}.")
-    return trace_table(traces, k // base, early, projection_dim, seed)
+    return trace_table(traces, k // base, early, projection_dim, seed, per_layer)
 
 
 def auroc_table(
@@ -170,7 +190,7 @@ def auroc_table(
         y = torch.tensor(sub["correct"].to_numpy(), dtype=torch.long)
         if y.unique().numel() < 2:
             continue
-        score = torch.tensor(sub[name].to_numpy(dtype=float)) * ORIENTATION.get(name, 1)
+        score = torch.tensor(sub[name].to_numpy(dtype=float)) * orientation(name)
         g = torch.Generator().manual_seed(seed)
         shuffled = y[torch.randperm(len(y), generator=g)]
         row: dict[str, object] = {"signal": name, "n": len(y)}
@@ -242,7 +262,7 @@ def selection(
                 right.append(bool(vote[prompt]))
                 tokens.append(int(lengths.sum()))
                 continue
-            vals = group[method].astype(float) * ORIENTATION.get(method, 1)
+            vals = group[method].astype(float) * orientation(method)
             if vals.isna().all():
                 continue
             pick = vals.idxmax()
