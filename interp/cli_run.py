@@ -362,6 +362,7 @@ def trajectories_cmd(
         "distributions": res.plot_distributions(),
         "trajectories": res.plot_trajectories(),
         "tokens": res.plot_tokens(),
+        "layers": res.plot_layers(),
     }
     for name, fig in views.items():
         fig.write_html(str(out / f"{name}.html"), include_plotlyjs=True)

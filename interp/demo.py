@@ -262,6 +262,7 @@ def trajectories_section(model: Any, out: Path, seed: int, n: int = 32) -> list[
             "others).</p>"
             + table(auroc[cols].round(3), max_rows=50)
             + fig(res.plot_roc())
+            + fig(res.plot_layers())
             + fig(res.plot_trajectories())
             + fig(res.plot_tokens())
             + "<h3>best-of-n selection</h3>"

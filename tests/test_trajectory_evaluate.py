@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -233,6 +235,16 @@ def test_evaluate_rejects_bad_input(organism, evaluated):
         interp.trajectories.evaluate(organism)
     with pytest.raises(InterpError, match="multiple of 4"):
         interp.trajectories.evaluate(traces, k=6)
+    with pytest.raises(InterpError, match="calibration must be a fraction"):
+        interp.trajectories.evaluate(traces, calibration=0)
+    task = interp.tasks.arithmetic(organism, n=2, seed=0)
+    with pytest.raises(InterpError, match="multiple of the sampling chunk"):
+        interp.trajectories.evaluate(organism, task, chunk=4, k=6)
+    with pytest.raises(InterpError, match="at least 2 prompts"):
+        interp.trajectories.evaluate(organism, task[[0]])
+    mixed = [*traces[:4], dataclasses.replace(traces[4], chunk=8)]
+    with pytest.raises(InterpError, match="sampled differently"):
+        interp.trajectories.evaluate(mixed)
     res = interp.trajectories.evaluate(traces, n_boot=50)
     with pytest.raises(InterpError, match="Unknown signal"):
         res.plot_roc(["nope"])
@@ -251,7 +263,7 @@ def test_cli_trajectories_resumes_from_its_store(tmp_path):
     first = runner.invoke(app, [*args, "--out", str(tmp_path / "a"), "--store", str(store)])
     assert first.exit_code == 0, first.output
     assert "net_change" in first.output and "sequential acceptance" in first.output
-    for view in ("figure", "roc", "distributions", "trajectories", "tokens"):
+    for view in ("figure", "roc", "distributions", "trajectories", "tokens", "layers"):
         assert (tmp_path / "a" / f"{view}.html").exists()
     assert len(list(store.glob("prompt-*.safetensors"))) == 8
     again = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--store", str(store)])

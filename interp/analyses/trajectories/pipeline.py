@@ -149,6 +149,11 @@ def evaluate(
         2-D paths for its views.
     """
     start = time.time()
+    # Arguments first: a mistake should not cost a sampling run.
+    if early < 2:
+        raise InterpError(f"early must be at least 2 chunks, got {early}.")
+    if not 0 < calibration < 1:
+        raise InterpError(f"calibration must be a fraction in (0, 1), got {calibration}.")
     if isinstance(source, Sequence) and not isinstance(source, str):
         traces = list(source)
         if not traces or not all(isinstance(t, Trace) for t in traces):
@@ -158,6 +163,13 @@ def evaluate(
     else:
         if task is None:
             raise InterpError("evaluate(model, task): give the task to sample answers for.")
+        if k is not None and (k < chunk or k % chunk):
+            raise InterpError(f"k={k} must be a multiple of the sampling chunk={chunk}.")
+        if len(task) < 2:
+            raise InterpError(
+                "evaluate needs at least 2 prompts (calibration and test prompts for "
+                "sequential acceptance); use a larger task."
+            )
         model = load_model(source)
         traces = sample(model, task, n, max_new_tokens, temperature, chunk, seed, progress, store)
         model_name, task_name = model.name, task.name
@@ -166,8 +178,6 @@ def evaluate(
         raise InterpError("Some traces have no verdict (correct is None): score them first.")
     base = traces[0].chunk
     k = k or base
-    if early < 2:
-        raise InterpError(f"early must be at least 2 chunks, got {early}.")
     full = signals(traces, chunk=k, per_layer=True)
     first = signals(traces, chunk=k, early=early)
     projected = signals(traces, chunk=k, projection_dim=projection_dim, seed=seed)

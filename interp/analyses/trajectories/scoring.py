@@ -116,7 +116,7 @@ def trace_table(
                 row.update({f"{name}_L{l}": None for name in CHANGE for l in range(L)})
         if proj is None:
             row.update(_rank_signals(h))
-            row["cross_layer_change"] = cross_layer_change(h) if h.shape[1] > 1 else None
+            row["cross_layer_change"] = cross_layer_change(h) if len(h) and h.shape[1] > 1 else None
         if len(t.tokens):
             lp = t.logprobs.double()
             row["mean_logprob"] = float(lp.mean())
@@ -155,6 +155,12 @@ def signals(
     if not traces:
         raise InterpError("No traces given.")
     base = traces[0].chunk
+    shapes = {(t.chunk, *t.chunks.shape[1:]) for t in traces}
+    if len(shapes) > 1:
+        raise InterpError(
+            f"The traces were sampled differently (chunk size, layers, width: {sorted(shapes)}):"
+            " score traces from one model and one chunk size together."
+        )
     k = base if chunk is None else chunk
     if k < base or k % base:
         raise InterpError(
