@@ -282,3 +282,19 @@ def test_public_signals_checks_the_chunk_size(organism):
         interp.trajectories.signals(traces, chunk=3)
     with pytest.raises(InterpError, match="longest generation"):
         interp.trajectories.signals(traces, chunk=1000)
+
+
+def test_empty_and_one_chunk_traces_are_undefined_not_errors():
+    from interp.analyses.trajectories import projected_paths
+    from interp.analyses.trajectories.scoring import trace_table
+
+    empty = _trace(torch.zeros(0, 2, 3), correct=False, logprobs=())
+    one = _trace(torch.ones(1, 2, 3), correct=True, s=1)
+    tab = trace_table([empty, one], chunk_factor=2)
+    assert tab[["net_change", "effective_rank"]].isna().all().all()
+    # Cross-layer change needs one chunk, not two: defined (both layers equal) for the second.
+    assert np.isnan(tab.loc[0, "cross_layer_change"]) and tab.loc[1, "cross_layer_change"] == 0
+    assert tab.loc[1, "mean_logprob"] == pytest.approx(-0.15)
+    paths, explained = projected_paths([empty, one], chunk_factor=2)
+    assert paths.shape == (2, 2, 1, 2) and paths[:, 0].isnan().all()
+    assert not paths[:, 1].isnan().any() and explained[0] == [0.0, 0.0]

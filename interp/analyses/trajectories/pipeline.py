@@ -25,9 +25,9 @@ from interp.analyses.trajectories.scoring import (
     CHANGE,
     EARLY,
     ORIENTATION,
-    _regroup,
     auroc_table,
     orientation,
+    regroup,
     selection,
     signals,
     with_answers,
@@ -46,7 +46,7 @@ def projected_paths(
 ) -> tuple[Float[Tensor, "L trace N 2"], list[list[float]]]:
     """Every trace's chunk means in the plane of the top two principal components of all chunks
     (per layer), NaN-padded to the longest trace; and each layer's explained-variance ratios."""
-    hs = [_regroup(t.chunks.double(), chunk_factor) for t in traces]
+    hs = [regroup(t.chunks.double(), chunk_factor) for t in traces]
     L = hs[0].shape[1]
     N = max(len(h) for h in hs)
     out = torch.full((L, len(hs), N, 2), float("nan"), dtype=torch.float64)
@@ -56,8 +56,10 @@ def projected_paths(
         mu = X.mean(0)
         _, s, Vh = torch.linalg.svd(X - mu, full_matrices=False)
         var = s**2
-        explained.append([float(v) for v in (var[:2] / var.sum().clamp_min(1e-300))])
-        basis = Vh[:2].T  # [d, 2]
+        ratio = (var[:2] / var.sum().clamp_min(1e-300)).tolist()
+        explained.append([*ratio, 0.0, 0.0][:2])
+        basis = torch.zeros(X.shape[1], 2, dtype=X.dtype)  # [d, 2]; fewer PCs: zeros
+        basis[:, : min(2, len(Vh))] = Vh[:2].T
         for i, h in enumerate(hs):
             if len(h):
                 out[l, i, : len(h)] = (h[:, l] - mu) @ basis

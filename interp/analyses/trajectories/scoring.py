@@ -59,9 +59,9 @@ def orientation(signal: str) -> int:
 RANK = ("effective_rank", "erv", "era")
 
 
-def _regroup(chunks: Tensor, factor: int) -> Tensor:
+def regroup(chunks: Tensor, factor: int) -> Tensor:
     """Chunks of k tokens -> chunks of factor * k (the last chunk keeps what is left)."""
-    if factor == 1:
+    if factor == 1 or len(chunks) == 0:
         return chunks
     return torch.stack([chunks[s : s + factor].mean(0) for s in range(0, len(chunks), factor)])
 
@@ -93,7 +93,7 @@ def trace_table(
         proj = torch.randn(d, projection_dim, generator=g, dtype=torch.float64) / d**0.5
     rows = []
     for t in traces:
-        h = _regroup(t.chunks.double(), chunk_factor)
+        h = regroup(t.chunks.double(), chunk_factor)
         if proj is not None:
             h = h @ proj
         row: dict[str, object] = {
