@@ -27,11 +27,10 @@ MAX_THRESHOLDS = 512
 
 
 def _prompt_arrays(
-    df: pd.DataFrame, signal: str, prompts: Sequence[int]
+    df: pd.DataFrame, signal: str, prompts: Sequence[int], vote: pd.Series
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per prompt, samples in draw order, padded: values (-inf where undefined or absent),
     lengths, correct; and the majority-vote verdict per prompt."""
-    vote = majority_vote(df)
     groups = {p: g.sort_values("sample") for p, g in df.groupby("prompt")}
     n = max(len(g) for g in groups.values())
     P = len(prompts)
@@ -93,7 +92,8 @@ def sequential_acceptance(
     order = np.random.default_rng(seed).permutation(len(prompts))
     cal, test = sorted(prompts[order[:n_cal]]), sorted(prompts[order[n_cal:]])
     rows = []
-    _, base_len, base_right, base_vote = _prompt_arrays(df, "n_tokens", test)
+    vote = majority_vote(df)
+    _, base_len, base_right, base_vote = _prompt_arrays(df, "n_tokens", test, vote)
     rows.append(
         {
             "method": "majority_vote",
@@ -117,7 +117,7 @@ def sequential_acceptance(
     for signal in signals:
         if signal not in df.columns or df[signal].isna().all():
             continue
-        c_vals, c_len, c_right, c_vote = _prompt_arrays(df, signal, cal)
+        c_vals, c_len, c_right, c_vote = _prompt_arrays(df, signal, cal, vote)
         finite = np.unique(c_vals[np.isfinite(c_vals)])
         if len(finite) > MAX_THRESHOLDS:  # quantiles keep the search small on big samples
             finite = np.unique(np.quantile(finite, np.linspace(0, 1, MAX_THRESHOLDS)))
@@ -127,7 +127,7 @@ def sequential_acceptance(
         # threshold that accepts nothing on the calibration prompts is reported as inf).
         best = np.lexsort((-taus, tok, -acc))[0]
         tau = taus[best]
-        t_vals, t_len, t_right, t_vote = _prompt_arrays(df, signal, test)
+        t_vals, t_len, t_right, t_vote = _prompt_arrays(df, signal, test, vote)
         t_acc, t_tok, t_rate = _outcomes(t_vals, t_len, t_right, t_vote, np.array([tau]))
         rows.append(
             {
