@@ -95,6 +95,14 @@ class _Standardizer:
 class _Linear:
     coef_: Tensor
     intercept_: Tensor
+    standardize: bool
+
+    def _standardized(self, X: Features, y: Tensor, binary: bool) -> tuple[Tensor, Tensor]:
+        """Checked float64 features z-scored per unit (scaler kept for `raw`), and labels."""
+        X = as_units(X).double()
+        y = check_labels(y, X.shape[1], binary=binary).to(X.device).double()
+        self._scaler = _Standardizer(self.standardize)
+        return self._scaler.fit(X), y
 
     def decision_function(self, X: Tensor) -> Float[Tensor, "unit n"]:
         X = as_units(X).to(self.coef_.dtype)
@@ -138,10 +146,7 @@ class LogisticProbe(_Classifier):
         self.max_iter, self.tol, self.memory_budget = max_iter, tol, memory_budget
 
     def fit(self, X: Features, y: Tensor) -> LogisticProbe:
-        X = as_units(X).double()
-        y = check_labels(y, X.shape[1], binary=True).to(X.device).double()
-        self._scaler = _Standardizer(self.standardize)
-        Z = self._scaler.fit(X)
+        Z, y = self._standardized(X, y, binary=True)
         U, n, d = Z.shape
         k = d + int(self.fit_intercept)
         chunk = max(1, self.memory_budget // (8 * (k * k + n * k)))
@@ -273,10 +278,7 @@ class RidgeProbe(_Linear):
         self.alpha, self.standardize = alpha, standardize
 
     def fit(self, X: Features, y: Tensor) -> RidgeProbe:
-        X = as_units(X).double()
-        y = check_labels(y, X.shape[1], binary=False).to(X.device).double()
-        self._scaler = _Standardizer(self.standardize)
-        Z = self._scaler.fit(X)
+        Z, y = self._standardized(X, y, binary=False)
         U, n, d = Z.shape
         zm = Z.mean(1, keepdim=True)
         Zc, yc = Z - zm, y - y.mean()
