@@ -37,6 +37,7 @@ from interp.analyses.patching.nodes import (
 )
 from interp.analyses.patching.runs import Corruption, Direction, Input, base_and_source, inputs
 from interp.errors import InterpError
+from interp.kernels import fused
 from interp.models import Model, load_model
 from interp.results.base import Coord, Result
 from interp.results.patching import AtPResult
@@ -128,17 +129,18 @@ def attribution_patch(
     # base run (with gradients) its metric and the gradients. Built-in metrics read only the
     # answer position, so only those rows are unembedded (a large vocabulary costs a third of a
     # small model's forward).
-    src_acts, src_resid = _activations(model, source, names + (_qk_names(model) if qk else []))
-    clean_logits: Tensor | None = None
-    if metric == "kl":  # the KL reference must exist before the base run
-        clean_logits = (
-            unembed(model, src_resid)
-            if direction == "denoise"
-            else unembed(model, _activations(model, clean, [])[1])
-        )
-    readout = make_readout(model, task, metric, clean_logits)
-    source_m = resid_metric(model, readout, src_resid)
-    effects, base_metric = _effects(model, base, src_acts, readout, targets, per_position, star)
+    with fused(model):  # one-pass GELU and norms, forward and backward
+        src_acts, src_resid = _activations(model, source, names + (_qk_names(model) if qk else []))
+        clean_logits: Tensor | None = None
+        if metric == "kl":  # the KL reference must exist before the base run
+            clean_logits = (
+                unembed(model, src_resid)
+                if direction == "denoise"
+                else unembed(model, _activations(model, clean, [])[1])
+            )
+        readout = make_readout(model, task, metric, clean_logits)
+        source_m = resid_metric(model, readout, src_resid)
+        effects, base_metric = _effects(model, base, src_acts, readout, targets, per_position, star)
     source_m = source_m.float().cpu()
     base_metric = base_metric.detach()  # the gradients are in `effects`; keep no graph
     clean_m, corrupt_m = (

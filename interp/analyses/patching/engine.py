@@ -25,6 +25,7 @@ from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValue
 from interp.analyses.patching.nodes import HEAD_TARGETS, RESID_TARGETS, Node
 from interp.analyses.patching.runs import Input
 from interp.errors import InterpError
+from interp.kernels import fused
 from interp.models import Model
 from interp.tasks.metrics import Metric, get_metric
 from interp.tasks.task import Task
@@ -215,7 +216,8 @@ class Patcher:
             kept[i] = live
             groups[(layer, start, narrow)].append(i)
         total = sum(len(v) for v in groups.values())
-        with tqdm(total=total, desc=self.desc, disable=not self.progress, unit="patch") as bar:
+        bar = tqdm(total=total, desc=self.desc, disable=not self.progress, unit="patch")
+        with bar, fused(self.model):
             for (layer, start, narrow), idx in sorted(groups.items()):
                 n_max = self._chunk(layer, start)
                 for c in range(0, len(idx), n_max):

@@ -32,6 +32,7 @@ from interp.analyses.patching.exact import build_result, clean_logits_for
 from interp.analyses.patching.nodes import Node, NodeLike, as_node
 from interp.analyses.patching.runs import Corruption, Direction, Input, base_and_source, inputs
 from interp.errors import InterpError
+from interp.kernels import fused
 from interp.models import Model, load_model
 from interp.results.base import Coord
 from interp.results.patching import PathPatchResult
@@ -212,7 +213,8 @@ class _PathRunner:
         )
         chunk = max(1, self.budget // max(1, row))
         out = []
-        with tqdm(total=n_all, desc="path patch", disable=not progress, unit="sender") as bar:
+        bar = tqdm(total=n_all, desc="path patch", disable=not progress, unit="sender")
+        with bar, fused(self.model):
             for c in range(0, n_all, chunk):
                 group = self.senders[c : c + chunk]
                 out.append(self._chunk(group))
