@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import interp
@@ -13,7 +14,7 @@ from interp.errors import InterpError
 from interp.models import organism_dir
 from interp.organism.data import MIXTURE, Mixture
 from interp.organism.evaluate import ACCEPTANCE, acceptance, evaluate
-from interp.organism.train import Recipe, train
+from interp.organism.train import MONITOR_LEN, Recipe, best_induction_head, induction_rows, train
 from interp.organism.vocab import build_tokenizer
 from interp.tasks.facts import ATTRIBUTES
 
@@ -78,6 +79,10 @@ def test_short_training_run_lowers_the_loss(tmp_path):
     card = train(tmp_path / "org", recipe, progress=False, evaluate_n=8, command="test")
     hist = card["history"]
     assert len(hist) == 2 and card["final_loss"] < card["first_loss"] - 0.5
+    assert all(
+        0 <= h["induction_head_score"] <= 1 and h["induction_head"][:3] in ("L0H", "L1H")
+        for h in hist
+    )
     for task in MIXTURE:
         assert hist[-1][task] < hist[0][task] + 0.05, task
     model = interp.load_model(tmp_path / "org", device="cpu")
@@ -111,3 +116,26 @@ def test_training_rejects_bad_recipes(tmp_path):
     with pytest.raises(InterpError, match="positive"):
         train(tmp_path / "x", Recipe(steps=0), progress=False)
     assert not (tmp_path / "x").exists()
+
+
+def test_training_monitor_scores_heads_like_the_detector(organism):
+    """The induction score tracked during training (Hugging Face attentions of the model being
+    trained) equals an explicit loop over TransformerLens' patterns of the same weights."""
+    from transformers import GPT2LMHeadModel
+
+    rows = induction_rows(Mixture(build_tokenizer(), seed=0), n=8)
+    T = MONITOR_LEN
+    got = best_induction_head(GPT2LMHeadModel.from_pretrained(str(organism_dir())), rows)
+    _, cache = organism.run_with_cache(rows, names_filter=lambda n: n.endswith("hook_pattern"))
+    scores = {}
+    for layer in range(organism.n_layers):
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"]  # [batch, head, q, k]
+        for head in range(organism.n_heads):
+            # From each query in the second copy to the key right after its earlier occurrence.
+            vals = [pattern[:, head, q, q - T + 1] for q in range(1 + T, 1 + 2 * T)]
+            scores[f"L{layer}H{head}"] = float(torch.stack(vals).mean())
+    best = max(scores, key=scores.__getitem__)
+    assert got["induction_head"] == best
+    assert got["induction_head_score"] == pytest.approx(scores[best], abs=1e-4)
+    # Ground truth: the shipped organism's induction heads are in its last layer.
+    assert best.startswith("L3") and scores[best] > 0.5

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import platform
+import random
 import shlex
 import shutil
 import sys
@@ -51,6 +52,41 @@ def _lr_at(step: int, r: Recipe) -> float:
     return r.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
 
+MONITOR_LEN = 20  # repeat length of the training-time induction check, as on the card
+
+
+def induction_rows(mix: Mixture, n: int = 32, seq_len: int = MONITOR_LEN) -> torch.Tensor:
+    """Fixed ``[bos, r, r]`` sequences of distinct random words (the same every evaluation)."""
+    rng = random.Random(12345)
+    return torch.tensor(
+        [[mix.bos, *(seq * 2)] for seq in (rng.sample(mix.pool, seq_len) for _ in range(n))]
+    )
+
+
+@torch.no_grad()
+def best_induction_head(model: Any, rows: torch.Tensor, seq_len: int = MONITOR_LEN) -> dict:
+    """The best head's induction score on `rows` (the detector's score, read from the Hugging
+    Face model being trained), tracked during training because induction heads form in a phase
+    change, or not at all, and another solution (fixed-offset heads) can win instead."""
+    from interp.analyses.attribution.detectors import score_patterns, target_pattern
+
+    was_training = model.training
+    model.eval()
+    fast = model.config._attn_implementation
+    model.set_attn_implementation("eager")  # the fused attention kernels return no patterns
+    try:
+        attentions = model(input_ids=rows, output_attentions=True).attentions
+    finally:
+        model.set_attn_implementation(fast)
+        model.train(was_training)
+    scores = score_patterns(list(attentions), target_pattern("induction", 1, seq_len))
+    best = int(scores.argmax())
+    return {
+        "induction_head_score": round(float(scores.max()), 4),
+        "induction_head": f"L{best // scores.shape[1]}H{best % scores.shape[1]}",
+    }
+
+
 @torch.no_grad()
 def _task_losses(model: Any, batches: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict:
     model.eval()
@@ -86,6 +122,7 @@ def train(
     weights = dict(r.mixture) if r.mixture else MIXTURE
     mix = Mixture(tok, seed=r.seed, weights=weights, arith_noise=r.arith_noise)
     eval_batches = {k: Mixture(tok, seed=r.seed + 99, weights={k: 1.0}).batch(128) for k in MIXTURE}
+    monitor = induction_rows(mix)
     cfg = GPT2Config(
         vocab_size=len(tok),
         n_positions=MAX_LEN,
@@ -149,10 +186,14 @@ def train(
             first_loss = last_loss
         if (step + 1) % r.eval_every == 0 or step + 1 == r.steps:
             losses = _task_losses(model, eval_batches)
-            history.append({"step": step + 1, "train_loss": last_loss, **losses})
+            heads = best_induction_head(model, monitor)
+            history.append({"step": step + 1, "train_loss": last_loss, **losses, **heads})
             bar.set_postfix(loss=f"{last_loss:.3f}")
             tqdm.write(
-                f"step {step + 1}: " + " ".join(f"{k}={v:.3f}" for k, v in losses.items()),
+                f"step {step + 1}: "
+                + " ".join(f"{k}={v:.3f}" for k, v in losses.items())
+                + f" best induction head {heads['induction_head']} "
+                f"{heads['induction_head_score']:.3f}",
                 file=sys.stderr,
             )
     train_seconds = time.time() - start
