@@ -55,11 +55,9 @@ def _fused_norm(module: Any, original: Callable[[Tensor], Tensor]) -> Callable[[
 def fused(model: Any) -> Iterator[None]:
     """Run `model` (an interp Model or a HookedTransformer) with fused GELU and norms."""
     tl = getattr(model, "tl", model)
-    if not isinstance(tl, torch.nn.Module) or getattr(tl.cfg, "dtype", None) not in (
-        torch.float32,
-        torch.float64,
-    ):
-        yield
+    dtype = getattr(getattr(tl, "cfg", None), "dtype", None)
+    if not isinstance(tl, torch.nn.Module) or dtype not in (torch.float32, torch.float64):
+        yield  # other backends and half precision (where TransformerLens upcasts) as they are
         return
     swapped: list[tuple[Any, str, Any]] = []
     try:

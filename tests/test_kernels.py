@@ -87,3 +87,11 @@ def test_restored_when_the_block_raises() -> None:
         raise RuntimeError("user code")
     assert all("forward" not in m.__dict__ for m in tl.modules())
     assert tl.blocks[1].mlp.act_fn is gelu_new
+
+
+def test_other_modules_pass_through_untouched() -> None:
+    lin = torch.nn.Linear(3, 2)
+    x = torch.randn(4, 3)
+    with fused(lin):  # no TransformerLens config: nothing to fuse, nothing changed
+        out = lin(x)
+    assert torch.equal(out, lin(x)) and "forward" not in lin.__dict__
