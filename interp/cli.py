@@ -156,6 +156,14 @@ def train_organism(
             "facts=0.15 (default: the recipe's mixture)."
         ),
     ] = None,
+    induction_gaps: Annotated[
+        bool,
+        typer.Option(
+            "--induction-gaps",
+            help="Place induction repeats after a random lead and gap of other words, so only "
+            "content (not the position) tells where the earlier copy is.",
+        ),
+    ] = False,
     note: Annotated[str, typer.Option(help="A note recorded in the model card.")] = "",
 ) -> None:
     """Train the embedded organism on CPU and write weights, tokenizer and model card."""
@@ -169,6 +177,7 @@ def train_organism(
         warmup=min(200, max(1, steps // 10)),
         init_from=None if init_from is None else str(init_from),
         mixture=None if mixture is None else _weights(mixture),
+        induction_gaps=induction_gaps,
         note=note,
     )
     card = train(out, recipe, evaluate_n=eval_n)

@@ -139,3 +139,33 @@ def test_training_monitor_scores_heads_like_the_detector(organism):
     assert got["induction_head_score"] == pytest.approx(scores[best], abs=1e-4)
     # Ground truth: the shipped organism's induction heads are in its last layer.
     assert best.startswith("L3") and scores[best] > 0.5
+
+
+def test_gapped_induction_sequences_repeat_after_a_lead_and_gap():
+    """--induction-gaps: [bos, lead, r, gap, r, eos] with fresh words in lead and gap, so only
+    content locates the earlier copy; deterministic per seed; the default layout is unchanged."""
+    tok = build_tokenizer()
+    mix = Mixture(tok, seed=5, weights={"induction": 1.0}, induction_gaps=True)
+    gaps = []
+    for _ in range(300):
+        row = mix.induction()
+        assert row[0] == tok.bos_token_id and row[-1] == tok.eos_token_id and len(row) <= 64
+        body = row[1:-1]
+        assert len(set(body)) < len(body)  # something repeats
+        # The repeat: the first repeated word starts the first copy; its second occurrence the
+        # second copy, which runs to the end.
+        first = next(i for i, w in enumerate(body) if body.count(w) == 2)
+        second = body.index(body[first], first + 1)
+        t = len(body) - second
+        assert body[first : first + t] == body[second:] and 4 <= t <= 20
+        extra = body[:first] + body[first + t : second]
+        assert len(set(extra)) == len(extra) and not set(extra) & set(body[second:])
+        assert first <= 8
+        gaps.append(second - first - t)
+    assert 0.2 < sum(g == 0 for g in gaps) / len(gaps) < 0.4 and max(gaps) > 8
+    again = Mixture(tok, seed=5, weights={"induction": 1.0}, induction_gaps=True)
+    fresh = Mixture(tok, seed=5, weights={"induction": 1.0}, induction_gaps=True)
+    assert [again.induction() for _ in range(5)] == [fresh.induction() for _ in range(5)]
+    plain = Mixture(tok, seed=5, weights={"induction": 1.0}).induction()[1:-1]
+    t = next(k for k in range(4, 21) if plain[:k] == plain[k : 2 * k])
+    assert plain == plain[:t] * (len(plain) // t)

@@ -66,6 +66,7 @@ class Mixture:
     seed: int = 0
     weights: dict[str, float] | None = None
     arith_noise: float = 0.0
+    induction_gaps: bool = False
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -84,11 +85,30 @@ class Mixture:
         return [self.bos, *ids, self.eos]
 
     def induction(self) -> list[int]:
+        if self.induction_gaps:
+            return self._gapped_induction()
         # Two or three copies: every extra copy is more signal for the induction circuit.
         t = self.rng.randint(4, 20)
         copies = self.rng.choice([2, 3]) if 3 * t + 2 <= MAX_LEN else 2
         seq = self.rng.sample(self.pool, t)
         return [self.bos, *(seq * copies), self.eos]
+
+    def _gapped_induction(self) -> list[int]:
+        """A repeat after a random lead (0-8 words) and, in 70% of sequences, a random gap
+        (1-16 words) of other random words.
+
+        With copies always back to back, the distance to the earlier copy is the repeat length,
+        and models learn layer-0 fixed-offset heads instead of induction heads (which match
+        content: the token after an earlier occurrence of the current token); with a random
+        gap only content gives the distance away.
+        """
+        t = self.rng.randint(4, 20)
+        room = MAX_LEN - 2 - 2 * t
+        lead = self.rng.randint(0, min(8, room))
+        gap = 0 if self.rng.random() < 0.3 else self.rng.randint(1, min(16, room - lead))
+        words = self.rng.sample(self.pool, t + lead + gap)
+        seq, before, between = words[:t], words[t : t + lead], words[t + lead :]
+        return [self.bos, *before, *seq, *between, *seq, self.eos]
 
     def ioi(self) -> list[int]:
         # sample_ioi alternates ABBA / BABA, so pick either of a pair: both orders appear.

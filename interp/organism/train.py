@@ -40,6 +40,7 @@ class Recipe:
     seed: int = 0
     eval_every: int = 250
     arith_noise: float = ARITH_NOISE
+    induction_gaps: bool = False  # repeats after a random lead and gap (Mixture.induction)
     init_from: str | None = None  # continue training an existing organism directory
     mixture: tuple[tuple[str, float], ...] | None = None  # task weights; default data.MIXTURE
     note: str = ""
@@ -120,7 +121,13 @@ def train(
     torch.manual_seed(r.seed)
     tok = build_tokenizer()
     weights = dict(r.mixture) if r.mixture else MIXTURE
-    mix = Mixture(tok, seed=r.seed, weights=weights, arith_noise=r.arith_noise)
+    mix = Mixture(
+        tok,
+        seed=r.seed,
+        weights=weights,
+        arith_noise=r.arith_noise,
+        induction_gaps=r.induction_gaps,
+    )
     eval_batches = {k: Mixture(tok, seed=r.seed + 99, weights={k: 1.0}).batch(128) for k in MIXTURE}
     monitor = induction_rows(mix)
     cfg = GPT2Config(
