@@ -164,6 +164,13 @@ def train_organism(
             "content (not the position) tells where the earlier copy is.",
         ),
     ] = False,
+    ioi_orders: Annotated[
+        str,
+        typer.Option(
+            help="'both' (ABBA and BABA) or 'abba' (ABBA only: a first curriculum stage, so "
+            "that a later stage with both orders has to learn which name is repeated).",
+        ),
+    ] = "both",
     note: Annotated[str, typer.Option(help="A note recorded in the model card.")] = "",
 ) -> None:
     """Train the embedded organism on CPU and write weights, tokenizer and model card."""
@@ -178,6 +185,7 @@ def train_organism(
         init_from=None if init_from is None else str(init_from),
         mixture=None if mixture is None else _weights(mixture),
         induction_gaps=induction_gaps,
+        ioi_orders=ioi_orders,
         note=note,
     )
     card = train(out, recipe, evaluate_n=eval_n)

@@ -169,3 +169,24 @@ def test_gapped_induction_sequences_repeat_after_a_lead_and_gap():
     plain = Mixture(tok, seed=5, weights={"induction": 1.0}).induction()[1:-1]
     t = next(k for k in range(4, 21) if plain[:k] == plain[k : 2 * k])
     assert plain == plain[:t] * (len(plain) // t)
+
+
+def test_ioi_orders_abba_puts_the_indirect_object_first():
+    """--ioi-orders abba (a curriculum's first stage): every IOI training prompt names the
+    indirect object (the answer, last word) first; the default trains both orders."""
+    from interp.tasks.words import NAMES
+
+    tok = build_tokenizer()
+    names = set(NAMES)
+
+    def io_first(mix: Mixture) -> bool:
+        words = tok.decode(mix.ioi()[1:-1]).split()
+        return next(w for w in words if w in names) == words[-1]
+
+    abba = Mixture(tok, seed=2, weights={"ioi": 1.0}, ioi_orders="abba")
+    assert all(io_first(abba) for _ in range(100))
+    both = Mixture(tok, seed=2, weights={"ioi": 1.0})
+    share = sum(io_first(both) for _ in range(200)) / 200
+    assert 0.35 < share < 0.65
+    with pytest.raises(InterpError, match="'both' or 'abba'"):
+        Mixture(tok, ioi_orders="baba")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from interp.errors import InterpError
 from interp.tasks.arithmetic import Sum
 from interp.tasks.facts import (
     ATTRIBUTES,
@@ -67,8 +68,11 @@ class Mixture:
     weights: dict[str, float] | None = None
     arith_noise: float = 0.0
     induction_gaps: bool = False
+    ioi_orders: str = "both"  # "abba": only the ABBA order (a curriculum's first stage)
 
     def __post_init__(self) -> None:
+        if self.ioi_orders not in ("both", "abba"):
+            raise InterpError(f"ioi_orders is {self.ioi_orders!r}: use 'both' or 'abba'.")
         self.rng = random.Random(self.seed)
         self.world = make_world(0)
         tok = self.tokenizer
@@ -112,7 +116,8 @@ class Mixture:
 
     def ioi(self) -> list[int]:
         # sample_ioi alternates ABBA / BABA, so pick either of a pair: both orders appear.
-        ex = sample_ioi(2, self.rng.randrange(2**31), corruption="abc")[self.rng.randrange(2)]
+        pair = sample_ioi(2, self.rng.randrange(2**31), corruption="abc")
+        ex = pair[0] if self.ioi_orders == "abba" else pair[self.rng.randrange(2)]
         return self.encode(f"{ex.clean} {ex.io}")
 
     def arithmetic(self) -> list[int]:
