@@ -264,13 +264,37 @@ def test_patching_clean_into_clean_changes_nothing(organism):
         for h in (0, 5)
         for p in (None, 3)
     ]
-    patcher = Patcher(
-        organism, readout, clean, clean, sorted({s[0].hook for s in nodes}), progress=False
-    )
+    hooks = sorted({s[0].hook for s in nodes})
+    # Every patched forward run (no skipping of patches that write the value already there).
+    patcher = Patcher(organism, readout, clean, clean, hooks, progress=False, skip_unchanged=False)
     out = patcher.run(nodes)
     torch.testing.assert_close(
         out, patcher.base_metric.cpu()[None].expand_as(out), atol=1e-4, rtol=0
     )
+
+
+def test_patches_that_write_the_base_value_are_skipped_exactly(organism, monkeypatch):
+    """IOI's clean and corrupted prompts share their first tokens: patching a head there writes
+    the value the base run already has, so the engine returns the base metric without a run."""
+    task = ioi_task(organism, n=8)
+    first = int((task.clean_tokens != task.corrupt_tokens).any(0).nonzero()[0])
+    assert first >= 2
+    rows = []
+    forward = Patcher._forward
+
+    def counted(self, layer, start, narrow, patches):
+        rows.append(len(patches))
+        return forward(self, layer, start, narrow, patches)
+
+    monkeypatch.setattr(Patcher, "_forward", counted)
+    res = activation_patch(organism, task, target="z", per_position=True, progress=False)
+    assert res.dims == ("layer", "pos", "head")
+    L, H, T = organism.n_layers, organism.n_heads, task.seq_len
+    assert 0 < sum(rows) <= L * H * (T - first)
+    patched = res.extras["patched"][:, :, :first]  # [prompt, layer, pos < first, head]
+    base = res.extras["corrupt"].to(patched.dtype)[:, None, None, None].expand_as(patched)
+    assert torch.equal(patched, base)
+    torch.testing.assert_close(res.values[:, :first], torch.zeros(L, first, H))
 
 
 @pytest.mark.parametrize("direction", ["denoise", "noise"])

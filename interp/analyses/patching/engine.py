@@ -6,11 +6,15 @@ from the base run's cached ``resid_pre`` at layer ``l``, computes positions ``p.
 values of earlier positions come from the base run's cache), and many patches share one forward
 by being stacked on the batch axis. Logits are computed only where the metric reads them. Metric
 values stay on the device until the end: no host sync per patch. The numbers equal one full
-forward per patch (TransformerLens' `patching` module) up to float rounding.
+forward per patch (TransformerLens' `patching` module) up to float rounding. Layers after the
+last hooked one run as `LeanBlocks` (the same arithmetic without TransformerLens' per-call
+overhead) where the model's blocks are the standard kind, checked against TransformerLens'
+forward on the first group of every run.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -22,6 +26,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 
+from interp.analyses.patching.lean import LeanBlocks, hooked_layers
 from interp.analyses.patching.nodes import HEAD_TARGETS, RESID_TARGETS, Node
 from interp.analyses.patching.runs import Input
 from interp.errors import InterpError
@@ -164,6 +169,7 @@ class Patcher:
         budget: int = DEFAULT_BUDGET,
         progress: bool = True,
         desc: str = "patch",
+        skip_unchanged: bool = True,
     ) -> None:
         if model.backend != "HookedTransformer":
             raise InterpError(
@@ -184,6 +190,11 @@ class Patcher:
             base_names |= {f"blocks.{l}.hook_resid_pre" for l in range(L)}
         if self.skip_pos:
             base_names |= {f"blocks.{l}.attn.hook_{kv}" for l in range(L) for kv in "kv"}
+        # The base run's values at the patched hooks tell which patches would write the value
+        # already there (prompt prefixes shared by clean and corrupted runs): those are skipped.
+        self.skip_unchanged = skip_unchanged
+        if skip_unchanged:
+            base_names |= set(hooks)
         self.base_cache, base_logits = _run_cache(model, base, base_names, self.T)
         self.source_cache, source_logits = _run_cache(model, source, set(hooks), self.T)
         self.source_metric = run_metric(readout, source_logits)
@@ -194,6 +205,10 @@ class Patcher:
         self._tasks: dict[int, Task] = {}
         self.base_metric = run_metric(readout, base_logits)
         self.trims = self.skip_pos and self.mid and _trimmable(model, readout, self.answer_pos)
+        self.lean = LeanBlocks.build(model.tl) if self.mid else None
+        self._lean_checked = False
+        cfg = model.tl.cfg
+        self._no_past = base_logits.new_zeros(self.B, 0, cfg.n_heads, cfg.d_head)
 
     # ------------------------------------------------------------------ public
 
@@ -208,6 +223,8 @@ class Patcher:
             live = [n for n in nodes if _within(n, self.T)]
             if not live:
                 continue  # the patch sits after every answer: it cannot change the metric
+            if self.skip_unchanged and all(self._unchanged(nd) for nd in live):
+                continue  # writes what the base run already has there: the base metric, exactly
             layer = min(n.layer for n in live) if self.mid else 0
             start = min(n.start for n in live) if self.skip_pos else 0
             narrow = self.skip_pos and self.mid and _query_side(live, layer, start)
@@ -228,6 +245,18 @@ class Patcher:
         return out.float().cpu()
 
     # ----------------------------------------------------------------- helpers
+
+    def _unchanged(self, node: Node) -> bool:
+        """Whether the source activation equals the base run's, bit for bit, where `node`
+        patches (then the patched run is the base run)."""
+        src, base = self.source_cache[node.hook], self.base_cache[node.hook]
+        pos = slice(None) if node.pos is None else node.pos
+        if node.target == "pattern":  # [batch, head, dest, src]
+            s = slice(None) if node.src_pos is None else node.src_pos
+            return torch.equal(src[:, node.head, pos, s], base[:, node.head, pos, s])
+        if node.target in HEAD_TARGETS:  # [batch, pos, head, d_head]
+            return torch.equal(src[:, pos, node.head], base[:, pos, node.head])
+        return torch.equal(src[:, pos], base[:, pos])  # [batch, pos, d_model]
 
     def _chunk(self, layer: int, start: int) -> int:
         """How many patched copies of the batch fit the memory budget in one forward."""
@@ -298,7 +327,10 @@ class Patcher:
         with torch.inference_mode(), model.hooks(hooks):
             if not self.mid:
                 tokens = self.base.tokens[:, : self.T].repeat(n, 1)
-                x, nxt = tl(tokens, stop_at_layer=stop), stop
+                x = tl(tokens, stop_at_layer=stop)
+                if trim:
+                    x = self._answer_query(x, start, n)
+                return self._patched(x.reshape(n, B, *x.shape[1:]), self.T - 1 if trim else start)
             elif narrow:
                 # Query-side patches at `start` change only that position in their own layer:
                 # run it alone there, then the later layers on positions start.. as usual.
@@ -317,13 +349,60 @@ class Patcher:
             else:
                 x = self.base_cache[f"blocks.{layer}.hook_resid_pre"][:, start:].repeat(n, 1, 1)
                 nxt = layer
-            if nxt < stop:
-                kv = self._kv(range(nxt, stop), start, n)
-                x = tl(x, start_at_layer=nxt, stop_at_layer=stop, past_kv_cache=kv)
-            first = start
-            if trim and nxt < L:
-                x, first = self._answer_query(x, start, n), self.T - 1
+            x, first = self._later(x, nxt, start, n, trim)
             return self._patched(x.reshape(n, B, *x.shape[1:]), first)
+
+    def _later(self, x: Tensor, nxt: int, start: int, n: int, trim: bool) -> tuple[Tensor, int]:
+        """Layers nxt.. on positions start.. (only the answer query in the last layer when
+        `trim`): residuals and the position of their first row. Hooked layers run in
+        TransformerLens; the unhooked ones after them in `LeanBlocks` where the model allows."""
+        L = self.model.n_layers
+        if self.lean is None or nxt >= L:
+            return self._later_tl(x, nxt, start, n, trim)
+        hooked = hooked_layers(self.model.tl) & set(range(nxt, L))
+        split = max(hooked) + 1 if hooked else nxt
+        if split == L:
+            return self._later_tl(x, nxt, start, n, trim)
+        if split > nxt:
+            kv = self._kv(range(nxt, split), start, n)
+            x = self.model.tl(x, start_at_layer=nxt, stop_at_layer=split, past_kv_cache=kv)
+        layers = range(split, L)
+        cache = self.base_cache
+        past = [
+            (
+                cache[f"blocks.{i}.attn.hook_k"][:, :start],
+                cache[f"blocks.{i}.attn.hook_v"][:, :start],
+            )
+            if start
+            else (self._no_past, self._no_past)
+            for i in layers
+        ]
+        out = self.lean.run(x, layers, past, n, last_only=trim)
+        if not self._lean_checked:
+            # Once per run: the lean blocks must reproduce TransformerLens' forward.
+            self._lean_checked = True
+            ref, _ = self._later_tl(x, split, start, n, trim)
+            tol = 1e-4 * float(ref.abs().max().clamp_min(1.0))
+            if not torch.allclose(out, ref, rtol=0.0, atol=tol):
+                warnings.warn(
+                    f"{self.model.name}: the lean block forward differs from TransformerLens' "
+                    f"by {float((out - ref).abs().max()):.2e}; patching goes on with "
+                    "TransformerLens' forward (slower).",
+                    stacklevel=4,
+                )
+                self.lean, out = None, ref
+        return out, (self.T - 1 if trim else start)
+
+    def _later_tl(self, x: Tensor, nxt: int, start: int, n: int, trim: bool) -> tuple[Tensor, int]:
+        tl: Any = self.model.tl
+        L = self.model.n_layers
+        stop = L - 1 if trim else L
+        if nxt < stop:
+            kv = self._kv(range(nxt, stop), start, n)
+            x = tl(x, start_at_layer=nxt, stop_at_layer=stop, past_kv_cache=kv)
+        if trim and nxt < L:
+            return self._answer_query(x, start, n), self.T - 1
+        return x, start
 
     def _answer_query(self, x: Tensor, start: int, n: int) -> Tensor:
         """The last block at the (shared) answer position only, given its input at positions
