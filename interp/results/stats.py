@@ -9,6 +9,22 @@ from torch import Tensor
 from interp.errors import InterpError
 
 
+def _percentiles(boots: Float[Tensor, "n_boot m"], alpha: float) -> tuple[Tensor, Tensor]:
+    """The alpha/2 and 1 - alpha/2 quantiles over resamples, interpolated linearly as
+    `torch.quantile` does, from one sort of contiguous rows (`quantile` on dim 0 is ~1.5x
+    slower)."""
+    if torch.isnan(boots).any():  # quantile's NaN handling (sort would move NaNs to the end)
+        lo, hi = torch.quantile(boots, torch.tensor([alpha / 2, 1 - alpha / 2]).double(), dim=0)
+        return lo, hi
+    s = boots.T.contiguous().sort(-1).values
+    pos = torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64) * (s.shape[-1] - 1)
+    below = pos.floor().long()
+    above = pos.ceil().long()
+    w = pos - below
+    q = s[:, below] * (1 - w) + s[:, above] * w  # [m, 2]
+    return q[:, 0], q[:, 1]
+
+
 def bootstrap_mean(
     samples: Float[Tensor, "n ..."],
     n_boot: int = 1000,
@@ -36,8 +52,7 @@ def bootstrap_mean(
     counts = torch.zeros(n_boot, n, dtype=torch.float64)
     counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
     boots = counts @ flat / n
-    q = torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64)
-    lo, hi = torch.quantile(boots, q, dim=0)
+    lo, hi = _percentiles(boots, alpha)
     shape = x.shape[1:]
     dt = samples.dtype if samples.is_floating_point() else torch.float32
     return mean.to(dt), lo.reshape(shape).to(dt), hi.reshape(shape).to(dt)
@@ -74,6 +89,5 @@ def bootstrap_ratio(
     counts = torch.zeros(n_boot, n, dtype=torch.float64)
     counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
     boots = (counts @ flat) / (counts @ den)[:, None]
-    q = torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64)
-    lo, hi = torch.quantile(boots, q, dim=0)
+    lo, hi = _percentiles(boots, alpha)
     return ratio.reshape(shape).float(), lo.reshape(shape).float(), hi.reshape(shape).float()
