@@ -48,6 +48,12 @@ def test_models_outside_the_standard_block_keep_transformer_lens(llama_random):
     assert LeanBlocks.build(llama_random.tl) is None
 
 
+def test_large_models_keep_transformer_lens(organism, monkeypatch):
+    assert LeanBlocks.build(organism.tl) is not None
+    monkeypatch.setattr(lean, "MAX_QKV_COPY", 1 << 10)
+    assert LeanBlocks.build(organism.tl) is None
+
+
 def test_hooked_layers_sees_user_hooks(organism):
     assert hooked_layers(organism.tl) == set()
     with organism.hooks([("blocks.2.attn.hook_z", lambda a, hook: a)]):

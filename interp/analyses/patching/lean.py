@@ -31,6 +31,7 @@ from transformer_lens.components import (
 )
 from transformer_lens.components.transformer_block import POST_NORM_ARCHITECTURES
 
+MAX_QKV_COPY = 256 << 20  # bytes: larger models keep TransformerLens' forward
 _ACTS = {"gelu_new": lambda x: F.gelu(x, approximate="tanh"), "gelu": F.gelu, "relu": F.relu}
 # Config switches that change the block's arithmetic; each must be off (falsy).
 _OFF = (
@@ -100,7 +101,6 @@ class LeanBlocks:
     """The standard pre-norm blocks of a HookedTransformer, run from their weights."""
 
     def __init__(self, tl: Any) -> None:
-        self.tl = tl
         cfg = tl.cfg
         self.n_heads, self.d_head = cfg.n_heads, cfg.d_head
         self.act = _ACTS[cfg.act_fn]
@@ -108,8 +108,13 @@ class LeanBlocks:
 
     @classmethod
     def build(cls, tl: Any) -> LeanBlocks | None:
-        """Lean blocks for `tl`, or None where its blocks are not the standard kind."""
-        return None if _unsupported(tl) is not None else cls(tl)
+        """Lean blocks for `tl`, or None where its blocks are not the standard kind or the
+        model is large (there compute dominates, and the fused QKV weights are a copy)."""
+        cfg = tl.cfg
+        qkv_bytes = 3 * cfg.n_layers * cfg.d_model * cfg.n_heads * cfg.d_head * cfg.dtype.itemsize
+        if qkv_bytes > MAX_QKV_COPY or _unsupported(tl) is not None:
+            return None
+        return cls(tl)
 
     def _layer(self, block: Any) -> _Layer:
         a, m = block.attn, block.mlp
@@ -122,13 +127,14 @@ class LeanBlocks:
             ln1=_norm(block.ln1),
             w_qkv=torch.cat([rows(a.W_Q), rows(a.W_K), rows(a.W_V)]).contiguous(),
             b_qkv=torch.cat([a.b_Q.reshape(-1), a.b_K.reshape(-1), a.b_V.reshape(-1)]).detach(),
-            w_o=a.W_O.detach().reshape(-1, d).T.contiguous(),
+            # Transposed views, not copies: matmul reads them with BLAS's transpose flag.
+            w_o=a.W_O.detach().reshape(-1, d).T,
             b_o=a.b_O.detach(),
             scale=float(a.attn_scale),
             ln2=_norm(block.ln2),
-            w_in=m.W_in.detach().T.contiguous(),
+            w_in=m.W_in.detach().T,
             b_in=m.b_in.detach(),
-            w_out=m.W_out.detach().T.contiguous(),
+            w_out=m.W_out.detach().T,
             b_out=m.b_out.detach(),
         )
 
