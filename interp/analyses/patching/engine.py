@@ -208,7 +208,7 @@ class Patcher:
         self.lean = LeanBlocks.build(model.tl) if self.mid else None
         self._lean_checked = False
         cfg = model.tl.cfg
-        self._no_past = base_logits.new_zeros(self.B, 0, cfg.n_heads, cfg.d_head)
+        self._no_past = base_logits.new_zeros(self.B, 0, model.n_key_value_heads, cfg.d_head)
 
     # ------------------------------------------------------------------ public
 
@@ -301,14 +301,23 @@ class Patcher:
         flat = logits.reshape(n * self.B, *logits.shape[2:])
         return self.readout(flat, self._task(n)).reshape(n, self.B)
 
+    def _past(self, layer: int, start: int) -> tuple[Tensor, Tensor]:
+        """The base run's keys and values of positions < start at `layer`, [B, start, ...]."""
+        if start == 0:  # (without position skipping the base cache holds no keys/values)
+            return self._no_past, self._no_past
+        cache = self.base_cache
+        return (
+            cache[f"blocks.{layer}.attn.hook_k"][:, :start],
+            cache[f"blocks.{layer}.attn.hook_v"][:, :start],
+        )
+
     def _kv(self, layers: range, start: int, n: int) -> list[Any] | None:
         """Frozen KV-cache entries holding the base run's keys/values of positions < start."""
         if start == 0:
             return None
         kv: list[Any] = [None] * self.model.n_layers
         for i in layers:
-            k = self.base_cache[f"blocks.{i}.attn.hook_k"][:, :start]
-            v = self.base_cache[f"blocks.{i}.attn.hook_v"][:, :start]
+            k, v = self._past(i, start)
             kv[i] = TransformerLensKeyValueCacheEntry(
                 past_keys=k.repeat(n, 1, 1, 1), past_values=v.repeat(n, 1, 1, 1), frozen=True
             )
@@ -367,16 +376,7 @@ class Patcher:
             kv = self._kv(range(nxt, split), start, n)
             x = self.model.tl(x, start_at_layer=nxt, stop_at_layer=split, past_kv_cache=kv)
         layers = range(split, L)
-        cache = self.base_cache
-        past = [
-            (
-                cache[f"blocks.{i}.attn.hook_k"][:, :start],
-                cache[f"blocks.{i}.attn.hook_v"][:, :start],
-            )
-            if start
-            else (self._no_past, self._no_past)
-            for i in layers
-        ]
+        past = [self._past(i, start) for i in layers]
         out = self.lean.run(x, layers, past, n, last_only=trim)
         if not self._lean_checked:
             # Once per run: the lean blocks must reproduce TransformerLens' forward.
@@ -410,8 +410,7 @@ class Patcher:
         tl: Any = self.model.tl
         L = self.model.n_layers
         block = tl.blocks[L - 1]
-        k = self.base_cache[f"blocks.{L - 1}.attn.hook_k"][:, :start].repeat(n, 1, 1, 1)
-        v = self.base_cache[f"blocks.{L - 1}.attn.hook_v"][:, :start].repeat(n, 1, 1, 1)
+        k, v = (c.repeat(n, 1, 1, 1) for c in self._past(L - 1, start))
         if x.shape[1] > 1:
             # Keys/values exactly as the block computes them (cached before any rotary).
             h = block.ln1(x[:, :-1])
