@@ -65,6 +65,58 @@ def test_logistic_probe_equals_sklearn_on_every_unit(d):
         np.testing.assert_array_equal(probe.predict(Xs)[u].numpy(), sk.predict(Z))
 
 
+@pytest.mark.parametrize("d", [20, 400])
+def test_logistic_units_fitted_together_equal_units_fitted_alone(d):
+    """Units converge at different iterations and leave the batch; each must still reach the
+    solution it reaches alone (and both the float64 optimum, to the solver's tolerance)."""
+    X, y, _ = planted(n=300, d=d)
+    g = torch.Generator().manual_seed(3)
+    units = [
+        X,  # readable: several Newton iterations
+        torch.randn(300, d, generator=g, dtype=X.dtype),  # noise
+        X * 0 + torch.randn(1, d, generator=g, dtype=X.dtype),  # constant: converged at once
+        X + 5 * (2 * y[:, None] - 1).double(),  # separable by a wide margin: many iterations
+    ]
+    together = LogisticProbe().fit(torch.stack(units), y)
+    for u, Xu in enumerate(units):
+        alone = LogisticProbe().fit(Xu, y)
+        np.testing.assert_allclose(together.coef_[u], alone.coef_[0], rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(together.intercept_[u], alone.intercept_[0], atol=1e-7)
+
+
+def test_logistic_warm_start_reaches_the_same_optimum_in_fewer_iterations():
+    X, y, _ = planted(n=400, d=30)
+    Xs = torch.stack([X, X[:, torch.randperm(30, generator=torch.Generator().manual_seed(1))]])
+    cold = LogisticProbe().fit(Xs, y)
+    warm = LogisticProbe(warm_start=True).fit(Xs[:, :300], y[:300])
+    warm.fit(Xs, y)  # refit on all examples from the 300-example solution
+    assert warm.n_iter_ < cold.n_iter_
+    np.testing.assert_allclose(warm.coef_, cold.coef_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(warm.intercept_, cold.intercept_, atol=1e-7)
+    with pytest.raises(InterpError, match="warm_start"):
+        warm.fit(Xs[:, :, :10], y)
+
+
+def test_projection_view_is_the_direction_and_the_top_orthogonal_component():
+    from interp.analyses.probes.sweep import _project
+
+    g = torch.Generator().manual_seed(0)
+    for n, d in ((300, 20), (40, 100)):  # covariance side, and Gram side (d > n)
+        X = torch.randn(3, n, d, generator=g, dtype=torch.float64)
+        X = X * torch.linspace(3, 0.1, d, dtype=torch.float64)
+        dirs = torch.randn(3, d, generator=g, dtype=torch.float64)
+        dirs /= dirs.norm(dim=-1, keepdim=True)
+        view = _project(X, dirs)
+        for u in range(3):
+            Xc = X[u] - X[u].mean(0)
+            a = Xc @ dirs[u]
+            rest = Xc - a[:, None] * dirs[u]
+            b = rest @ torch.linalg.svd(rest, full_matrices=False)[2][0]
+            b = b if b[b.abs().argmax()] > 0 else -b  # the documented sign
+            torch.testing.assert_close(view[u, :, 0], a, rtol=0, atol=1e-12)
+            torch.testing.assert_close(view[u, :, 1], b, rtol=0, atol=1e-10)
+
+
 @pytest.mark.parametrize("d", [10, 80])  # primal (d < n) and dual (d > n) solutions
 def test_ridge_probe_equals_sklearn(d):
     g = torch.Generator().manual_seed(1)
@@ -317,6 +369,11 @@ def test_bad_input_gets_clear_errors():
     bad[3, 1] = float("nan")
     with pytest.raises(InterpError, match="NaN"):
         sweep(fake_cache([X, bad]), y, progress=False)
+    for value in (float("inf"), float("-inf")):
+        bad[3, 1] = value
+        for standardize in (True, False):
+            with pytest.raises(InterpError, match="NaN or inf"):
+                LogisticProbe(standardize=standardize).fit(bad, y)
     with pytest.raises(InterpError, match="Unknown probe"):
         sweep(cache, y, probe="svm", progress=False)  # type: ignore[arg-type]
     with pytest.raises(InterpError, match="split"):

@@ -15,6 +15,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.analyses.probes.newton import cholesky, cholesky_solve, logistic_newton
 from interp.errors import InterpError
 
 Features = Float[Tensor, "unit n d"]
@@ -27,26 +28,25 @@ def spd_solve(A: Float[Tensor, "unit k k"], b: Float[Tensor, "unit k"]) -> Tenso
     (Not ``torch.linalg.solve``: with torch 2.13's MKL build it hangs on batched float64 systems
     once ``torch.set_num_threads`` has been called, which test runners and users do.)
     """
-    L, info = torch.linalg.cholesky_ex(A)
-    if bool((info > 0).any()):  # numerically semi-definite: a relative jitter restores it
-        jitter = 1e-10 * A.diagonal(dim1=-2, dim2=-1).abs().amax(-1).clamp_min(1e-30)
-        L = torch.linalg.cholesky(A + jitter[:, None, None] * torch.eye(A.shape[-1], dtype=A.dtype))
-    return torch.cholesky_solve(b[..., None], L)[..., 0]
+    return cholesky_solve(cholesky(A), b[..., None])[..., 0]
 
 
-def as_units(X: Tensor) -> Tensor:
-    """``[n, d]`` -> ``[1, n, d]``; checks shape and finiteness."""
+NOT_FINITE = (
+    "Features contain NaN or inf: check the cache (dtype overflow in float16?) "
+    "or drop the affected examples."
+)
+
+
+def as_units(X: Tensor, check_finite: bool = True) -> Tensor:
+    """``[n, d]`` -> ``[1, n, d]``; checks shape and (unless told not to) finiteness."""
     if X.ndim == 2:
         X = X[None]
     if X.ndim != 3:
         raise InterpError(f"Features must be [n, d] or [unit, n, d], got shape {tuple(X.shape)}.")
     if X.shape[1] == 0:
         raise InterpError("Features have no examples.")
-    if not torch.isfinite(X).all():
-        raise InterpError(
-            "Features contain NaN or inf: check the cache (dtype overflow in float16?) "
-            "or drop the affected examples."
-        )
+    if check_finite and not torch.isfinite(X).all():
+        raise InterpError(NOT_FINITE)
     return X
 
 
@@ -74,14 +74,21 @@ class _Standardizer:
         self.on = on
 
     def fit(self, X: Tensor) -> Tensor:
+        """The z-scored features (a new tensor when on). A NaN or inf anywhere in X makes its
+        feature's mean or spread non-finite, so checking those [unit, d] numbers checks X."""
         if self.on:
             self.mean_ = X.mean(1, keepdim=True)
-            std = X.std(1, unbiased=False, keepdim=True)
+            Z = X - self.mean_
+            std = torch.linalg.vector_norm(Z, dim=1, keepdim=True) / X.shape[1] ** 0.5
+            if not (torch.isfinite(self.mean_).all() and torch.isfinite(std).all()):
+                raise InterpError(NOT_FINITE)
             # Features that are constant up to float noise stay unscaled (scaling would turn
             # the noise into unit-variance features), as scikit-learn's StandardScaler does.
             tiny = std <= 1e-7 * std.amax(-1, keepdim=True).clamp_min(1e-30)
             self.scale_ = torch.where(tiny, torch.ones_like(std), std)
-            return (X - self.mean_) / self.scale_
+            return Z.div_(self.scale_)
+        if not torch.isfinite(X).all():
+            raise InterpError(NOT_FINITE)
         self.mean_ = torch.zeros_like(X[:, :1])
         self.scale_ = torch.ones_like(X[:, :1])
         return X
@@ -99,7 +106,7 @@ class _Linear:
 
     def _standardized(self, X: Features, y: Tensor, binary: bool) -> tuple[Tensor, Tensor]:
         """Checked float64 features z-scored per unit (scaler kept for `raw`), and labels."""
-        X = as_units(X).double()
+        X = as_units(X, check_finite=False).double()  # the scaler checks it
         y = check_labels(y, X.shape[1], binary=binary).to(X.device).double()
         self._scaler = _Standardizer(self.standardize)
         return self._scaler.fit(X), y
@@ -125,10 +132,13 @@ class _Classifier(_Linear):
 
 
 class LogisticProbe(_Classifier):
-    """L2-regularised logistic regression, one per unit, solved by batched Newton steps.
+    """L2-regularised logistic regression, one per unit, solved by batched Newton steps
+    (`interp.analyses.probes.newton`).
 
     Minimises ``sum_i logloss_i + ||w||^2 / (2 C)`` (intercept not penalised): the objective of
     scikit-learn's ``LogisticRegression(C=C)``, on z-scored features when ``standardize``.
+    With ``warm_start``, a refit starts from the previous solution (same units and features),
+    as scikit-learn's ``warm_start``: same optimum, fewer iterations on similar data.
     """
 
     def __init__(
@@ -139,20 +149,32 @@ class LogisticProbe(_Classifier):
         max_iter: int = 50,
         tol: float = 1e-8,
         memory_budget: int = DEFAULT_BUDGET,
+        warm_start: bool = False,
     ) -> None:
         if C <= 0:
             raise InterpError(f"C must be positive, got {C}.")
         self.C, self.fit_intercept, self.standardize = C, fit_intercept, standardize
         self.max_iter, self.tol, self.memory_budget = max_iter, tol, memory_budget
+        self.warm_start = warm_start
 
     def fit(self, X: Features, y: Tensor) -> LogisticProbe:
         Z, y = self._standardized(X, y, binary=True)
         U, n, d = Z.shape
+        init = self._init(U, d)
         k = d + int(self.fit_intercept)
-        chunk = max(1, self.memory_budget // (8 * (k * k + n * k)))
+        m = min(n, k)  # side of the Newton systems (example space when d > n)
+        chunk = max(1, self.memory_budget // (4 * (n * k + 3 * m * m)))
         ws, iters = [], []
         for s in range(0, U, chunk):
-            w, it = self._newton(Z[s : s + chunk], y)
+            w, it = logistic_newton(
+                Z[s : s + chunk],
+                y,
+                self.C,
+                self.fit_intercept,
+                self.tol,
+                self.max_iter,
+                None if init is None else init[s : s + chunk],
+            )
             ws.append(w)
             iters.append(it)
         w = torch.cat(ws)
@@ -161,87 +183,21 @@ class LogisticProbe(_Classifier):
         self.n_iter_ = max(iters)
         return self
 
-    def _newton(self, Z: Tensor, y: Tensor) -> tuple[Tensor, int]:
-        U, n, _ = Z.shape
-        A = (
-            torch.cat([Z, torch.ones(U, n, 1, dtype=Z.dtype, device=Z.device)], -1)
-            if self.fit_intercept
-            else Z
-        )
-        k = A.shape[-1]
-        pen = torch.full((k,), 1.0 / self.C, dtype=Z.dtype, device=Z.device)
-        if self.fit_intercept:
-            pen[-1] = 0.0
-        w = torch.zeros(U, k, dtype=Z.dtype, device=Z.device)
-
-        def loss(w: Tensor) -> Tensor:
-            z = torch.einsum("unk,uk->un", A, w)
-            return (torch.nn.functional.softplus(z) - y * z).sum(-1) + 0.5 * (pen * w * w).sum(-1)
-
-        current = loss(w)
-        eye = torch.eye(k, dtype=Z.dtype, device=Z.device)
-        # More features than examples: solve Newton systems in the n x n example space.
-        K = torch.bmm(Z, Z.transpose(1, 2)) if n < Z.shape[-1] else None
-        it = 0
-        for it in range(1, self.max_iter + 1):  # noqa: B007 (reported as n_iter_)
-            z = torch.einsum("unk,uk->un", A, w)
-            p = torch.sigmoid(z)
-            g = torch.einsum("unk,un->uk", A, p - y) + pen * w
-            if not torch.isfinite(g).all():
-                raise InterpError(
-                    "Logistic probe diverged (non-finite gradient): the features may be badly "
-                    "scaled; try standardize=True or a smaller C."
-                )
-            W = p * (1 - p)
-            if K is None:
-                H = torch.bmm((A * W[..., None]).transpose(1, 2), A) + torch.diag_embed(pen)
-                # A tiny ridge keeps the intercept direction invertible on separable data.
-                step = spd_solve(H + 1e-10 * eye, g)
-            else:
-                step = self._dual_step(Z, K, W, g)
-            decrement = (g * step).sum(-1)  # Newton decrement squared, >= 0
-            # Converged units take the full step without a line search: there Armijo's test
-            # would only compare rounding noise (and halve the step thirty times).
-            settled = 0.5 * decrement <= self.tol * current.abs().clamp_min(1.0)
-            # Backtracking: the largest of 1, 1/2, 1/4 ... that satisfies Armijo's condition.
-            t = torch.ones(U, dtype=Z.dtype, device=Z.device)
-            new = loss(w - t[:, None] * step)
-            for _ in range(30):
-                bad = (new > current - 1e-4 * t * decrement) & ~settled
-                if not bad.any():
-                    break
-                t = torch.where(bad, t / 2, t)
-                new = torch.where(bad, loss(w - t[:, None] * step), new)
-            w = w - t[:, None] * step
-            current = new
-            if settled.all():
-                break
-        return w, it
-
-    def _dual_step(self, Z: Tensor, K: Tensor, W: Tensor, g: Tensor) -> Tensor:
-        """The exact Newton step when d > n, by Woodbury on the weight block,
-        ``(Z^T W Z + I/C)^-1 = C I - C^2 Z^T S (I + C S K S)^-1 S Z`` with ``S = W^1/2`` and
-        ``K = Z Z^T``, and a Schur complement for the unpenalised intercept."""
-        _, n, d = Z.shape
-        C = self.C
-        s = W.sqrt()
-        M = C * s[:, :, None] * K * s[:, None, :] + torch.eye(n, dtype=Z.dtype, device=Z.device)
-        chol = torch.linalg.cholesky(M)
-
-        def inv_ww(V: Tensor) -> Tensor:  # V [U, d, m]
-            T = s[..., None] * torch.bmm(Z, V)
-            X = torch.cholesky_solve(T, chol)
-            return C * V - C * C * torch.bmm(Z.transpose(1, 2), s[..., None] * X)
-
-        gw = g[:, :d]
+    def _init(self, U: int, d: int) -> Tensor | None:
+        """The previous solution in the new standardised coordinates (warm start), if any."""
+        if not self.warm_start or getattr(self, "coef_", None) is None:
+            return None
+        if tuple(self.coef_.shape) != (U, d):
+            raise InterpError(
+                f"warm_start: fitted for {tuple(self.coef_.shape)} (units, features), got "
+                f"{(U, d)}; use a new probe for different features."
+            )
+        mean, scale = self._scaler.mean_[:, 0], self._scaler.scale_[:, 0]
+        w = self.coef_.to(mean) * scale
         if not self.fit_intercept:
-            return inv_ww(gw[..., None])[..., 0]
-        h = torch.einsum("und,un->ud", Z, W)  # cross term of weights and intercept
-        both = inv_ww(torch.stack([gw, h], -1))
-        a, c = both[..., 0], both[..., 1]
-        schur = W.sum(-1) + 1e-10 - (h * c).sum(-1)
-        db = (g[:, d] - (h * a).sum(-1)) / schur
-        return torch.cat([a - c * db[:, None], db[:, None]], -1)
+            return w
+        b = self.intercept_.to(mean) + (self.coef_.to(mean) * mean).sum(-1)
+        return torch.cat([w, b[:, None]], -1)
 
     def predict_proba(self, X: Tensor) -> Float[Tensor, "unit n"]:
         return torch.sigmoid(self.decision_function(X))
