@@ -193,7 +193,7 @@ def bench(name: str, model: Any, n: int, repeats: int) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="organism only, 256 examples, 1 repeat")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--n", type=int, default=512, help="statements per model")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)

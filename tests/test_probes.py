@@ -84,6 +84,34 @@ def test_logistic_units_fitted_together_equal_units_fitted_alone(d):
         np.testing.assert_allclose(together.intercept_[u], alone.intercept_[0], atol=1e-7)
 
 
+@pytest.mark.parametrize("d", [20, 400])
+@pytest.mark.parametrize("spread, C", [(1e4, 1.0), (1e2, 1e3), (1.0, 1e6)])
+def test_logistic_probe_is_optimal_on_raw_badly_scaled_features(d, spread, C):
+    """Unstandardised features with wildly different scales, and large C: systems too
+    ill-conditioned for float32. The fit must still reach the optimum: gradient ~ 0."""
+    X, y, _ = planted(n=300, d=d)
+    X = X.clone()
+    X[:, 0] *= spread
+    X[:, 1] = X[:, 1] * 30 + 500
+    probe = LogisticProbe(C=C, standardize=False).fit(X, y)
+    w, b = probe.coef_[0], probe.intercept_[0]
+
+    def gradient(w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        r = torch.sigmoid(X @ w + b) - y
+        return torch.cat([X.T @ r + w / C, r.sum()[None]])
+
+    g0 = gradient(torch.zeros(d, dtype=X.dtype), torch.zeros((), dtype=X.dtype))
+    assert gradient(w, b).norm() <= 1e-6 * g0.norm()
+
+
+def test_logistic_probe_warns_when_it_does_not_converge():
+    X, y, _ = planted(n=200, d=10)
+    with pytest.warns(RuntimeWarning, match="did not converge in 1 Newton"):
+        LogisticProbe(max_iter=1).fit(X, y)
+    with pytest.raises(InterpError, match="max_iter"):
+        LogisticProbe(max_iter=0)
+
+
 def test_logistic_warm_start_reaches_the_same_optimum_in_fewer_iterations():
     X, y, _ = planted(n=400, d=30)
     Xs = torch.stack([X, X[:, torch.randperm(30, generator=torch.Generator().manual_seed(1))]])

@@ -153,6 +153,8 @@ class LogisticProbe(_Classifier):
     ) -> None:
         if C <= 0:
             raise InterpError(f"C must be positive, got {C}.")
+        if max_iter < 1 or tol <= 0:
+            raise InterpError(f"max_iter must be >= 1 and tol > 0, got {max_iter} and {tol}.")
         self.C, self.fit_intercept, self.standardize = C, fit_intercept, standardize
         self.max_iter, self.tol, self.memory_budget = max_iter, tol, memory_budget
         self.warm_start = warm_start

@@ -7,9 +7,10 @@ Why it is built this way:
 
 * The Newton systems (Hessian, its Cholesky factor, the solves) are formed in float32, which
   halves their cost; the gradient, the objective and the line search stay in float64, so the
-  iteration still converges to the float64 optimum. Near it, each step gets one round of
-  iterative refinement against the float64 Hessian, which restores Newton's quadratic
-  convergence there.
+  iteration still converges to the float64 optimum. Steps near the optimum get one round of
+  iterative refinement against the float64 Hessian (Newton's quadratic convergence is kept).
+  Where float32 is too coarse for the system (a solve leaves over half the gradient as residual:
+  raw, badly scaled features or a large ``C``) the fit goes on in float64.
 * With more features than examples (``d > n``) the systems are solved in the ``n x n`` example
   space (Woodbury), from the kernel matrix ``K = Z Z^T`` computed once.
 * The step length comes from two 1-D Newton iterations on the exact objective along the step
@@ -19,6 +20,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -27,8 +29,9 @@ from torch import Tensor
 
 from interp.errors import InterpError
 
-SYSTEM = torch.float32  # dtype of the Newton systems
-REFINE_BELOW = 1e-4  # relative Newton decrement below which steps are refined in float64
+FAST = torch.float32  # dtype of the Newton systems while it is precise enough
+PRECISE_ENOUGH = 0.5  # largest relative residual of a float32 solve that refinement fixes
+REFINE_BELOW = 1e-4  # relative Newton decrement below which steps are refined
 ARMIJO = 1e-4
 
 Solver = Callable[[Tensor], Tensor]  # gradient-like [u, k] float64 -> step [u, k] float64
@@ -52,17 +55,19 @@ def cholesky_solve(L: Tensor, B: Tensor) -> Tensor:
 
 
 class _Systems:
-    """Float32 copies of the active units' features, and per iteration the Newton solver."""
+    """The active units' features in the systems' dtype, and per iteration the Newton solver."""
 
-    def __init__(self, Z: Tensor, C: float, fit_intercept: bool) -> None:
-        self.C, self.fit_intercept = C, fit_intercept
+    def __init__(self, Z: Tensor, C: float, fit_intercept: bool, dtype: torch.dtype) -> None:
+        self.C, self.fit_intercept, self.dtype = C, fit_intercept, dtype
+        # A tiny ridge keeps the intercept direction invertible on separable data.
+        self.ridge = 1e-10 if dtype == torch.float64 else 1e-6
         U, n, d = Z.shape
         self.d, self.dual = d, n < d
-        Zs = Z.to(SYSTEM)
+        Zs = Z.to(dtype)
         if self.dual:
             self.Zs, self.K = Zs, torch.bmm(Zs, Zs.mT)
         else:
-            ones = torch.ones(U, n, 1, dtype=SYSTEM, device=Z.device)
+            ones = torch.ones(U, n, 1, dtype=dtype, device=Z.device)
             self.Zs = torch.cat([Zs, ones], -1) if fit_intercept else Zs
 
     def keep(self, mask: Tensor) -> None:
@@ -72,24 +77,23 @@ class _Systems:
 
     def solver(self, W: Tensor) -> Solver:
         """Solves with the Hessian ``Z^T diag(W) Z + diag(pen)`` of the current iterate."""
-        Ws = W.to(SYSTEM)
+        Ws, dt = W.to(self.dtype), self.dtype
         if not self.dual:
             A = self.Zs
             H = torch.bmm((A * Ws[..., None]).mT, A)
-            diag = torch.full((A.shape[-1],), 1.0 / self.C, dtype=SYSTEM, device=A.device)
+            diag = torch.full((A.shape[-1],), 1.0 / self.C, dtype=dt, device=A.device)
             if self.fit_intercept:
                 diag[-1] = 0.0
-            # A tiny ridge keeps the intercept direction invertible on separable data.
-            H.diagonal(dim1=-2, dim2=-1).add_(diag + 1e-6)
+            H.diagonal(dim1=-2, dim2=-1).add_(diag + self.ridge)
             L = cholesky(H)
-            return lambda g: cholesky_solve(L, g.to(SYSTEM)[..., None])[..., 0].to(g.dtype)
+            return lambda g: cholesky_solve(L, g.to(dt)[..., None])[..., 0].to(g.dtype)
         return self._dual_solver(Ws)
 
     def _dual_solver(self, W: Tensor) -> Solver:
         """The Newton step when d > n, by Woodbury on the weight block,
         ``(Z^T W Z + I/C)^-1 = C I - C^2 Z^T S (I + C S K S)^-1 S Z`` with ``S = W^1/2``,
         and a Schur complement for the unpenalised intercept."""
-        C, d, Z = self.C, self.d, self.Zs
+        C, d, Z, dt = self.C, self.d, self.Zs, self.dtype
         s = W.sqrt()
         M = (C * s[:, :, None]) * self.K * s[:, None, :]
         M.diagonal(dim1=-2, dim2=-1).add_(1.0)
@@ -100,13 +104,13 @@ class _Systems:
             return C * V - C * C * torch.bmm(Z.mT, s[..., None] * T)
 
         if not self.fit_intercept:
-            return lambda g: inv_ww(g.to(SYSTEM)[..., None])[..., 0].to(g.dtype)
+            return lambda g: inv_ww(g.to(dt)[..., None])[..., 0].to(g.dtype)
         h = torch.bmm(W[:, None, :], Z)[:, 0]  # cross term of weights and intercept
         c = inv_ww(h[..., None])[..., 0]
-        schur = W.sum(-1) + 1e-6 - (h * c).sum(-1)
+        schur = W.sum(-1) + self.ridge - (h * c).sum(-1)
 
         def solve(g: Tensor) -> Tensor:
-            gs = g.to(SYSTEM)
+            gs = g.to(dt)
             a = inv_ww(gs[:, :d, None])[..., 0]
             db = (gs[:, d] - (h * a).sum(-1)) / schur
             return torch.cat([a - c * db[:, None], db[:, None]], -1).to(g.dtype)
@@ -135,7 +139,7 @@ def logistic_newton(
     out = torch.empty_like(w)
     idx = torch.arange(U, device=Z.device)  # units still in the batch
     live = torch.ones(U, dtype=torch.bool, device=Z.device)  # ... and still iterating
-    systems = _Systems(Z, C, fit_intercept)
+    systems = _Systems(Z, C, fit_intercept, FAST)
 
     def margins(v: Tensor) -> Tensor:
         z = torch.bmm(Z, v[:, :d, None])[..., 0]
@@ -154,7 +158,7 @@ def logistic_newton(
     z = margins(w)
     f = objective(z, w)
     it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007 (returned)
+    for it in range(1, max_iter + 1):
         p = torch.sigmoid(z)
         r = p - y
         g = torch.bmm(r[:, None, :], Z)[:, 0]
@@ -171,12 +175,21 @@ def logistic_newton(
         step = solve(g)
         decrement = (g * step).sum(-1)  # Newton decrement squared, >= 0
         scale = f.abs().clamp_min(1.0)
-        if bool((0.5 * decrement <= REFINE_BELOW * scale).any()):
-            step = step + solve(g - hess_vec(W, step))
+        # Refined steps on the first iteration (the Hessian's largest weights: its worst
+        # conditioning, where float32 is checked) and near the optimum (quadratic convergence).
+        if it == 1 or bool((0.5 * decrement <= REFINE_BELOW * scale).any()):
+            residual = g - hess_vec(W, step)
+            coarse = residual.norm(dim=-1) > PRECISE_ENOUGH * g.norm(dim=-1)
+            if systems.dtype != torch.float64 and bool(coarse.any()):
+                systems = _Systems(Z, C, fit_intercept, torch.float64)
+                solve = systems.solver(W)
+                step = solve(g)
+                residual = g - hess_vec(W, step)
+            step = step + solve(residual)
             decrement = (g * step).sum(-1)
         # Converged units take the full step without a line search: there the objective's
         # changes are rounding noise.
-        settled = (0.5 * decrement <= tol * scale) | ~live
+        settled = (0.5 * decrement.abs() <= tol * scale) | ~live
         zs = margins(step)
         t, new = _step_length(z, zs, w, step, y, pen, decrement, f, settled)
         t, f = torch.where(live, t, torch.zeros_like(t)), torch.where(live, new, f)
@@ -190,6 +203,13 @@ def logistic_newton(
             idx, w, z, f, Z = idx[live], w[live], z[live], f[live], Z[live]
             systems.keep(live)
             live = live[live]
+    else:
+        warnings.warn(
+            f"LogisticProbe: {int(live.sum())} unit(s) did not converge in {max_iter} Newton "
+            "iterations; raise max_iter, standardise the features or lower C.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     out[idx] = w
     return out, it
 
@@ -220,6 +240,9 @@ def _step_length(
         return (torch.nn.functional.softplus(zt) - y * zt).sum(-1) + 0.5 * (pen * v * v).sum(-1)
 
     new = phi(t)
+    # A converged unit's full step may not raise the objective beyond rounding.
+    worse = fixed & (new > f + 1e-12 * f.abs().clamp_min(1.0))
+    t, new = torch.where(worse, torch.zeros_like(t), t), torch.where(worse, f, new)
     for _ in range(30):  # Armijo backtracking, the safeguard
         bad = (new > f - ARMIJO * t * decrement) & ~fixed
         if not bool(bad.any()):
