@@ -172,7 +172,10 @@ def test_mass_mean_probe_is_the_difference_of_class_means():
     )
 
 
-def test_metrics_equal_sklearn_including_ties():
+@pytest.mark.parametrize("pairwise", [True, False])  # both exact AUROC paths
+def test_metrics_equal_sklearn_including_ties(pairwise, monkeypatch):
+    if not pairwise:
+        monkeypatch.setattr(P, "PAIRWISE_MAX", 0)
     g = torch.Generator().manual_seed(3)
     y = torch.randint(0, 2, (3, 60), generator=g)
     s = torch.randint(0, 5, (3, 60), generator=g).double()  # many ties
@@ -189,6 +192,16 @@ def test_metrics_equal_sklearn_including_ties():
         weighted = fn(x, yy, w)[0]
         copied = fn(x[:, idx], yy[idx])
         torch.testing.assert_close(weighted, copied.double(), atol=1e-12, rtol=0)
+    # Many resamples at once ([B, m] weights) equal one resample at a time.
+    W = torch.stack(
+        [torch.bincount(torch.randint(0, 60, (60,), generator=g), minlength=60) for _ in range(7)]
+    ).double()
+    every = P.auroc(s, yy, W)
+    for b in range(7):
+        torch.testing.assert_close(every[b], P.auroc(s, yy, W[b : b + 1])[0], atol=1e-12, rtol=0)
+        for u in range(3):
+            ref = roc_auc_score(yy.numpy(), s[u].numpy(), sample_weight=W[b].numpy())
+            assert abs(float(every[b, u]) - ref) < 1e-12
 
 
 # ----------------------------------------------------------------- protocol

@@ -140,17 +140,45 @@ def f1(pred: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
     return _unweighted(out, w) if pred.ndim > 1 else _unweighted(out, w)[..., 0]
 
 
+PAIRWISE_MAX = 1 << 23  # entries of the [unit, positive, negative] comparison table (64 MB)
+
+
 def auroc(score: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
     """ROC-AUC as the (weighted) Mann-Whitney statistic, ties counted as half; NaN without both
-    classes. Scores are sorted once per unit; weights enter through cumulative sums."""
+    classes.
+
+    Two exact ways to the same number: while the table of every positive-negative comparison
+    per unit fits `PAIRWISE_MAX` entries, the weighted statistic of all resamples is one matrix
+    product with that table (the bootstrap's case: many resamples, a few hundred examples);
+    otherwise the scores are sorted once per unit and weights enter through cumulative sums."""
     s = _units(score).double()
+    pos, neg = y == 1, y == 0
+    if s.shape[0] * int(pos.sum()) * int(neg.sum()) <= PAIRWISE_MAX:
+        out = _auroc_pairs(s, pos, neg, _weights(w, s.shape[1]))
+    else:
+        out = _auroc_sorted(s, pos.double(), neg.double(), _weights(w, s.shape[1]))
+    return _unweighted(out, w) if score.ndim > 1 else _unweighted(out, w)[..., 0]
+
+
+def _auroc_pairs(s: Tensor, pos: Tensor, neg: Tensor, ww: Tensor) -> Tensor:
+    sp, sn = s[:, pos], s[:, neg]  # [U, m1], [U, m0]
+    U, m1, m0 = sp.shape[0], sp.shape[1], sn.shape[1]
+    wins = (sn[:, None, :] < sp[:, :, None]).double()
+    wins += 0.5 * (sn[:, None, :] == sp[:, :, None]).double()  # [U, m1, m0]
+    wp, wn = ww[:, pos], ww[:, neg]  # [B, m1], [B, m0]
+    # u[b, unit] = wp[b] @ wins[unit] @ wn[b], for all units in one product
+    t = (wp @ wins.permute(1, 0, 2).reshape(m1, U * m0)).view(ww.shape[0], U, m0)
+    u = (t * wn[:, None, :]).sum(-1)  # [B, U]
+    n1, n0 = wp.sum(-1, keepdim=True), wn.sum(-1, keepdim=True)
+    return torch.where((n1 > 0) & (n0 > 0), u / (n1 * n0).clamp_min(1e-300), torch.nan)
+
+
+def _auroc_sorted(s: Tensor, pos: Tensor, neg: Tensor, ww: Tensor) -> Tensor:
     U, m = s.shape
-    ww = _weights(w, m)
     order = s.argsort(-1)
     srt = s.gather(-1, order)
     lo = torch.searchsorted(srt, s, right=False)  # examples scoring strictly lower
     hi = torch.searchsorted(srt, s, right=True)  # ... lower or equal
-    pos, neg = (y == 1).double(), (y == 0).double()
     wneg = (ww * neg)[:, order]  # [B, U, m] in each unit's sorted order
     cum = torch.nn.functional.pad(wneg.cumsum(-1), (1, 0))
     B = ww.shape[0]
@@ -159,8 +187,7 @@ def auroc(score: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
     u = ((ww * pos)[:, None, :] * (below + 0.5 * (upto - below))).sum(-1)  # [B, U]
     n1 = (ww * pos).sum(-1, keepdim=True)
     n0 = (ww * neg).sum(-1, keepdim=True)
-    out = torch.where((n1 > 0) & (n0 > 0), u / (n1 * n0).clamp_min(1e-300), torch.nan)
-    return _unweighted(out, w) if score.ndim > 1 else _unweighted(out, w)[..., 0]
+    return torch.where((n1 > 0) & (n0 > 0), u / (n1 * n0).clamp_min(1e-300), torch.nan)
 
 
 def r2(pred: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
