@@ -423,6 +423,8 @@ def test_bad_input_gets_clear_errors():
         sweep({"blocks.0.hook_resid_pre": X}, y, over="heads", progress=False)
     with pytest.raises(InterpError, match="3 classes"):
         sweep(cache, torch.arange(40) % 3, progress=False)
+    with pytest.raises(InterpError, match="at least 2 examples of each class"):
+        sweep(cache, (torch.arange(40) == 7).long(), progress=False)
 
 
 def test_probe_results_save_load_and_plot(tmp_path):

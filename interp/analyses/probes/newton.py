@@ -135,7 +135,7 @@ def logistic_newton(
     k = d + int(fit_intercept)
     pen = torch.full((k,), 1.0 / C, dtype=Z.dtype, device=Z.device)
     pen[d:] = 0.0
-    w = torch.zeros(U, k, dtype=Z.dtype, device=Z.device) if init is None else init.clone()
+    w = torch.zeros(U, k, dtype=Z.dtype, device=Z.device) if init is None else init.to(Z).clone()
     out = torch.empty_like(w)
     idx = torch.arange(U, device=Z.device)  # units still in the batch
     live = torch.ones(U, dtype=torch.bool, device=Z.device)  # ... and still iterating

@@ -47,6 +47,11 @@ def make_split(
     if split == "holdout":
         if not 0 < test_size < 1:
             raise InterpError(f"test_size must be in (0, 1), got {test_size}.")
+        if stratify and min(len(s) for s in strata) < 2:
+            raise InterpError(
+                "A held-out split needs at least 2 examples of each class (one to train on, "
+                "one to test); the smallest class has 1. Give more examples."
+            )
         test = sorted(i for s in strata for i in s[: max(1, round(len(s) * test_size))])
         train = sorted(set(range(n)) - set(test))
         if not train:
