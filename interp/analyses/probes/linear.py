@@ -241,10 +241,14 @@ class RidgeProbe(_Linear):
         zm = Z.mean(1, keepdim=True)
         Zc, yc = Z - zm, y - y.mean()
         if d <= n:
-            G = torch.einsum("und,une->ude", Zc, Zc) + self.alpha * torch.eye(d, dtype=Z.dtype)
+            G = torch.einsum("und,une->ude", Zc, Zc) + self.alpha * torch.eye(
+                d, dtype=Z.dtype, device=Z.device
+            )
             w = spd_solve(G, torch.einsum("und,n->ud", Zc, yc))
         else:  # dual: w = Zc^T (Zc Zc^T + alpha I)^-1 yc
-            K = torch.einsum("und,umd->unm", Zc, Zc) + self.alpha * torch.eye(n, dtype=Z.dtype)
+            K = torch.einsum("und,umd->unm", Zc, Zc) + self.alpha * torch.eye(
+                n, dtype=Z.dtype, device=Z.device
+            )
             a = spd_solve(K, yc.expand(U, n).contiguous())
             w = torch.einsum("und,un->ud", Zc, a)
         b = y.mean() - (w * zm[:, 0]).sum(-1)

@@ -43,7 +43,8 @@ def cholesky(M: Tensor) -> Tensor:
     if bool((info > 0).any()):
         rel = max(1e-10, 10 * torch.finfo(M.dtype).eps)
         jitter = rel * M.diagonal(dim1=-2, dim2=-1).abs().amax(-1).clamp_min(1e-30)
-        L = torch.linalg.cholesky(M + jitter[:, None, None] * torch.eye(M.shape[-1], dtype=M.dtype))
+        eye = torch.eye(M.shape[-1], dtype=M.dtype, device=M.device)
+        L = torch.linalg.cholesky(M + jitter[:, None, None] * eye)
     return L
 
 
