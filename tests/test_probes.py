@@ -46,15 +46,18 @@ def fake_cache(X_by_layer):
 # ----------------------------------------------------------------- solvers against sklearn
 
 
+@pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("d", [20, 400])  # Newton in feature space, and in example space (d > n)
-def test_logistic_probe_equals_sklearn_on_every_unit(d):
+def test_logistic_probe_equals_sklearn_on_every_unit(d, fit_intercept):
     X, y, _ = planted(n=300, d=d)
     perm = torch.randperm(d, generator=torch.Generator().manual_seed(0))
     Xs = torch.stack([X, X[:, perm] * 3 + 1, torch.randn(300, d, dtype=X.dtype)])
-    probe = LogisticProbe(C=0.5).fit(Xs, y)
+    probe = LogisticProbe(C=0.5, fit_intercept=fit_intercept).fit(Xs, y)
     for u in range(3):
         Z = StandardScaler().fit_transform(Xs[u].numpy())
-        sk = LogisticRegression(C=0.5, tol=1e-10, max_iter=10_000).fit(Z, y.numpy())
+        sk = LogisticRegression(C=0.5, fit_intercept=fit_intercept, tol=1e-10, max_iter=10_000).fit(
+            Z, y.numpy()
+        )
         # our coef_ lives in the raw space: map sklearn's back through the scaler
         scale = Xs[u].std(0, unbiased=False).numpy()
         mean = Xs[u].mean(0).numpy()
@@ -112,11 +115,12 @@ def test_logistic_probe_warns_when_it_does_not_converge():
         LogisticProbe(max_iter=0)
 
 
-def test_logistic_warm_start_reaches_the_same_optimum_in_fewer_iterations():
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_logistic_warm_start_reaches_the_same_optimum_in_fewer_iterations(fit_intercept):
     X, y, _ = planted(n=400, d=30)
     Xs = torch.stack([X, X[:, torch.randperm(30, generator=torch.Generator().manual_seed(1))]])
-    cold = LogisticProbe().fit(Xs, y)
-    warm = LogisticProbe(warm_start=True).fit(Xs[:, :300], y[:300])
+    cold = LogisticProbe(fit_intercept=fit_intercept).fit(Xs, y)
+    warm = LogisticProbe(fit_intercept=fit_intercept, warm_start=True).fit(Xs[:, :300], y[:300])
     warm.fit(Xs, y)  # refit on all examples from the 300-example solution
     assert warm.n_iter_ < cold.n_iter_
     np.testing.assert_allclose(warm.coef_, cold.coef_, rtol=1e-6, atol=1e-8)
