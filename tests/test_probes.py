@@ -129,16 +129,20 @@ def test_logistic_warm_start_reaches_the_same_optimum_in_fewer_iterations(fit_in
         warm.fit(Xs[:, :, :10], y)
 
 
-def test_projection_view_is_the_direction_and_the_top_orthogonal_component():
-    from interp.analyses.probes.sweep import _project
+@pytest.mark.parametrize("top", [10.0, 3.0])  # a dominant component (iterated), none (exact)
+def test_projection_view_is_the_direction_and_the_top_orthogonal_component(top):
+    from interp.analyses.probes.views import project
 
     g = torch.Generator().manual_seed(0)
-    for n, d in ((300, 20), (40, 100)):  # covariance side, and Gram side (d > n)
+    # covariance side (small d, exact), covariance side iterated, Gram side (d > n)
+    for n, d in ((300, 20), (300, 60), (50, 100)):
         X = torch.randn(3, n, d, generator=g, dtype=torch.float64)
-        X = X * torch.linspace(3, 0.1, d, dtype=torch.float64)
+        scale = torch.linspace(3, 0.1, d, dtype=torch.float64)
+        scale[0] = top
+        X = X * scale
         dirs = torch.randn(3, d, generator=g, dtype=torch.float64)
         dirs /= dirs.norm(dim=-1, keepdim=True)
-        view = _project(X, dirs)
+        view = project(X, dirs)
         for u in range(3):
             Xc = X[u] - X[u].mean(0)
             a = Xc @ dirs[u]
@@ -146,7 +150,32 @@ def test_projection_view_is_the_direction_and_the_top_orthogonal_component():
             b = rest @ torch.linalg.svd(rest, full_matrices=False)[2][0]
             b = b if b[b.abs().argmax()] > 0 else -b  # the documented sign
             torch.testing.assert_close(view[u, :, 0], a, rtol=0, atol=1e-12)
-            torch.testing.assert_close(view[u, :, 1], b, rtol=0, atol=1e-10)
+            torch.testing.assert_close(view[u, :, 1], b, rtol=0, atol=1e-9)
+
+
+def test_top_eigenpair_iterates_where_there_is_a_gap_and_is_exact_where_not(monkeypatch):
+    from interp.analyses.probes import views
+
+    g = torch.Generator().manual_seed(1)
+    Q = torch.linalg.qr(torch.randn(3, 100, 100, generator=g, dtype=torch.float64)).Q
+    spectra = torch.linspace(1.0, 0.01, 100, dtype=torch.float64).repeat(3, 1)
+    spectra[0, 0] = 20.0  # a clear gap: converges in a few steps
+    spectra[1, 1] = 0.999  # the top eigenvalue 0.1% above the next: left to the exact solver
+    spectra[2, 0] = 3.0  # a moderate gap
+    G = Q @ torch.diag_embed(spectra) @ Q.mT
+    exact, eigh = [], torch.linalg.eigh
+
+    def counting(M: torch.Tensor):  # records the full-size decompositions
+        if M.shape[-1] == 100:
+            exact.append(M.shape[0])
+        return eigh(M)
+
+    monkeypatch.setattr(torch.linalg, "eigh", counting)
+    lam, v = views.top_eigenpair(G)
+    assert exact == [1]  # only the gapless matrix
+    torch.testing.assert_close(lam, spectra.amax(-1), rtol=1e-12, atol=0)
+    cos = (v * Q[..., :, 0]).sum(-1).abs()  # column 0 of Q is the top eigenvector
+    torch.testing.assert_close(cos, torch.ones(3, dtype=torch.float64), rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("d", [10, 80])  # primal (d < n) and dual (d > n) solutions

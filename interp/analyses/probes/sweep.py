@@ -13,7 +13,6 @@ from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
 import torch
-from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -33,6 +32,7 @@ from interp.analyses.probes.data import (
     labels_of,
 )
 from interp.analyses.probes.linear import make_probe
+from interp.analyses.probes.views import project
 from interp.cache.capture import Positions
 from interp.errors import InterpError
 from interp.models import Model
@@ -153,7 +153,7 @@ def sweep(
         full = task_probe.fit(X, y)
         w = full.coef_
         unit_dirs = w / w.norm(dim=-1, keepdim=True).clamp_min(1e-30)
-        proj = _project(X, unit_dirs).float()
+        proj = project(X, unit_dirs).float()
         for j, i in enumerate(idx):
             scores[i] = torch.cat([p[j] for p in s_parts])
             cscores[i] = torch.cat([p[j] for p in c_parts])
@@ -237,30 +237,6 @@ def _metrics(
     values = compute(None)
     lo, hi = P.bootstrap(compute, scores.shape[1], n_boot, seed)
     return values, lo, hi
-
-
-def _project(
-    X: Float[Tensor, "unit n d"], direction: Float[Tensor, "unit d"]
-) -> Float[Tensor, "unit n 2"]:
-    """2-D view per unit: the coordinate along the probe direction, and along the top principal
-    component orthogonal to it (sign: the example farthest from the mean along it is positive).
-
-    The component comes from the eigendecomposition of the smaller of ``R^T R`` and ``R R^T``
-    (``R`` the centred residual): exact, and several times cheaper than an SVD of ``R``.
-    """
-    Xc = X - X.mean(1, keepdim=True)
-    a = torch.einsum("und,ud->un", Xc, direction)
-    rest = Xc - a[..., None] * direction[:, None]
-    n, d = rest.shape[1:]
-    if d <= n:
-        v = torch.linalg.eigh(rest.mT @ rest).eigenvectors[..., -1]
-        b = torch.einsum("und,ud->un", rest, v)
-    else:  # R v = sigma u for the top left singular vector u, eigenvalue sigma^2 of R R^T
-        lam, u = torch.linalg.eigh(rest @ rest.mT)
-        b = u[..., -1] * lam[..., -1:].clamp_min(0).sqrt()
-    far = b.abs().argmax(-1, keepdim=True)
-    b = b * torch.where(b.gather(-1, far) < 0, -1.0, 1.0)
-    return torch.stack([a, b], -1)
 
 
 def _result(
@@ -395,7 +371,7 @@ def _ccs_sweep(
         agree = (full.predict(Xp, Xn) == y).double().mean(-1)
         w = torch.where((agree < 0.5)[:, None], -w, w)
         unit_dirs = w / w.norm(dim=-1, keepdim=True).clamp_min(1e-30)
-        proj = _project(contrast_differences(Xp, Xn), unit_dirs).float()
+        proj = project(contrast_differences(Xp, Xn), unit_dirs).float()
         for j, i in enumerate(idx):
             for m in range(3):
                 preds[m, i] = torch.cat([p[j] for p in parts[m]])
