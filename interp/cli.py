@@ -171,6 +171,13 @@ def train_organism(
             "that a later stage with both orders has to learn which name is repeated).",
         ),
     ] = "both",
+    induction_max_len: Annotated[
+        int,
+        typer.Option(
+            help="Longest repeated run of words in induction sequences (4-31; the card scores "
+            "induction heads on runs of 20, so a longer range puts 20 inside it).",
+        ),
+    ] = 20,
     note: Annotated[str, typer.Option(help="A note recorded in the model card.")] = "",
 ) -> None:
     """Train the embedded organism on CPU and write weights, tokenizer and model card."""
@@ -186,6 +193,7 @@ def train_organism(
         mixture=None if mixture is None else _weights(mixture),
         induction_gaps=induction_gaps,
         ioi_orders=ioi_orders,
+        induction_max_len=induction_max_len,
         note=note,
     )
     card = train(out, recipe, evaluate_n=eval_n)

@@ -12,7 +12,7 @@ import interp
 from interp.cli import app
 from interp.errors import InterpError
 from interp.models import organism_dir
-from interp.organism.data import MIXTURE, Mixture
+from interp.organism.data import MAX_LEN, MIXTURE, Mixture
 from interp.organism.evaluate import ACCEPTANCE, acceptance, evaluate
 from interp.organism.train import MONITOR_LEN, Recipe, best_induction_head, induction_rows, train
 from interp.organism.vocab import build_tokenizer
@@ -169,6 +169,29 @@ def test_gapped_induction_sequences_repeat_after_a_lead_and_gap():
     plain = Mixture(tok, seed=5, weights={"induction": 1.0}).induction()[1:-1]
     t = next(k for k in range(4, 21) if plain[:k] == plain[k : 2 * k])
     assert plain == plain[:t] * (len(plain) // t)
+
+
+def test_induction_max_len_sets_the_longest_repeat():
+    """--induction-max-len N: repeated runs of 4..N words (default 20), back to back or gapped;
+    out-of-range values are refused before anything is trained."""
+    tok = build_tokenizer()
+
+    def run_length(seq: list[int]) -> int:
+        body = seq[1:-1]
+        return next(k for k in range(4, 32) if body[:k] == body[k : 2 * k])
+
+    for top, gaps in ((20, False), (28, False), (31, False), (31, True)):
+        mix = Mixture(
+            tok, seed=3, weights={"induction": 1.0}, induction_max_len=top, induction_gaps=gaps
+        )
+        seqs = [mix.induction() for _ in range(300)]
+        assert all(len(s) <= MAX_LEN for s in seqs)
+        if not gaps:
+            lengths = {run_length(s) for s in seqs}
+            assert min(lengths) == 4 and max(lengths) == top
+    for bad in (3, 32):
+        with pytest.raises(InterpError, match="induction_max_len"):
+            Mixture(tok, induction_max_len=bad)
 
 
 def test_ioi_orders_abba_puts_the_indirect_object_first():

@@ -69,10 +69,17 @@ class Mixture:
     arith_noise: float = 0.0
     induction_gaps: bool = False
     ioi_orders: str = "both"  # "abba": only the ABBA order (a curriculum's first stage)
+    induction_max_len: int = 20  # longest repeated run of words (at least 4)
 
     def __post_init__(self) -> None:
         if self.ioi_orders not in ("both", "abba"):
             raise InterpError(f"ioi_orders is {self.ioi_orders!r}: use 'both' or 'abba'.")
+        longest = (MAX_LEN - 2) // 2  # two copies and <bos>, <eos> must fit
+        if not 4 <= self.induction_max_len <= longest:
+            raise InterpError(
+                f"induction_max_len is {self.induction_max_len}: use 4 to {longest} "
+                f"(two copies must fit in {MAX_LEN} tokens)."
+            )
         self.rng = random.Random(self.seed)
         self.world = make_world(0)
         tok = self.tokenizer
@@ -92,7 +99,7 @@ class Mixture:
         if self.induction_gaps:
             return self._gapped_induction()
         # Two or three copies: every extra copy is more signal for the induction circuit.
-        t = self.rng.randint(4, 20)
+        t = self.rng.randint(4, self.induction_max_len)
         copies = self.rng.choice([2, 3]) if 3 * t + 2 <= MAX_LEN else 2
         seq = self.rng.sample(self.pool, t)
         return [self.bos, *(seq * copies), self.eos]
@@ -106,10 +113,14 @@ class Mixture:
         content: the token after an earlier occurrence of the current token); with a random
         gap only content gives the distance away.
         """
-        t = self.rng.randint(4, 20)
+        t = self.rng.randint(4, self.induction_max_len)
         room = MAX_LEN - 2 - 2 * t
         lead = self.rng.randint(0, min(8, room))
-        gap = 0 if self.rng.random() < 0.3 else self.rng.randint(1, min(16, room - lead))
+        gap = (
+            0
+            if self.rng.random() < 0.3 or room == lead
+            else self.rng.randint(1, min(16, room - lead))
+        )
         words = self.rng.sample(self.pool, t + lead + gap)
         seq, before, between = words[:t], words[t : t + lead], words[t + lead :]
         return [self.bos, *before, *seq, *between, *seq, self.eos]

@@ -42,6 +42,7 @@ class Recipe:
     arith_noise: float = ARITH_NOISE
     induction_gaps: bool = False  # repeats after a random lead and gap (Mixture.induction)
     ioi_orders: str = "both"  # "abba": IOI prompts in the ABBA order only (Mixture.ioi)
+    induction_max_len: int = 20  # longest repeated run in induction sequences (Mixture)
     init_from: str | None = None  # continue training an existing organism directory
     mixture: tuple[tuple[str, float], ...] | None = None  # task weights; default data.MIXTURE
     note: str = ""
@@ -129,6 +130,7 @@ def train(
         arith_noise=r.arith_noise,
         induction_gaps=r.induction_gaps,
         ioi_orders=r.ioi_orders,
+        induction_max_len=r.induction_max_len,
     )
     eval_batches = {k: Mixture(tok, seed=r.seed + 99, weights={k: 1.0}).batch(128) for k in MIXTURE}
     monitor = induction_rows(mix)
