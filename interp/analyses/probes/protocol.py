@@ -158,14 +158,18 @@ def auroc(score: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
     otherwise the scores are sorted once per unit and weights enter through cumulative sums."""
     s = _units(score).double()
     pos, neg = y == 1, y == 0
+    ww = _weights(w, s.shape[1])
     if s.shape[0] * int(pos.sum()) * int(neg.sum()) <= PAIRWISE_MAX:
-        out = _auroc_pairs(s, pos, neg, _weights(w, s.shape[1]))
+        u = _wins_pairs(s, pos, neg, ww)
     else:
-        out = _auroc_sorted(s, pos.double(), neg.double(), _weights(w, s.shape[1]))
+        u = _wins_sorted(s, pos.double(), neg.double(), ww)
+    n1, n0 = ww[:, pos].sum(-1, keepdim=True), ww[:, neg].sum(-1, keepdim=True)
+    out = torch.where((n1 > 0) & (n0 > 0), u / (n1 * n0).clamp_min(1e-300), torch.nan)
     return _unweighted(out, w) if score.ndim > 1 else _unweighted(out, w)[..., 0]
 
 
-def _auroc_pairs(s: Tensor, pos: Tensor, neg: Tensor, ww: Tensor) -> Tensor:
+def _wins_pairs(s: Tensor, pos: Tensor, neg: Tensor, ww: Tensor) -> Tensor:
+    """Weighted count of (positive, negative) pairs ranked right, ties half: [B, U]."""
     sp, sn = s[:, pos], s[:, neg]  # [U, m1], [U, m0]
     U, m1, m0 = sp.shape[0], sp.shape[1], sn.shape[1]
     wins = (sn[:, None, :] < sp[:, :, None]).double()
@@ -173,12 +177,11 @@ def _auroc_pairs(s: Tensor, pos: Tensor, neg: Tensor, ww: Tensor) -> Tensor:
     wp, wn = ww[:, pos], ww[:, neg]  # [B, m1], [B, m0]
     # u[b, unit] = wp[b] @ wins[unit] @ wn[b], for all units in one product
     t = (wp @ wins.permute(1, 0, 2).reshape(m1, U * m0)).view(ww.shape[0], U, m0)
-    u = (t * wn[:, None, :]).sum(-1)  # [B, U]
-    n1, n0 = wp.sum(-1, keepdim=True), wn.sum(-1, keepdim=True)
-    return torch.where((n1 > 0) & (n0 > 0), u / (n1 * n0).clamp_min(1e-300), torch.nan)
+    return (t * wn[:, None, :]).sum(-1)
 
 
-def _auroc_sorted(s: Tensor, pos: Tensor, neg: Tensor, ww: Tensor) -> Tensor:
+def _wins_sorted(s: Tensor, pos: Tensor, neg: Tensor, ww: Tensor) -> Tensor:
+    """The same count from one sort per unit and cumulative sums of the negatives' weights."""
     U, m = s.shape
     order = s.argsort(-1)
     srt = s.gather(-1, order)
@@ -189,10 +192,7 @@ def _auroc_sorted(s: Tensor, pos: Tensor, neg: Tensor, ww: Tensor) -> Tensor:
     B = ww.shape[0]
     below = cum.gather(-1, lo.expand(B, U, m))
     upto = cum.gather(-1, hi.expand(B, U, m))
-    u = ((ww * pos)[:, None, :] * (below + 0.5 * (upto - below))).sum(-1)  # [B, U]
-    n1 = (ww * pos).sum(-1, keepdim=True)
-    n0 = (ww * neg).sum(-1, keepdim=True)
-    return torch.where((n1 > 0) & (n0 > 0), u / (n1 * n0).clamp_min(1e-300), torch.nan)
+    return ((ww * pos)[:, None, :] * (below + 0.5 * (upto - below))).sum(-1)
 
 
 def r2(pred: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:

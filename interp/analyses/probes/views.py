@@ -27,7 +27,7 @@ def top_eigenpair(
         lam, vec = torch.linalg.eigh(G)
         return lam[:, -1], vec[..., -1]
     start = torch.randn(s, BLOCK, generator=torch.Generator().manual_seed(0), dtype=G.dtype)
-    V = torch.linalg.qr(start.to(G.device).expand(U, s, BLOCK)).Q
+    V = torch.linalg.qr(start).Q.to(G.device).expand(U, s, BLOCK)  # one start for every unit
     for _ in range(MAX_ITER):
         GV = torch.bmm(G, V)
         theta, E = torch.linalg.eigh(V.mT @ GV)  # Ritz values, ascending
