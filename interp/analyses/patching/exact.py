@@ -161,6 +161,8 @@ def build_result(
     **meta: Any,
 ) -> Any:
     """Normalise per-prompt metric values into scores with bootstrap intervals."""
+    # AtP hands over metric values from its gradient passes: results carry no graph.
+    per_prompt, clean, corrupt = per_prompt.detach(), clean.detach(), corrupt.detach()
     base = corrupt if direction == "denoise" else clean
     shape = (len(task),) + (1,) * (per_prompt.ndim - 1)
     gap = clean - corrupt
