@@ -335,6 +335,33 @@ def test_ccs_and_baselines_find_a_planted_contrast():
     assert cos > 0.9
 
 
+def test_contrast_pairs_that_differ_by_a_constant_are_ties():
+    """x- = x+ + c rounded in float32 (the embedding layer: one fixed completion token): the
+    mean-normalised sides are equal up to rounding, so CCS, PCA and k-means must tie (one
+    class for every pair) instead of fitting the rounding noise."""
+    g = torch.Generator().manual_seed(0)
+    n, d = 200, 48
+    xp = torch.randn(n, d, generator=g) * torch.linspace(0.1, 30, d)
+    xn = xp + torch.randn(d, generator=g)  # float32 sums: rounding differs row by row
+    assert not torch.equal(xn - xn.mean(0), xp - xp.mean(0))
+    y = (torch.rand(n, generator=g) < 0.4).long()
+    diffs = contrast_differences(xp, xn)
+    assert torch.count_nonzero(diffs) == 0
+    ccs = CCSProbe(n_restarts=2, n_steps=100).fit(xp, xn)
+    assert torch.equal(ccs.predict_proba(xp, xn), torch.full((1, n), 0.5, dtype=torch.float64))
+    for pred in (
+        ccs.predict(xp, xn),
+        PCABaseline().fit(diffs).predict(diffs),
+        KMeansBaseline().fit(diffs).predict(diffs),
+    ):
+        assert pred.unique().numel() == 1
+        balance = float(y.double().mean())
+        assert float(sign_free_accuracy(pred, y)[0]) == max(balance, 1 - balance)
+    # A real contrast of one part in a million survives.
+    xn2 = xp.double() + 1e-6 * xp.double().abs().mean() * (2 * y[:, None] - 1)
+    assert torch.count_nonzero(contrast_differences(xp.double(), xn2)) == n * d
+
+
 # ----------------------------------------------------------------- organism ground truth
 
 

@@ -35,14 +35,17 @@ class CCSProbe:
         self.weight_decay, self.seed = weight_decay, seed
 
     def _normalise(self, x_pos: Tensor, x_neg: Tensor, fit: bool) -> tuple[Tensor, Tensor]:
+        """Mean-normalised sides in float64, x+ written as x- plus the contrast differences, so
+        that pairs whose sides differ only by rounding give p(x+) == p(x-) exactly."""
         if fit:
-            self.mean_pos_ = x_pos.mean(1, keepdim=True)
-            self.mean_neg_ = x_neg.mean(1, keepdim=True)
-        return x_pos - self.mean_pos_, x_neg - self.mean_neg_
+            self.mean_pos_ = x_pos.double().mean(1, keepdim=True)
+            self.mean_neg_ = x_neg.double().mean(1, keepdim=True)
+        xn = x_neg.double() - self.mean_neg_
+        return xn + contrast_differences(x_pos, x_neg, self.mean_pos_, self.mean_neg_), xn
 
     def fit(self, x_pos: Float[Tensor, "unit n d"], x_neg: Float[Tensor, "unit n d"]) -> CCSProbe:
         xp, xn = _pairs(x_pos, x_neg)
-        xp, xn = self._normalise(xp.float(), xn.float(), fit=True)
+        xp, xn = (x.float() for x in self._normalise(xp, xn, fit=True))
         U, _, d = xp.shape
         R = self.n_restarts
         gen = torch.Generator().manual_seed(self.seed)
@@ -70,11 +73,10 @@ class CCSProbe:
     ) -> Float[Tensor, "unit n"]:
         """``(p(x+) + 1 - p(x-)) / 2``: the probability that the "+" completion is the true one
         (up to CCS's arbitrary sign)."""
-        xp, xn = _pairs(x_pos, x_neg)
-        xp, xn = self._normalise(xp.double(), xn.double(), fit=False)
+        xp, xn = self._normalise(*_pairs(x_pos, x_neg), fit=False)
         pp = torch.sigmoid(torch.einsum("und,ud->un", xp, self.coef_) + self.intercept_[:, None])
         pn = torch.sigmoid(torch.einsum("und,ud->un", xn, self.coef_) + self.intercept_[:, None])
-        return (pp + 1 - pn) / 2
+        return 0.5 + (pp - pn) / 2  # exactly 0.5 where the two sides are equal
 
     def predict(self, x_pos: Tensor, x_neg: Tensor) -> Tensor:
         return (self.predict_proba(x_pos, x_neg) > 0.5).long()
@@ -106,11 +108,24 @@ def sign_free_accuracy(pred: Tensor, y: Tensor) -> Tensor:
 def contrast_differences(
     x_pos: Tensor, x_neg: Tensor, mean_pos: Tensor | None = None, mean_neg: Tensor | None = None
 ) -> Tensor:
-    """Mean-normalised ``x+ - x-`` (the baselines' features); means from training if given."""
+    """Mean-normalised ``x+ - x-`` in float64 (the baselines' features); means from training if
+    given.
+
+    Differences no larger than the inputs' rounding are set to zero. Where the two completions
+    differ only by a constant (at the embedding, by one fixed token) the differences are rounding
+    noise, and a direction fitted to them would report a spurious accuracy instead of a tie.
+    """
     xp, xn = _pairs(x_pos, x_neg)
-    mp = xp.mean(1, keepdim=True) if mean_pos is None else mean_pos
-    mn = xn.mean(1, keepdim=True) if mean_neg is None else mean_neg
-    return ((xp - mp) - (xn - mn)).double()
+    eps = torch.finfo(xp.dtype).eps if xp.dtype.is_floating_point else 0.0
+    xp, xn = xp.double(), xn.double()
+    mp = xp.mean(1, keepdim=True) if mean_pos is None else mean_pos.double()
+    mn = xn.mean(1, keepdim=True) if mean_neg is None else mean_neg.double()
+    diffs = (xp - mp) - (xn - mn)
+    # A float rounds by at most eps/2 of its size; 4x that covers each side's value and the
+    # rounding its mean averages over (the size of the values, not of the mean, which may be 0).
+    size = xp.abs() + xn.abs()
+    noise = 2 * eps * (size + size.mean(1, keepdim=True))
+    return diffs.masked_fill(diffs.abs() <= noise, 0.0)
 
 
 class PCABaseline:
