@@ -133,24 +133,23 @@ def test_detectors_run_on_the_real_minilm_encoder(minilm):
 
 
 def test_organism_induction_detector_agrees_with_ablation(organism):
-    """The detector's top induction heads are the ones whose ablation breaks induction.
+    """The detector's induction heads are the ones whose ablation breaks induction.
 
-    The organism has several redundant induction heads in its last layer, and zeroing any layer-0
-    head wrecks every later computation, so the comparison is made where it is meaningful: the
-    detector's top pair against every other pair of the same layer, and single heads of that
-    layer.
+    The organism has several redundant induction heads in its last layer (scores within a few
+    hundredths of each other, so their order is not a prediction), and zeroing any layer-0 head
+    wrecks every later computation, so the comparison is made where it is meaningful: the heads
+    of that layer the detector names against the rest of the layer, together and one by one.
     """
     scores = detect_heads(organism, kind="induction", n=32, seq_len=12)
     assert float(scores.values.max()) >= 0.5
-    ranked = [(int(r.layer), int(r["head"])) for _, r in scores.top(organism.n_heads).iterrows()]
-    layer = ranked[0][0]
-    top2 = [h for h in ranked if h[0] == layer][:2]
-    others = [(layer, h) for h in range(organism.n_heads) if (layer, h) not in top2]
-    pairs = [top2] + [others[i : i + 2] for i in range(0, len(others), 2)]
+    layer = int(scores.top(1).iloc[0].layer)
+    found = [(layer, h) for h in range(organism.n_heads) if float(scores.values[layer, h]) >= 0.5]
+    rest = [(layer, h) for h in range(organism.n_heads) if (layer, h) not in found]
+    assert found and rest, found
     task = interp.tasks.induction(organism, n=48, seq_len=12, seed=3)
-    harm = ablate(organism, task, heads=pairs, how="zero", metric=repeat_loss, n_boot=10)
-    assert int(harm.values.argmax()) == 0, harm.to_dataframe()
+    harm = ablate(organism, task, heads=[found, rest], how="zero", metric=repeat_loss, n_boot=10)
     assert float(harm.values[0]) > 10 * harm.meta["clean_metric_mean"]
+    assert float(harm.values[0]) > 100 * max(float(harm.values[1]), 1e-6), harm.to_dataframe()
     single = ablate(
         organism,
         task,
@@ -160,7 +159,7 @@ def test_organism_induction_detector_agrees_with_ablation(organism):
         n_boot=10,
     )
     worst = (layer, int(single.values.argmax()))
-    assert worst in ranked[:4], (worst, ranked[:4])
+    assert worst in found, (worst, found)
     prev = detect_heads(organism, kind="previous_token", n=32, seq_len=12)
     assert int(prev.top(1).iloc[0].layer) < layer
 
