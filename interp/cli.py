@@ -175,9 +175,10 @@ def train_organism(
         int,
         typer.Option(
             help="Longest repeated run of words in induction sequences (4-31; the card scores "
-            "induction heads on runs of 20, so a longer range puts 20 inside it).",
+            "induction heads on runs of 20, and a range reaching past 20 keeps the heads "
+            "strong there).",
         ),
-    ] = 20,
+    ] = 28,
     note: Annotated[str, typer.Option(help="A note recorded in the model card.")] = "",
 ) -> None:
     """Train the embedded organism on CPU and write weights, tokenizer and model card."""

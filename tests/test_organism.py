@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -12,16 +13,11 @@ import interp
 from interp.cli import app
 from interp.errors import InterpError
 from interp.models import organism_dir
-from interp.organism.data import MAX_LEN, MIXTURE, Mixture
+from interp.organism.data import INDUCTION_MAX_LEN, MAX_LEN, MIXTURE, Mixture
 from interp.organism.evaluate import ACCEPTANCE, acceptance, evaluate
 from interp.organism.train import MONITOR_LEN, Recipe, best_induction_head, induction_rows, train
 from interp.organism.vocab import build_tokenizer
 from interp.tasks.facts import ATTRIBUTES
-
-# The shipped organism misses one acceptance check: it judges 82.5% of held-out true/false
-# statements right (needs 90%). Every other check is asserted; this one is a strict xfail, so the
-# suite fails as soon as a retrained organism meets it and the marker must come off.
-KNOWN_SHORTFALLS = {"facts_statement_accuracy"}
 
 
 @pytest.fixture(scope="module")
@@ -37,33 +33,25 @@ def test_shipped_files_and_size():
     card = json.loads((path / "card.json").read_text())
     assert set(card["acceptance"]) == set(ACCEPTANCE)
     failed = {k for k, v in card["acceptance"].items() if not v["pass"]}
-    assert failed == KNOWN_SHORTFALLS, failed
+    assert not failed and card["all_pass"], failed
     assert card["training_seconds"] <= 45 * 60
-    assert [st["recipe"]["steps"] for st in card["stages"]] == [8000, 1500]
+    # One from-scratch run of the default recipe: the card's recipe is Recipe()'s defaults.
+    assert "stages" not in card and card["recipe"]["init_from"] is None
+    assert card["recipe"] == dataclasses.asdict(Recipe())
+    assert card["mixture"] == MIXTURE
 
 
 def test_organism_loads_through_the_local_directory_path(organism):
     assert organism.name == "organism" and organism.backend == "HookedTransformer"
-    assert organism.card["stages"][0]["recipe"]["seed"] == 0
+    assert organism.card["recipe"]["seed"] == 0
     assert organism.to_single_token(" Mary") == organism.tokenizer.convert_tokens_to_ids("Mary")
 
 
-@pytest.fixture(scope="module")
-def fresh_verdict(organism):
+def test_organism_meets_its_card_on_a_small_sample(organism):
     """Every acceptance check on a fresh sample (another seed than the card's)."""
-    return acceptance(evaluate(organism, n=60, seed=123))
-
-
-def test_organism_meets_its_card_on_a_small_sample(fresh_verdict):
-    failed = {k: v for k, v in fresh_verdict.items() if not v["pass"] and k not in KNOWN_SHORTFALLS}
+    verdict = acceptance(evaluate(organism, n=60, seed=123))
+    failed = {k: v for k, v in verdict.items() if not v["pass"]}
     assert not failed, failed
-
-
-@pytest.mark.xfail(strict=True, reason="held-out true/false statements: 82.5% < 90% (issue 3)")
-def test_organism_judges_held_out_statements(fresh_verdict):
-    assert fresh_verdict["facts_statement_accuracy"]["pass"], fresh_verdict[
-        "facts_statement_accuracy"
-    ]
 
 
 def test_info_prints_the_card():
@@ -145,7 +133,9 @@ def test_gapped_induction_sequences_repeat_after_a_lead_and_gap():
     """--induction-gaps: [bos, lead, r, gap, r, eos] with fresh words in lead and gap, so only
     content locates the earlier copy; deterministic per seed; the default layout is unchanged."""
     tok = build_tokenizer()
-    mix = Mixture(tok, seed=5, weights={"induction": 1.0}, induction_gaps=True)
+    mix = Mixture(
+        tok, seed=5, weights={"induction": 1.0}, induction_gaps=True, induction_max_len=20
+    )
     gaps = []
     for _ in range(300):
         row = mix.induction()
@@ -167,13 +157,13 @@ def test_gapped_induction_sequences_repeat_after_a_lead_and_gap():
     fresh = Mixture(tok, seed=5, weights={"induction": 1.0}, induction_gaps=True)
     assert [again.induction() for _ in range(5)] == [fresh.induction() for _ in range(5)]
     plain = Mixture(tok, seed=5, weights={"induction": 1.0}).induction()[1:-1]
-    t = next(k for k in range(4, 21) if plain[:k] == plain[k : 2 * k])
+    t = next(k for k in range(4, INDUCTION_MAX_LEN + 1) if plain[:k] == plain[k : 2 * k])
     assert plain == plain[:t] * (len(plain) // t)
 
 
 def test_induction_max_len_sets_the_longest_repeat():
-    """--induction-max-len N: repeated runs of 4..N words (default 20), back to back or gapped;
-    out-of-range values are refused before anything is trained."""
+    """--induction-max-len N: repeated runs of 4..N words (default 28, the shipped recipe), back
+    to back or gapped; out-of-range values are refused before anything is trained."""
     tok = build_tokenizer()
 
     def run_length(seq: list[int]) -> int:

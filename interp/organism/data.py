@@ -32,6 +32,9 @@ ARITH_DIGITS = (1, 2, 3, 3, 3, 4)  # mostly 3-digit sums, the evaluated setting
 MAX_LEN = 64
 NO_LOSS = -1  # ids at or below this are inputs NO_LOSS - id that carry no loss
 ARITH_NOISE = 0.1  # per-column error rate of the arithmetic training chains
+# Induction repeats of 4..28 words: with runs up to 20 only, the heads are weakest at 20, the
+# length the card scores them on (docs/organism.md).
+INDUCTION_MAX_LEN = 28
 
 
 def noisy_solution(s: Sum, rng: random.Random, p: float) -> str:
@@ -69,7 +72,7 @@ class Mixture:
     arith_noise: float = 0.0
     induction_gaps: bool = False
     ioi_orders: str = "both"  # "abba": only the ABBA order (a curriculum's first stage)
-    induction_max_len: int = 20  # longest repeated run of words (at least 4)
+    induction_max_len: int = INDUCTION_MAX_LEN  # longest repeated run of words (at least 4)
 
     def __post_init__(self) -> None:
         if self.ioi_orders not in ("both", "abba"):

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from interp.errors import InterpError
-from interp.organism.data import ARITH_NOISE, MAX_LEN, MIXTURE, Mixture
+from interp.organism.data import ARITH_NOISE, INDUCTION_MAX_LEN, MAX_LEN, MIXTURE, Mixture
 from interp.organism.evaluate import ACCEPTANCE, acceptance, evaluate
 from interp.organism.vocab import build_tokenizer
 
@@ -42,7 +42,7 @@ class Recipe:
     arith_noise: float = ARITH_NOISE
     induction_gaps: bool = False  # repeats after a random lead and gap (Mixture.induction)
     ioi_orders: str = "both"  # "abba": IOI prompts in the ABBA order only (Mixture.ioi)
-    induction_max_len: int = 20  # longest repeated run in induction sequences (Mixture)
+    induction_max_len: int = INDUCTION_MAX_LEN  # longest repeated run in induction sequences
     init_from: str | None = None  # continue training an existing organism directory
     mixture: tuple[tuple[str, float], ...] | None = None  # task weights; default data.MIXTURE
     note: str = ""
@@ -308,15 +308,17 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- loss: {card['first_loss']} at step 1 -> {card['final_loss']} at the end",
         "",
     ]
-    for i, st in enumerate(card.get("stages", []), 1):
+    stages = card.get("stages", [])
+    for i, st in enumerate(stages, 1):
         lines.append(
             f"- stage {i}: `{st['command']}` ({st['recipe']['steps']} steps, "
             f"{st['training_seconds'] / 60:.1f} min, loss {st['first_loss']} -> {st['final_loss']})"
         )
     if card.get("note"):
-        lines += ["", str(card["note"])]
+        lines += [*([""] if stages else []), str(card["note"]), ""]
+    elif stages:
+        lines.append("")
     lines += [
-        "",
         "## Acceptance (held-out prompts)",
         "",
         "| check | value | needed | pass |",
