@@ -54,6 +54,20 @@ def test_organism_meets_its_card_on_a_small_sample(organism):
     assert not failed, failed
 
 
+def test_train_organism_defaults_are_the_recipe():
+    """`interp train-organism` with no flags trains what the card records (the CLI keeps its
+    defaults as literals so that `interp --help` does not import torch)."""
+    import inspect
+
+    from interp.cli import train_organism
+
+    params = inspect.signature(train_organism).parameters
+    recipe = Recipe()
+    for name in ("seed", "steps", "batch_size", "lr", "induction_max_len", "ioi_orders"):
+        assert params[name].default == getattr(recipe, name), name
+    assert params["induction_gaps"].default is recipe.induction_gaps
+
+
 def test_info_prints_the_card():
     out = CliRunner().invoke(app, ["info", "organism", "--no-hooks"])
     assert out.exit_code == 0, out.output
