@@ -54,6 +54,37 @@ def test_organism_meets_its_card_on_a_small_sample(organism):
     assert not failed, failed
 
 
+def test_organism_copies_from_where_its_first_word_recurs(organism):
+    """Ground truth for every induction analysis (docs/organism.md): the organism copies a
+    repeat only when the sequence's first word recurs, and then by position. A changed word in
+    the middle of the second copy costs only the prediction of that word (classic induction
+    would also lose the next one, whose query word never occurred before), while a changed
+    first word of the second copy, or one extra word before the first copy, stops the copying
+    for the whole second copy, where a classic induction head would resume at once."""
+    import random
+
+    mix = Mixture(organism.tokenizer)
+    rng = random.Random(0)
+    T, n = 12, 48
+    seqs = [rng.sample(mix.pool, T + 1) for _ in range(n)]  # T words and one spare
+
+    def copied(rows: list[list[int]], at: range) -> list[float]:
+        x = torch.tensor(rows)
+        with torch.no_grad():
+            pred = organism.tl(x).argmax(-1)
+        return [float((pred[:, p] == x[:, p + 1]).float().mean()) for p in at]
+
+    second = range(T + 1, 2 * T)  # predicting the 2nd..T-th word of the second copy
+    clean = copied([[mix.bos, *s[:T], *s[:T]] for s in seqs], second)
+    middle = copied([[mix.bos, *s[:T], *s[:5], s[T], *s[6:T]] for s in seqs], second)
+    first = copied([[mix.bos, *s[:T], s[T], *s[1:T]] for s in seqs], second)
+    lead = copied([[mix.bos, s[T], *s[:T], *s[: T - 1]] for s in seqs], range(T + 2, 2 * T))
+    assert min(clean) > 0.9, clean
+    changed = 4  # predicting the changed 6th word of the second copy
+    assert middle[changed] < 0.2 and min(middle[:changed] + middle[changed + 1 :]) > 0.9, middle
+    assert max(first) < 0.3 and max(lead) < 0.3, (first, lead)
+
+
 def test_train_organism_defaults_are_the_recipe():
     """`interp train-organism` with no flags trains what the card records (the CLI keeps its
     defaults as literals so that `interp --help` does not import torch)."""
