@@ -171,7 +171,7 @@ def test_organism_ioi_name_movers_agree_across_methods(organism):
     removing (noising) alike, and together they carry the logit difference."""
     task = interp.tasks.ioi(organism, n=64, seed=1)
     dla = direct_logit(organism, task, by="head", n_boot=10)
-    k = 4
+    k = 3
 
     def top(values: torch.Tensor) -> set[tuple[int, int]]:
         flat = torch.argsort(values.flatten(), descending=True)[:k]
@@ -184,14 +184,14 @@ def test_organism_ioi_name_movers_agree_across_methods(organism):
     )
     assert top(restore.values) == movers, (top(restore.values), movers)
     assert top(-remove.values) == movers, (top(-remove.values), movers)
-    # Each mover writes a real share of the answer directly; no other head comes close.
+    # Each mover writes a real share of the answer directly, half again as much as any other.
     others = [
         float(dla.values[l, h])
         for l in range(organism.n_layers)
         for h in range(organism.n_heads)
         if (l, h) not in movers
     ]
-    assert min(float(dla.values[l, h]) for l, h in movers) > 4 * max(others)
+    assert min(float(dla.values[l, h]) for l, h in movers) > 1.5 * max(others)
     together = activation_patch(
         organism, task, target=[f"L{l}H{h}" for l, h in sorted(movers)], n_boot=10, progress=False
     )

@@ -35,15 +35,17 @@ def test_shipped_files_and_size():
     failed = {k for k, v in card["acceptance"].items() if not v["pass"]}
     assert not failed and card["all_pass"], failed
     assert card["training_seconds"] <= 45 * 60
-    # One from-scratch run of the default recipe: the card's recipe is Recipe()'s defaults.
-    assert "stages" not in card and card["recipe"]["init_from"] is None
-    assert card["recipe"] == dataclasses.asdict(Recipe())
-    assert card["mixture"] == MIXTURE
+    # Two stages: the default recipe from scratch, then a short continuation on repeats placed
+    # after a random lead and gap (docs/organism.md).
+    first, second = card["stages"]
+    assert first["recipe"] == dataclasses.asdict(Recipe()) and first["mixture"] == MIXTURE
+    assert second["recipe"]["init_from"] and second["recipe"]["induction_gaps"]
+    assert [first["recipe"]["steps"], second["recipe"]["steps"]] == [8000, 2000]
 
 
 def test_organism_loads_through_the_local_directory_path(organism):
     assert organism.name == "organism" and organism.backend == "HookedTransformer"
-    assert organism.card["recipe"]["seed"] == 0
+    assert [st["recipe"]["seed"] for st in organism.card["stages"]] == [0, 1]
     assert organism.to_single_token(" Mary") == organism.tokenizer.convert_tokens_to_ids("Mary")
 
 
@@ -54,13 +56,15 @@ def test_organism_meets_its_card_on_a_small_sample(organism):
     assert not failed, failed
 
 
-def test_organism_copies_from_where_its_first_word_recurs(organism):
+def test_organism_copies_by_content(organism):
     """Ground truth for every induction analysis (docs/organism.md): the organism copies a
-    repeat only when the sequence's first word recurs, and then by position. A changed word in
-    the middle of the second copy costs only the prediction of that word (classic induction
-    would also lose the next one, whose query word never occurred before), while a changed
-    first word of the second copy, or one extra word before the first copy, stops the copying
-    for the whole second copy, where a classic induction head would resume at once."""
+    repeat by content, predicting the word after the earlier occurrence of the current word,
+    once an earlier word of the copy has already repeated. A word changed in the middle of the
+    second copy costs the prediction of that word and of the next (whose query word never
+    occurred before); a changed first word of the second copy, or one extra word before the
+    first copy, costs only the predictions up to the first repeated word, and copying resumes.
+    (The model before it copied only from where the sequence's first word recurred, and then
+    by position: the last two perturbations stopped its copying for the whole second copy.)"""
     import random
 
     mix = Mixture(organism.tokenizer)
@@ -80,9 +84,10 @@ def test_organism_copies_from_where_its_first_word_recurs(organism):
     first = copied([[mix.bos, *s[:T], s[T], *s[1:T]] for s in seqs], second)
     lead = copied([[mix.bos, s[T], *s[:T], *s[: T - 1]] for s in seqs], range(T + 2, 2 * T))
     assert min(clean) > 0.9, clean
-    changed = 4  # predicting the changed 6th word of the second copy
-    assert middle[changed] < 0.2 and min(middle[:changed] + middle[changed + 1 :]) > 0.9, middle
-    assert max(first) < 0.3 and max(lead) < 0.3, (first, lead)
+    # Predicting the changed 6th word, then the word after it: both lost, the rest copied.
+    assert max(middle[4:6]) < 0.2 and min(middle[:4] + middle[6:]) > 0.85, middle
+    assert max(first[:2]) < 0.2 and min(first[2:]) > 0.85, first
+    assert lead[0] < 0.2 and min(lead[1:]) > 0.85, lead
 
 
 def test_train_organism_defaults_are_the_recipe():

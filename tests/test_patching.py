@@ -362,10 +362,10 @@ def test_organism_ioi_heads_found_by_patching_recover_the_logit_difference(organ
 def test_organism_induction_patching_picks_the_detector_heads(organism):
     """Noising finds the detector's induction heads: necessary together, the rest of their layer not.
 
-    The organism's induction heads are redundant (seven in its last layer, scores 0.57-0.82) and
-    they act together with earlier heads that are each necessary (L0H1, L1H7, L2H4, L2H7), an AND
-    of several parts. Restoring one head of an AND into the corrupted run restores almost nothing,
-    so single-head denoising cannot rank them; noising measures necessity, which is the question.
+    The organism's induction heads are redundant (six in its last layer, scores 0.90-0.91), so
+    restoring one of them into the corrupted run restores almost nothing (at most 0.05) and
+    single-head denoising cannot rank them; noising measures necessity. (An earlier organism's
+    heads also depended on several earlier heads at once, an AND that denoising cannot see.)
     """
     task = interp.tasks.induction(organism, n=32, seq_len=12, seed=5)
     det = detect_heads(organism, kind="induction", n=32, seq_len=12)
