@@ -41,6 +41,9 @@ def test_shipped_files_and_size():
     assert first["recipe"] == dataclasses.asdict(Recipe()) and first["mixture"] == MIXTURE
     assert second["recipe"]["init_from"] and second["recipe"]["induction_gaps"]
     assert [first["recipe"]["steps"], second["recipe"]["steps"]] == [8000, 2000]
+    # The 45-minute budget covers both stages.
+    stages_s = first["training_seconds"] + second["training_seconds"]
+    assert card["training_seconds"] == pytest.approx(stages_s, abs=0.2)
 
 
 def test_organism_loads_through_the_local_directory_path(organism):
