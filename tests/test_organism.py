@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import random
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
 import interp
-from interp.cli import app
+from interp.cli import app, train_organism
 from interp.errors import InterpError
 from interp.models import organism_dir
 from interp.organism.data import INDUCTION_MAX_LEN, MAX_LEN, MIXTURE, Mixture
@@ -68,8 +70,6 @@ def test_organism_copies_by_content(organism):
     first copy, costs only the predictions up to the first repeated word, and copying resumes.
     (The model before it copied only from where the sequence's first word recurred, and then
     by position: the last two perturbations stopped its copying for the whole second copy.)"""
-    import random
-
     mix = Mixture(organism.tokenizer)
     rng = random.Random(0)
     T, n = 12, 48
@@ -96,10 +96,6 @@ def test_organism_copies_by_content(organism):
 def test_train_organism_defaults_are_the_recipe():
     """`interp train-organism` with no flags trains what the card records (the CLI keeps its
     defaults as literals so that `interp --help` does not import torch)."""
-    import inspect
-
-    from interp.cli import train_organism
-
     params = inspect.signature(train_organism).parameters
     recipe = Recipe()
     for name in ("seed", "steps", "batch_size", "lr", "induction_max_len", "ioi_orders"):

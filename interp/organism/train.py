@@ -27,7 +27,7 @@ from interp.organism.vocab import build_tokenizer
 
 @dataclass(frozen=True)
 class Recipe:
-    """Architecture and schedule. The defaults are what data/organism was trained with."""
+    """Architecture and schedule. The defaults are stage 1 of data/organism (card: `stages`)."""
 
     n_layer: int = 4
     n_embd: int = 192
