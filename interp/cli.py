@@ -40,7 +40,7 @@ ModelOpt = Annotated[
 def _dtype(name: str | None) -> Any:
     if name is None:
         return None
-    from interp.models import _parse_dtype
+    from interp.models.loading import _parse_dtype
 
     return _parse_dtype(name)
 

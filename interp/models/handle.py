@@ -1,0 +1,495 @@
+"""The thin model handle every analysis talks to.
+
+`Model` wraps a TransformerLens model (HookedTransformer or TransformerBridge) and answers what
+analyses need: config numbers, canonical hook names, running with hooks and caches, the final
+norm and unembedding, weights by layer, tokenizer helpers. Analyses never touch the wrapped
+model: where a model cannot do what an analysis needs, `require` raises one clear error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from interp.errors import InterpError
+from interp.models import hooks as _hooks
+from interp.models.hooks import Hooks
+
+_ENCODER_TYPES = {
+    "bert",
+    "roberta",
+    "distilbert",
+    "electra",
+    "albert",
+    "deberta",
+    "deberta-v2",
+    "xlm-roberta",
+    "mpnet",
+    "camembert",
+    "modernbert",
+}
+
+# What an analysis may need from a model, and why a model may lack it.
+_NEEDS = {
+    "logits": "it reads logits, and {name} has no trained LM head (load a causal LM)",
+    "attention": "it reads attention heads, and {name} has none",
+    "hooked": (
+        "it runs TransformerLens HookedTransformer internals (starting mid-model, hooking "
+        "weights), and {name} is loaded as a TransformerBridge; load a causal LM by name, "
+        "local directory or GGUF file so it converts to a HookedTransformer"
+    ),
+    "tokenizer": (
+        "it needs text, and {name} has no tokenizer; give token ids instead "
+        "(Task.from_tokens, or a tokens tensor)"
+    ),
+    "causal": "it needs causal (left-to-right) attention, and {name} is bidirectional",
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `interp info` prints: architecture numbers and where the model came from."""
+
+    name: str
+    source: str
+    backend: str
+    n_layers: int
+    n_heads: int
+    n_key_value_heads: int
+    d_model: int
+    d_head: int
+    d_mlp: int | None
+    d_vocab: int
+    n_ctx: int
+    normalization_type: str | None
+    positional_embedding_type: str
+    attention: str
+    has_lm_head: bool
+    has_tokenizer: bool
+    n_params: int
+    n_hooks: int
+
+
+class Model:
+    """Thin handle over a TransformerLens model (HookedTransformer or TransformerBridge).
+
+    Attributes:
+        tl: the wrapped TransformerLens model, for user code that needs anything not covered
+            here (interp's analyses never use it).
+        name: a short human-readable model name, recorded in every result's metadata.
+        source: where the weights came from (organism directory, local path, GGUF, hub name).
+    """
+
+    def __init__(
+        self, tl: Any, name: str, source: str, has_lm_head: bool = True, card: dict | None = None
+    ) -> None:
+        from transformer_lens import HookedTransformer
+
+        self.tl = tl
+        self.name = name
+        self.source = source
+        self.has_lm_head = has_lm_head
+        self.card = card or {}
+        self.backend = (
+            "HookedTransformer" if isinstance(tl, HookedTransformer) else "TransformerBridge"
+        )
+        self.tl.eval()
+
+    # ---------------------------------------------------------------- config
+    @property
+    def cfg(self) -> Any:
+        return self.tl.cfg
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.cfg.n_layers)
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.cfg.n_heads)
+
+    @property
+    def n_key_value_heads(self) -> int:
+        kv = getattr(self.cfg, "n_key_value_heads", None)
+        return int(kv) if kv else self.n_heads
+
+    @property
+    def d_model(self) -> int:
+        return int(self.cfg.d_model)
+
+    @property
+    def d_head(self) -> int:
+        return int(self.cfg.d_head)
+
+    @property
+    def d_vocab(self) -> int:
+        """Input vocabulary size (valid token ids)."""
+        return int(self.cfg.d_vocab)
+
+    @property
+    def d_vocab_out(self) -> int:
+        """Output vocabulary size (valid answer ids); equals d_vocab for most models."""
+        out = getattr(self.cfg, "d_vocab_out", None)
+        return int(out) if out and int(out) > 0 else self.d_vocab
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.cfg.n_ctx)
+
+    @property
+    def normalization_type(self) -> str | None:
+        return getattr(self.cfg, "normalization_type", None)
+
+    @property
+    def positional_embedding_type(self) -> str:
+        return str(getattr(self.cfg, "positional_embedding_type", "standard"))
+
+    @property
+    def logit_soft_cap(self) -> float:
+        """``cap`` in ``logits = cap * tanh(logits / cap)``; 0 when the model has none."""
+        return float(getattr(self.cfg, "output_logits_soft_cap", 0.0) or 0.0)
+
+    @property
+    def kv_group(self) -> int:
+        """Query heads per key-value head (1 without grouped-query attention)."""
+        return self.n_heads // self.n_key_value_heads
+
+    def kv_head(self, head: int) -> int:
+        """The key-value head a query head reads (TransformerLens issue #980)."""
+        return head // self.kv_group
+
+    @property
+    def is_causal(self) -> bool:
+        if self.backend == "HookedTransformer":
+            return getattr(self.cfg, "attention_dir", "causal") == "causal"
+        # The bridge's cfg.attention_dir says "causal" for encoders too; ask the HF config.
+        hf_cfg = getattr(getattr(self.tl, "original_model", None), "config", None)
+        arch = str(getattr(self.cfg, "architecture", "") or "")
+        if hf_cfg is not None and getattr(hf_cfg, "model_type", "") in _ENCODER_TYPES:
+            return bool(getattr(hf_cfg, "is_decoder", False))
+        return not arch.endswith(("ForMaskedLM", "Model"))
+
+    @property
+    def has_attention(self) -> bool:
+        return self.n_heads > 0 and any(n.endswith("attn.hook_z") for n in self.hook_names)
+
+    @property
+    def has_tokenizer(self) -> bool:
+        return getattr(self.tl, "tokenizer", None) is not None
+
+    def require(self, analysis: str, *needs: str) -> None:
+        """Raise one clear error when this model lacks something `analysis` needs.
+
+        needs: any of ``"logits"``, ``"attention"``, ``"hooked"``, ``"tokenizer"``, ``"causal"``.
+        """
+        have = {
+            "logits": self.has_lm_head,
+            "attention": self.has_attention,
+            "hooked": self.backend == "HookedTransformer",
+            "tokenizer": self.has_tokenizer,
+            "causal": self.is_causal,
+        }
+        for need in needs:
+            if need not in have:
+                raise ValueError(f"unknown requirement {need!r}")
+            if not have[need]:
+                why = _NEEDS[need].format(name=self.name)
+                raise InterpError(f"{analysis} cannot run on {self.name}: {why}.")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.tl.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.tl.parameters()).dtype
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.tl.tokenizer
+
+    # ---------------------------------------------------------------- hooks
+    @property
+    def hook_names(self) -> list[str]:
+        """Every hook point name, in the model's registration (roughly forward) order."""
+        return list(_hooks.hook_points(self.tl))
+
+    def has_hook(self, name: str) -> bool:
+        return name in _hooks.hook_points(self.tl)
+
+    def hook_name(self, target: str, layer: int | None = None) -> str:
+        """Canonical hook name of `target` (``"z"``, ``"resid_post"``, ...) at `layer`."""
+        return _hooks.hook_name(target, layer)
+
+    def hook_names_for(self, target: str, layers: Sequence[int] | None = None) -> list[str]:
+        """`target`'s hook name at every layer (or the given ones)."""
+        layers = range(self.n_layers) if layers is None else layers
+        return [_hooks.hook_name(target, layer) for layer in layers]
+
+    def residual_names(self) -> list[str]:
+        """The residual stream entering block 0, then after every block."""
+        return [self.hook_name("resid_pre", 0), *self.hook_names_for("resid_post")]
+
+    def hooked_layers(self) -> set[int]:
+        """Layers with a forward hook attached (the caller's or an enclosing block's)."""
+        return _hooks.hooked_layers(self.tl)
+
+    @contextmanager
+    def hooks(self, fwd_hooks: Hooks = (), bwd_hooks: Hooks = ()) -> Iterator[Model]:
+        """Attach hooks for the duration of the block; they are removed even if it raises."""
+        with _hooks.attached(self.tl, fwd_hooks, bwd_hooks):
+            yield self
+
+    def head_label(self, layer: int, head: int) -> str:
+        return f"L{layer}H{head}"
+
+    # ---------------------------------------------------------------- weights
+    @property
+    def W_E(self) -> Float[Tensor, "d_vocab d_model"]:
+        return self.tl.W_E
+
+    @property
+    def W_U(self) -> Float[Tensor, "d_model d_vocab"]:
+        return self.tl.W_U
+
+    @property
+    def b_U(self) -> Float[Tensor, " d_vocab"]:
+        b = getattr(self.tl, "b_U", None)
+        if b is None:
+            return torch.zeros(self.d_vocab_out, device=self.device, dtype=self.dtype)
+        return b
+
+    def W_O(self, layer: int) -> Float[Tensor, "head d_head d_model"]:
+        return self.attention(layer).W_O
+
+    def b_O(self, layer: int) -> Float[Tensor, " d_model"]:
+        b = getattr(self.attention(layer), "b_O", None)
+        return torch.zeros(self.d_model, device=self.device) if b is None else b
+
+    def block(self, layer: int) -> Any:
+        """Block `layer`'s module (HookedTransformer backend)."""
+        self.require("Reading block weights", "hooked")
+        return self.tl.blocks[layer]
+
+    def attention(self, layer: int) -> Any:
+        """Block `layer`'s attention module (W_Q, W_K, W_V, W_O, biases)."""
+        return self.block(layer).attn
+
+    @property
+    def final_norm_module(self) -> Any | None:
+        """The final norm module, or None for models without normalisation."""
+        if self.normalization_type is None:
+            return None
+        return getattr(self.tl, "ln_final", None)
+
+    def final_norm_params(self) -> tuple[Tensor | None, Tensor | None, bool]:
+        """(weight, bias, centres) of the final norm; weight/bias are None when folded away.
+
+        ``centres`` is True for LayerNorm (subtracts the mean), False for RMSNorm and for models
+        without a final norm.
+        """
+        ln = self.final_norm_module
+        w = getattr(ln, "w", None)
+        b = getattr(ln, "b", None)
+        norm = str(self.normalization_type or "")
+        return (
+            None if w is None else w.detach(),
+            None if b is None else b.detach(),
+            ln is not None and norm.startswith("LN"),
+        )
+
+    @property
+    def final_scale_hook(self) -> str | None:
+        """The hook holding the final norm's scale per position, or None (no normalisation)."""
+        name = _hooks.hook_name("final_scale")
+        return name if self.final_norm_module is not None and self.has_hook(name) else None
+
+    # ---------------------------------------------------------------- readout
+    def final_norm(self, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
+        """The model's final norm applied afresh (identity for models without one)."""
+        ln = self.final_norm_module
+        return resid if ln is None else ln(resid)
+
+    def unembed(self, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab_out"]:
+        """Final norm, unembedding and logit soft-capping: how the model's forward ends."""
+        self.require("Unembedding", "logits", "hooked")
+        logits = self.tl.unembed(self.final_norm(resid))
+        cap = self.logit_soft_cap
+        return cap * torch.tanh(logits / cap) if cap > 0 else logits
+
+    # ---------------------------------------------------------------- tokens
+    def to_tokens(
+        self, text: str | Sequence[str], prepend_bos: bool | None = None
+    ) -> Int[Tensor, "batch seq"]:
+        self.require("Tokenising text", "tokenizer")
+        # Never truncate silently: Task validation must see the real length to reject it.
+        return self.tl.to_tokens(text, prepend_bos=prepend_bos, truncate=False)
+
+    def to_str_tokens(self, tokens_or_text: Any) -> list[str]:
+        """Token strings; without a tokenizer, ids are labelled ``#id``."""
+        if not self.has_tokenizer:
+            if isinstance(tokens_or_text, str):
+                self.require("Tokenising text", "tokenizer")
+            ids = torch.as_tensor(tokens_or_text).reshape(-1).tolist()
+            return [f"#{int(i)}" for i in ids]
+        return list(self.tl.to_str_tokens(tokens_or_text))
+
+    def token_str(self, token: int) -> str:
+        """One id as a string (``#id`` without a tokenizer)."""
+        if not self.has_tokenizer:
+            return f"#{int(token)}"
+        return str(self.tokenizer.decode([int(token)]))
+
+    def decode(self, tokens: Sequence[int] | Tensor) -> str:
+        ids = [int(t) for t in torch.as_tensor(tokens).reshape(-1).tolist()]
+        if not self.has_tokenizer:
+            return " ".join(f"#{i}" for i in ids)
+        return str(self.tokenizer.decode(ids))
+
+    @property
+    def special_ids(self) -> set[int]:
+        """Ids of the tokenizer's special tokens (none without a tokenizer)."""
+        if not self.has_tokenizer:
+            return set()
+        return {int(i) for i in getattr(self.tokenizer, "all_special_ids", []) or []}
+
+    def _special_around(self) -> tuple[list[int], list[int]]:
+        """The special tokens the model puts (before, after) a prompt."""
+        if not self.has_tokenizer:
+            return [], []
+        with_special = [int(t) for t in self.to_tokens("a")[0].tolist()]
+        bare = self.tokenizer.encode("a", add_special_tokens=False)
+        for i in range(len(with_special) - len(bare) + 1):
+            if with_special[i : i + len(bare)] == bare:
+                return with_special[:i], with_special[i + len(bare) :]
+        return [], []
+
+    @property
+    def prefix_ids(self) -> list[int]:
+        """Special tokens the model puts before a prompt (BOS for GPT-2, [CLS] for BERT)."""
+        return self._special_around()[0]
+
+    @property
+    def suffix_ids(self) -> list[int]:
+        """Special tokens the model puts after a prompt ([SEP] for BERT, none for GPT-2)."""
+        return self._special_around()[1]
+
+    @property
+    def pad_id(self) -> int:
+        """The id used to right-pad prompts (pad, else eos, else bos, else 0)."""
+        tok = getattr(self.tl, "tokenizer", None)
+        for attr in ("pad_token_id", "eos_token_id", "bos_token_id"):
+            val = getattr(tok, attr, None)
+            if val is not None:
+                return int(val)
+        return 0
+
+    def to_single_token(self, word: str) -> int:
+        """The id of `word` as one token, or an InterpError that says how it splits."""
+        self.require("Reading an answer word", "tokenizer")
+        ids = self.tokenizer.encode(word, add_special_tokens=False)
+        unk = getattr(self.tokenizer, "unk_token_id", None)
+        if ids and unk is not None and ids == [unk] and word.strip() != self.tokenizer.unk_token:
+            raise InterpError(
+                f"{word!r} is not in {self.name}'s vocabulary (it tokenises to the unknown token "
+                f"{self.tokenizer.unk_token!r}); pick a word the tokenizer knows."
+            )
+        if len(ids) != 1:
+            pieces = [self.tokenizer.decode([i]) for i in ids]
+            raise InterpError(
+                f"Answer {word!r} is {len(ids)} tokens for {self.name} ({pieces}); answers must "
+                "be single tokens. Pick another word, or include the leading space the "
+                "tokenizer expects (GPT-2 names are ' Mary', not 'Mary')."
+            )
+        return int(ids[0])
+
+    # ---------------------------------------------------------------- running
+    def __call__(self, tokens: Int[Tensor, "batch seq"], **kwargs: Any) -> Tensor:
+        return self.tl(tokens, **kwargs)
+
+    def forward(
+        self,
+        x: Tensor,
+        start_at_layer: int | None = None,
+        stop_at_layer: int | None = None,
+        past_kv_cache: Any = None,
+    ) -> Tensor:
+        """Run blocks ``[start_at_layer, stop_at_layer)``: tokens in when starting at the
+        embedding, residual states otherwise; logits out when running to the end."""
+        self.require("Running part of the model", "hooked")
+        kwargs: dict[str, Any] = {}
+        if start_at_layer is not None:
+            kwargs["start_at_layer"] = start_at_layer
+        if stop_at_layer is not None:
+            kwargs["stop_at_layer"] = stop_at_layer
+        if past_kv_cache is not None:
+            kwargs["past_kv_cache"] = past_kv_cache
+        return self.tl(x, **kwargs)
+
+    def kv_cache(self, batch: int) -> Any:
+        """An empty TransformerLens key-value cache for `batch` sequences."""
+        from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+        return TransformerLensKeyValueCache.init_cache(self.cfg, self.cfg.device, batch)
+
+    def run_with_cache(self, tokens: Int[Tensor, "batch seq"], **kwargs: Any) -> tuple[Any, Any]:
+        return self.tl.run_with_cache(tokens, **kwargs)
+
+    def run_with_hooks(
+        self,
+        tokens: Int[Tensor, "batch seq"],
+        fwd_hooks: Hooks = (),
+        bwd_hooks: Hooks = (),
+        **kwargs: Any,
+    ) -> Any:
+        with self.hooks(fwd_hooks, bwd_hooks):
+            return self.tl(tokens, **kwargs)
+
+    def activation_cache(self, tensors: dict[str, Tensor]) -> Any:
+        """TransformerLens' ActivationCache over `tensors`, bound to this model."""
+        from transformer_lens import ActivationCache
+
+        return ActivationCache(tensors, self.tl)
+
+    def generate(self, tokens: Int[Tensor, "batch seq"], **kwargs: Any) -> Tensor:
+        """TransformerLens' generate on token ids (returns prompt + continuation ids)."""
+        self.require("Generation", "logits", "causal")
+        return self.tl.generate(tokens, **kwargs)
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]:
+        return self.tl.parameters()
+
+    # ---------------------------------------------------------------- info
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.name,
+            source=self.source,
+            backend=self.backend,
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            n_key_value_heads=self.n_key_value_heads,
+            d_model=self.d_model,
+            d_head=self.d_head,
+            d_mlp=getattr(self.cfg, "d_mlp", None),
+            d_vocab=self.d_vocab,
+            n_ctx=self.n_ctx,
+            normalization_type=self.normalization_type,
+            positional_embedding_type=self.positional_embedding_type,
+            attention="causal" if self.is_causal else "bidirectional",
+            has_lm_head=self.has_lm_head,
+            has_tokenizer=self.has_tokenizer,
+            n_params=sum(p.numel() for p in self.tl.parameters()),
+            n_hooks=len(self.hook_names),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Model({self.name!r}, {self.backend}, {self.n_layers} layers x {self.n_heads} heads, "
+            f"d_model={self.d_model}, source={self.source!r})"
+        )
