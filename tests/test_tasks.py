@@ -131,3 +131,100 @@ def test_induction_generator_is_deterministic_and_well_formed(gpt2_random):
         induction(gpt2_random, n=2, seq_len=1)
     with pytest.raises(InterpError, match="exceed"):
         induction(gpt2_random, n=2, seq_len=40)
+
+
+# ---------------------------------------------------------------- Task.from_tokens
+def test_from_tokens_pads_ragged_rows_and_reads_answers_at_the_last_real_token(notok):
+    t = Task.from_tokens(
+        notok,
+        clean=[[5, 9, 2, 7], [5, 3, 8]],
+        corrupt=[[5, 1, 2, 7], [5, 4, 8]],
+        answers=[(9, 1), 3],
+        labels=[1, 0],
+        groups=["a", "b"],
+    )
+    assert t.clean_tokens.tolist() == [[5, 9, 2, 7], [5, 3, 8, notok.pad_id]]
+    assert t.corrupt_tokens.tolist() == [[5, 1, 2, 7], [5, 4, 8, notok.pad_id]]
+    assert t.answer_pos.tolist() == [3, 2]
+    assert t.answers.tolist() == [[9, 1], [3, 3]]
+    assert t.labels.tolist() == [1, 0] and t.groups == ["a", "b"]
+    assert t.clean_prompts == [] and t[1].clean_tokens.tolist() == [[5, 3, 8, notok.pad_id]]
+    # Without a tokenizer, tokens are labelled by id.
+    assert notok.to_str_tokens(t.clean_tokens[1, :3]) == ["#5", "#3", "#8"]
+    # A tensor is used as is: every row full length; answer positions may be given.
+    x = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    u = Task.from_tokens(notok, clean=x, answers=torch.tensor([[7, 8], [9, 10]]), answer_pos=[1, 2])
+    assert torch.equal(u.clean_tokens, x) and u.answer_pos.tolist() == [1, 2]
+    assert u.answers.tolist() == [[7, 8], [9, 10]] and u.corrupt_tokens is None
+    v = Task.from_tokens(notok, clean=x, answers=torch.tensor([7, 9]))
+    assert v.answer_pos.tolist() == [2, 2] and v.answers.tolist() == [[7, 7], [9, 9]]
+
+
+def test_from_tokens_matches_from_prompts_on_a_tokenizer_model(gpt2_random):
+    prompts = ["When Mary and John went to the store, John gave a drink to", "Hello there"]
+    a = Task.from_prompts(gpt2_random, clean=prompts, answers=[(" Mary", " John"), " world"])
+    ids = [gpt2_random.to_tokens(p)[0].tolist() for p in prompts]
+    b = Task.from_tokens(gpt2_random, clean=ids, answers=a.answers)
+    assert torch.equal(a.clean_tokens, b.clean_tokens)
+    assert torch.equal(a.answer_pos, b.answer_pos) and torch.equal(a.answers, b.answers)
+    # String answers work when the model has a tokenizer.
+    c = Task.from_tokens(gpt2_random, clean=ids, answers=[(" Mary", " John"), " world"])
+    assert torch.equal(c.answers, a.answers)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"clean": []}, "No clean prompts"),
+        ({"clean": [[1, 2], []]}, "Clean row 1 is empty"),
+        ({"clean": [[1, 97]]}, r"Clean row 0 has token ids \[97\] outside notok's input vocab"),
+        ({"clean": [[1, -1]]}, r"token ids \[-1\] outside"),
+        ({"clean": [[1, 2.0]]}, "row 0 holds 2.0: token ids must be integers"),
+        ({"clean": torch.ones(2, 3)}, "integer tensor of shape"),
+        ({"clean": torch.ones(3, dtype=torch.long)}, "integer tensor of shape"),
+        ({"clean": [1, 2, 3]}, "give one list of token ids per prompt"),
+        ({"clean": ["a b"]}, "use Task.from_prompts for strings"),
+        ({"clean": [[1] * 41]}, "Clean prompt 0 is 41 tokens but notok has a context of 40"),
+        ({"clean": [[1, 2]], "corrupt": [[1, 2], [3, 4]]}, "one corrupted prompt per clean"),
+        ({"clean": [[1, 2, 3]], "corrupt": [[1, 2]]}, "Prompt 0: clean is 3 tokens but corr"),
+        ({"clean": [[1, 2]], "corrupt": [[1, 200]]}, "Corrupted row 0 has token ids"),
+        ({"clean": [[1, 2]], "answers": [(1, 2), (3, 4)]}, "2 answers for 1 prompts"),
+        ({"clean": [[1, 2]], "answers": [(1, 2, 3)]}, "must be \\(correct, incorrect\\)"),
+        ({"clean": [[1, 2]], "answers": [(1, 97)]}, r"Answer id 97 .* outside the vocabulary"),
+        ({"clean": [[1, 2]], "answers": [(" a", 1)]}, "no tokenizer; give token ids"),
+        ({"clean": [[1, 2]], "labels": [0, 1]}, "2 labels for 1 prompts"),
+        ({"clean": [[1, 2]], "groups": ["a", "b"]}, "2 groups for 1 prompts"),
+        ({"clean": [[1, 2]], "answer_pos": [0, 1]}, "2 answer_positions for 1 prompts"),
+        ({"clean": [[1, 2]], "answer_pos": [2]}, r"answer_pos\[0\] = 2 is outside the prompt"),
+        ({"clean": [[1, 2]], "answer_pos": [-1]}, r"answer_pos\[0\] = -1 is outside"),
+        ({"clean": [[1, 2, 3], [1, 2]], "answer_pos": [2, 2]}, r"answer_pos\[1\] = 2 is padding"),
+        ({"clean": [[1, 2]], "answer_pos": [0.5]}, "positions must be integers"),
+    ],
+)
+def test_from_tokens_rejects_bad_input_before_any_forward_pass(notok, kwargs, message):
+    with pytest.raises(InterpError, match=message):
+        Task.from_tokens(notok, **kwargs)
+
+
+def test_from_tokens_checks_answers_against_the_output_vocabulary():
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    import interp
+
+    cfg = HookedTransformerConfig(
+        n_layers=1, d_model=16, n_heads=2, d_head=8, d_vocab=30, d_vocab_out=10, n_ctx=8,
+        act_fn="relu", attn_only=True, seed=0,
+    )  # fmt: skip
+    m = interp.load_model(HookedTransformer(cfg), device="cpu")
+    assert (m.d_vocab, m.d_vocab_out) == (30, 10)
+    t = Task.from_tokens(m, clean=[[25, 29]], answers=[(9, 0)])  # input ids up to 29 are fine
+    assert t.answers.tolist() == [[9, 0]]
+    with pytest.raises(InterpError, match=r"Answer id 25 for prompt 0 .* predicts \(0..9\)"):
+        Task.from_tokens(m, clean=[[25, 29]], answers=[(25, 0)])
+
+
+def test_induction_without_a_tokenizer_uses_every_id(notok):
+    t = induction(notok, n=3, seq_len=5, seed=0)
+    assert t.clean_tokens.shape == (3, 9) and t.clean_prompts == []
+    assert int(t.clean_tokens.max()) < notok.d_vocab
+    assert torch.equal(t.clean_tokens[:, :4], t.clean_tokens[:, 5:])

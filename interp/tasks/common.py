@@ -16,6 +16,7 @@ def check_count(generator: str, n: int) -> None:
 def single_token_words(model: Any, words: Sequence[str], what: str, need: int) -> list[str]:
     """The words that are one token for this model *with a leading space* (as they appear
     mid-sentence); raises if fewer than `need` survive."""
+    model.require(f"Building a task from {what}", "tokenizer")
     keep = []
     for w in words:
         ids = model.tokenizer.encode(" " + w, add_special_tokens=False)

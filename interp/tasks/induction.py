@@ -25,7 +25,8 @@ def induction(
         n: number of prompts.
         seq_len: T, the length of the random sequence.
         seed: random seed; the same seed gives the same task.
-        vocab: optional candidate token ids (default: the tokenizer's whole-word tokens).
+        vocab: optional candidate token ids (default: the tokenizer's whole-word tokens, or
+            every id of a model without a tokenizer; such tasks have no prompt strings).
     """
     if n < 1:
         raise InterpError(f"induction: n must be at least 1, got {n}.")
@@ -37,7 +38,12 @@ def induction(
             f"induction: prompts of {total} tokens exceed {model.name}'s context {model.n_ctx}; "
             "use a smaller seq_len."
         )
-    words = word_tokens(model) if vocab is None else vocab
+    if vocab is not None:
+        words = torch.as_tensor(vocab, dtype=torch.long)
+    elif model.has_tokenizer:
+        words = word_tokens(model)
+    else:
+        words = torch.arange(min(model.d_vocab, model.d_vocab_out))
     if len(words) < 2 * seq_len + 1:
         raise InterpError(f"induction: need at least {2 * seq_len + 1} candidate words.")
     gen = torch.Generator().manual_seed(seed)
@@ -52,14 +58,19 @@ def induction(
         answers.append([int(first[-1]), int(wrong)])
     clean_t = torch.stack(clean)
     corrupt_t = torch.stack(corrupt)
-    decode = model.tokenizer.decode
+
+    def prompts(rows: torch.Tensor) -> list[str]:
+        if not model.has_tokenizer:
+            return []
+        return [model.decode(r[len(prefix) :]) for r in rows]
+
     return Task(
         clean_tokens=clean_t,
         corrupt_tokens=corrupt_t,
         answer_pos=torch.full((n,), clean_t.shape[1] - 1, dtype=torch.long),
         answers=torch.tensor(answers, dtype=torch.long),
-        clean_prompts=[decode(r[len(prefix) :].tolist()) for r in clean_t],
-        corrupt_prompts=[decode(r[len(prefix) :].tolist()) for r in corrupt_t],
+        clean_prompts=prompts(clean_t),
+        corrupt_prompts=prompts(corrupt_t) or None,
         name="induction",
         metadata={"seed": seed, "seq_len": seq_len, "generator": "induction"},
     )

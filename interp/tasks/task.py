@@ -11,11 +11,13 @@ from jaxtyping import Int
 from torch import Tensor
 
 from interp.errors import InterpError
+from interp.tasks import build as B
+from interp.tasks.build import AnswerSpec, TokenRows
 
 if TYPE_CHECKING:
     from interp.models import Model
 
-AnswerSpec = tuple[str | int, str | int] | str | int
+__all__ = ["AnswerSpec", "Task", "TokenRows"]
 
 
 @dataclass
@@ -204,19 +206,17 @@ class Task:
                     f"Got {len(clean)} clean prompts but {len(corrupt)} corrupted ones; give "
                     "exactly one corrupted prompt per clean prompt."
                 )
-        for what, seq in (("answers", answers), ("labels", labels), ("groups", groups)):
-            if seq is not None and len(seq) != len(clean):
-                raise InterpError(
-                    f"Got {len(seq)} {what} for {len(clean)} prompts; give one per prompt."
-                )
+        B.check_counts(len(clean), answers=answers, labels=labels, groups=groups)
 
-        clean_ids = [_encode(model, p, prepend_bos) for p in clean]
-        corrupt_ids = None if corrupt is None else [_encode(model, p, prepend_bos) for p in corrupt]
+        clean_ids = [B.encode(model, p, prepend_bos) for p in clean]
+        corrupt_ids = (
+            None if corrupt is None else [B.encode(model, p, prepend_bos) for p in corrupt]
+        )
         for i, ids in enumerate(clean_ids):
-            _check_length(model, i, clean[i], ids, "clean")
+            B.check_length(model, i, clean[i], ids, "clean")
         if corrupt_ids is not None and corrupt is not None:
             for i, (a, b) in enumerate(zip(clean_ids, corrupt_ids, strict=True)):
-                _check_length(model, i, corrupt[i], b, "corrupted")
+                B.check_length(model, i, corrupt[i], b, "corrupted")
                 if len(a) != len(b):
                     raise InterpError(
                         f"Prompt {i}: clean {clean[i]!r} is {len(a)} tokens but corrupted "
@@ -224,17 +224,10 @@ class Task:
                         "words that tokenise to the same number of tokens (e.g. swap a name "
                         "for another single-token name)."
                     )
-        pad = _pad_id(model)
-        clean_tokens, pos = _pad(clean_ids, pad)
-        corrupt_tokens = None if corrupt_ids is None else _pad(corrupt_ids, pad)[0]
-        answer_ids = None
-        if answers is not None:
-            answer_ids = torch.tensor(
-                [_answer_pair(model, i, a) for i, a in enumerate(answers)], dtype=torch.long
-            )
-        label_t = None
-        if labels is not None:
-            label_t = labels.clone() if isinstance(labels, Tensor) else torch.tensor(list(labels))
+        clean_tokens, pos = B.pad(clean_ids, model.pad_id)
+        corrupt_tokens = None if corrupt_ids is None else B.pad(corrupt_ids, model.pad_id)[0]
+        answer_ids = None if answers is None else B.answer_pairs(model, answers)
+        label_t = B.label_tensor(labels)
         return cls(
             clean_tokens=clean_tokens,
             answer_pos=pos,
@@ -248,69 +241,75 @@ class Task:
             metadata=dict(metadata or {}),
         )
 
+    @classmethod
+    def from_tokens(
+        cls,
+        model: Model,
+        clean: TokenRows,
+        corrupt: TokenRows | None = None,
+        answers: Sequence[AnswerSpec] | Tensor | None = None,
+        answer_pos: Sequence[int] | Tensor | None = None,
+        labels: Sequence[Any] | Tensor | None = None,
+        groups: Sequence[str] | None = None,
+        name: str = "custom",
+        metadata: dict[str, Any] | None = None,
+    ) -> Task:
+        """Validate token ids into a Task (no tokenizer needed).
+
+        The ids are used exactly as given: no BOS or other special token is added.
+
+        Args:
+            model: the model handle (its vocabulary sizes and context length are used).
+            clean: a ``[batch, seq]`` integer tensor, or one list of ids per prompt; lists of
+                different lengths are right-padded with ``model.pad_id``.
+            corrupt: the corrupted prompts in the same form, each exactly as long as its clean
+                partner, or None.
+            answers: per prompt ``(correct, incorrect)`` ids (a single id means incorrect =
+                correct), or a ``[batch, 2]`` / ``[batch]`` tensor. Checked against the
+                model's *output* vocabulary (``model.d_vocab_out``); strings are allowed when
+                the model has a tokenizer and must be single tokens.
+            answer_pos: per prompt, the position whose logits predict the answer; default each
+                prompt's last real token. It must point at a real token of that prompt (not
+                at padding).
+            labels: optional per-prompt labels (probe targets).
+            groups: optional template id per prompt (mean ablation is taken per group).
+            name: short task name recorded in result metadata.
+            metadata: anything else worth recording.
+
+        Every check runs before any forward pass: ids outside the input vocabulary
+        (``0 <= id < model.d_vocab``), prompts longer than the context, unequal clean and
+        corrupted lengths, and counts that differ from the number of prompts raise an
+        InterpError naming the prompt. Without a tokenizer, results label tokens ``#id``.
+
+        Example:
+            >>> task = Task.from_tokens(model, clean=[[5, 9, 2, 7], [5, 3, 8]],
+            ...                         corrupt=[[5, 1, 2, 7], [5, 4, 8]], answers=[(9, 1), (3, 4)])
+        """
+        clean_rows, tensor_in = B.token_rows(model, clean, "clean")
+        n = len(clean_rows)
+        corrupt_rows = None
+        if corrupt is not None:
+            corrupt_rows, _ = B.token_rows(model, corrupt, "corrupted")
+            B.check_pair_lengths(clean_rows, corrupt_rows)
+        B.check_counts(n, answers=answers, labels=labels, groups=groups)
+        clean_tokens, _ = B.pad(clean_rows, model.pad_id)
+        lengths = [len(r) for r in clean_rows]
+        pos = B.answer_positions(answer_pos, lengths, clean_tokens.shape[1])
+        corrupt_tokens = None if corrupt_rows is None else B.pad(corrupt_rows, model.pad_id)[0]
+        answer_ids = None if answers is None else B.answer_pairs(model, answers)
+        return cls(
+            clean_tokens=clean_tokens,
+            answer_pos=pos,
+            corrupt_tokens=corrupt_tokens,
+            answers=answer_ids,
+            labels=B.label_tensor(labels),
+            groups=None if groups is None else list(groups),
+            name=name,
+            metadata={"input": "tensor" if tensor_in else "ids", **dict(metadata or {})},
+        )
+
 
 def _jsonable(v: Any) -> bool:
     return isinstance(v, str | int | float | bool | type(None)) or (
         isinstance(v, list | tuple) and all(isinstance(x, str | int | float | bool) for x in v)
     )
-
-
-def _encode(model: Model, prompt: str, prepend_bos: bool | None) -> list[int]:
-    if not isinstance(prompt, str):
-        raise InterpError(f"Prompts must be strings, got {type(prompt).__name__}: {prompt!r}.")
-    if not prompt:
-        raise InterpError("An empty prompt was given; every prompt needs at least one token.")
-    return [int(t) for t in model.to_tokens(prompt, prepend_bos=prepend_bos)[0].tolist()]
-
-
-def _check_length(model: Model, i: int, prompt: str, ids: list[int], kind: str) -> None:
-    if len(ids) > model.n_ctx:
-        raise InterpError(
-            f"{kind.capitalize()} prompt {i} is {len(ids)} tokens but {model.name} has a context "
-            f"of {model.n_ctx}: shorten it ({prompt[:60]!r}...) or use a longer-context model."
-        )
-
-
-def _pad_id(model: Model) -> int:
-    tok = model.tokenizer
-    for attr in ("pad_token_id", "eos_token_id", "bos_token_id"):
-        val = getattr(tok, attr, None)
-        if val is not None:
-            return int(val)
-    return 0
-
-
-def _pad(rows: list[list[int]], pad: int) -> tuple[Tensor, Tensor]:
-    """Right-pad to a rectangle; the answer is read at each prompt's last real token."""
-    width = max(len(r) for r in rows)
-    out = torch.full((len(rows), width), pad, dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-    pos = torch.tensor([len(r) - 1 for r in rows], dtype=torch.long)
-    return out, pos
-
-
-def _answer_id(model: Model, i: int, a: str | int) -> int:
-    if isinstance(a, bool) or not isinstance(a, str | int):
-        raise InterpError(f"Answer for prompt {i} must be a string or token id, got {a!r}.")
-    if isinstance(a, int):
-        if not 0 <= a < model.d_vocab:
-            raise InterpError(
-                f"Answer id {a} for prompt {i} is outside the vocabulary (0..{model.d_vocab - 1})."
-            )
-        return a
-    try:
-        return model.to_single_token(a)
-    except InterpError as err:
-        raise InterpError(f"Prompt {i}: {err}") from None
-
-
-def _answer_pair(model: Model, i: int, a: AnswerSpec) -> tuple[int, int]:
-    if isinstance(a, tuple | list):
-        if len(a) != 2:
-            raise InterpError(
-                f"Answer for prompt {i} must be (correct, incorrect) or a single token, got {a!r}."
-            )
-        return _answer_id(model, i, a[0]), _answer_id(model, i, a[1])
-    one = _answer_id(model, i, a)
-    return one, one

@@ -36,6 +36,7 @@ def _has_space_variants(vocab: dict[str, int]) -> bool:
 
 def word_tokens(model: Any) -> Tensor:
     """Ids of whole-word tokens (with their leading space where the tokenizer has one)."""
+    model.require("Choosing whole-word tokens", "tokenizer")
     ids = _word_ids(model.tokenizer)
     if len(ids) < 10:
         raise InterpError(f"{model.name}'s tokenizer has too few whole-word tokens ({len(ids)}).")
