@@ -263,3 +263,221 @@ def test_detector_score_is_exact_on_a_hand_built_pattern():
     assert scores.tolist() == [[1.0, 0.0]]
     first = score_patterns([pat], target_pattern("first_token", p0, T))
     assert torch.allclose(first, torch.tensor([[3 / seq, 1.0]]))  # head 0 looks at 0 from q = 0..2
+
+
+# ----------------------------------------------------------------- every model kind (issue 17)
+
+
+def _id_task(model, n: int = 6, seq: int = 10, seed: int = 0):
+    """A task given as token ids only (the way in for a model without a tokenizer)."""
+    from interp.tasks.task import Task
+
+    gen = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, model.d_vocab, (n, seq), generator=gen)
+    answers = torch.randint(0, model.d_vocab_out, (n, 2), generator=gen)
+    answers[:, 1] = (answers[:, 0] + 1 + answers[:, 1] % (model.d_vocab_out - 1)) % (
+        model.d_vocab_out
+    )
+    return Task(clean_tokens=tokens, answer_pos=torch.full((n,), seq - 1), answers=answers)
+
+
+def _head_dla_by_hand(model, task):
+    """Per-head DLA from the cache with no norm scale: (z_h W_O[h]) . (W_U[:, c] - W_U[:, i])."""
+    _, cache = model.run_with_cache(task.clean_tokens)
+    rows = torch.arange(len(task))
+    u = model.W_U[:, task.answers[:, 0]].T - model.W_U[:, task.answers[:, 1]].T
+    out = []
+    for layer in range(model.n_layers):
+        z = cache[model.hook_name("z", layer)][rows, task.answer_pos]
+        per_head = torch.einsum("bhd,hdm->bhm", z, model.W_O(layer))
+        out.append((per_head * u[:, None]).sum(-1).mean(0))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("which", ["gpt2_nonorm", "notok"])
+def test_dla_and_logit_lens_without_norm_or_tokenizer(which, request):
+    """No final norm: DLA uses scale 1 and the lens the identity; no tokenizer: token-id tasks
+    and ``#id`` labels. Sum-to-total holds to 1e-4 and the lens's last row is the model."""
+    model = request.getfixturevalue(which)
+    if which == "notok":
+        assert not model.has_tokenizer
+        task = _id_task(model)
+    else:
+        assert model.normalization_type is None and model.final_scale_hook is None
+        task = interp.tasks.ioi(model, n=8, seed=1, templates=[0])
+    err = assert_sum_to_total(model, task, rtol=1e-4)
+    assert err["max_rel_error"] < 1e-4
+    tid = int(task.answers[0, 0])
+    assert assert_sum_to_total(model, task, token=tid, rtol=1e-4)["max_rel_error"] < 1e-4
+    res = direct_logit(model, task, by="component", n_boot=10)
+    assert res.check_sum_to_total() < 1e-4
+    by_head = direct_logit(model, task, by="head", n_boot=10)
+    if which == "gpt2_nonorm":  # scale 1: the plain projection, computed independently
+        assert torch.allclose(by_head.values, _head_dla_by_hand(model, task), atol=1e-5)
+    by_pos = direct_logit(model, task, by="position", n_boot=10)
+    assert torch.allclose(by_pos.values.sum(-1), by_head.values, atol=1e-5)
+
+    lens = logit_lens(model, task, k=3)
+    assert lens.meta["final_layer_max_abs_logprob_error"] < 1e-5
+    logits = model(task.clean_tokens[:1])[0]
+    n_pos = lens.values.shape[-1]
+    pos = int(task.answer_pos[0]) - (n_pos - 1) + torch.arange(n_pos)
+    assert torch.equal(lens.extras["top_ids"][-1], logits[pos].topk(3, dim=-1).indices)
+    if which == "gpt2_nonorm":  # block 0's output decoded with the identity norm
+        _, cache = model.run_with_cache(task.clean_tokens[:1])
+        x = cache[model.hook_name("resid_post", 0)][0, pos]
+        top = (x @ model.W_U + model.b_U).topk(3, dim=-1).indices
+        assert torch.equal(lens.extras["top_ids"][1], top)
+    else:
+        ids = task.clean_tokens[0, pos].tolist()
+        assert lens.labels["pos"] == [f"#{i}" for i in ids]
+        assert lens.meta["top_tokens"][-1][0] == [
+            f"#{int(i)}" for i in lens.extras["top_ids"][-1, 0]
+        ]
+        assert by_pos.labels["pos"][0] == f"0: #{int(task.clean_tokens[0, 0])}"
+    # Ablation and attention views run on these models too.
+    abl = ablate(model, task, heads=[(1, 2)], how="zero", n_boot=10)
+    assert torch.isfinite(abl.values).all()
+    att = attention_patterns(model, task, [(0, 1), (1, 3)])
+    assert torch.allclose(att.values.sum(-1), torch.ones(att.values.shape[:2]), atol=1e-5)
+    if which == "notok":
+        assert att.meta["tokens"] == [f"#{i}" for i in task.clean_tokens[0].tolist()]
+        one = attention_patterns(model, task.clean_tokens[0], [(0, 1)])
+        assert torch.equal(one.values[0], att.values[0])
+
+
+def test_smollm2_dla_sums_to_total_and_lens_is_the_model(smollm2):
+    """RMSNorm (no centring, TransformerLens issue #523), rotary, GQA 9/3 on the real model.
+
+    One DLA pass (by source position, which keeps every component per prompt) and a lens on a
+    short prompt keep the test to a few forward passes of the 30-layer model.
+    """
+    model = smollm2
+    assert str(model.normalization_type).startswith("RMS") and model.kv_group == 3
+    task = interp.Task.from_prompts(
+        model,
+        [
+            "When Mary and John went to the store, John gave a drink to",
+            "When Tom and Anna went to the park, Tom gave a ball to",
+        ],
+        answers=[(" Mary", " John"), (" Anna", " Tom")],
+    )
+    res = direct_logit(model, task, by="position", n_boot=10)
+    err = res.check_sum_to_total()
+    assert err < 1e-4, err
+    assert bool((res.extras["total"] > 0).all())  # the model prefers the indirect object
+    # GQA: each head split by source position (v of query head h is kv head h // 3) adds up
+    # to the head's total direct effect.
+    heads = [
+        i
+        for i, lab in enumerate(res.meta["component_labels"])
+        if lab.startswith("L") and "H" in lab
+    ]
+    by_head = res.extras["components"][:, heads].mean(0).reshape(model.n_layers, model.n_heads)
+    assert torch.allclose(res.values.sum(-1), by_head, atol=1e-4)
+    lens = logit_lens(model, ["The capital of France is"], k=3)
+    assert lens.meta["final_layer_max_abs_logprob_error"] < 1e-4
+    tokens = model.to_tokens("The capital of France is")
+    logits = model(tokens)[0]
+    n_pos = lens.values.shape[-1]
+    assert n_pos == tokens.shape[1]
+    assert torch.equal(lens.extras["top_ids"][-1], logits.topk(3, dim=-1).indices)
+
+
+def test_detector_scores_relate_to_transformer_lens_detect_head_by_the_row_fraction(gpt2_random):
+    """interp averages over the query rows where the target marks a key; TransformerLens'
+    ``detect_head`` ("mul") divides by all s rows. On [BOS, r_1..r_T, r_1..r_T] (s = 2T + 1):
+    TL = interp * T / s for induction and duplicate-token, * 2T / s for previous-token."""
+    from transformer_lens.head_detector import detect_head
+
+    from interp.analyses.attribution.detectors import random_repeats
+
+    model, T, n = gpt2_random, 6, 4
+    tokens = random_repeats(model, n, T, seed=0)
+    prompts = [model.decode(row[1:]) for row in tokens]
+    assert torch.equal(model.to_tokens(prompts), tokens)  # TL sees exactly these sequences
+    s = 2 * T + 1
+    for kind, tl_name, rows in (
+        ("induction", "induction_head", T),
+        ("duplicate_token", "duplicate_token_head", T),
+        ("previous_token", "previous_token_head", 2 * T),
+    ):
+        ours = detect_heads(model, kind=kind, n=n, seq_len=T, seed=0).values
+        theirs = detect_head(model.tl, prompts, tl_name).float()
+        assert torch.allclose(theirs, ours * rows / s, atol=1e-6), kind
+        # The user's own sequences: the same tokens give the same scores (content patterns).
+        given = detect_heads(model, kind=kind, sequences=tokens).values
+        assert torch.allclose(given, ours, atol=1e-6), kind
+
+
+def test_detectors_on_user_sequences_read_the_tokens(gpt2_random):
+    """Irregular repeats: the target is read off the tokens (TransformerLens' patterns); on one
+    sequence of s tokens with r target rows TL's score is ours * r / s; prompts of different
+    lengths pool their target rows."""
+    from transformer_lens.head_detector import detect_head
+
+    from interp.analyses.attribution.detectors import content_pattern
+
+    model = gpt2_random
+    words = model.to_tokens(" apple river stone cloud apple green river stone", prepend_bos=False)[
+        0
+    ]
+    seq = torch.cat([model.to_tokens("")[0], words])[None]  # BOS + 8 words, 3 repeats
+    prompt = model.decode(seq[0, 1:])
+    for kind, tl_name in (
+        ("induction", "induction_head"),
+        ("duplicate_token", "duplicate_token_head"),
+    ):
+        target = content_pattern(kind, seq[0])
+        rows = int((target.sum(-1) > 0).sum())
+        assert rows == 3
+        ours = detect_heads(model, kind=kind, sequences=seq).values
+        theirs = detect_head(model.tl, prompt, tl_name).float()
+        assert torch.allclose(theirs, ours * rows / seq.shape[1], atol=1e-6), kind
+    # Prompts of different lengths: pooled over every target row of both.
+    a, b = "one two three one two three", "red blue red blue red"
+    both = detect_heads(model, kind="induction", sequences=[a, b]).values
+    sa = detect_heads(model, kind="induction", sequences=[a]).values
+    sb = detect_heads(model, kind="induction", sequences=[b]).values
+    ra = int((content_pattern("induction", model.to_tokens(a)[0]).sum(-1) > 0).sum())
+    rb = int((content_pattern("induction", model.to_tokens(b)[0]).sum(-1) > 0).sum())
+    assert torch.allclose(both, (sa * ra + sb * rb) / (ra + rb), atol=1e-6)
+    with pytest.raises(InterpError, match="describes the default"):
+        detect_heads(model, kind=lambda p0, T: target_pattern("induction", p0, T), sequences=seq)
+
+
+def test_detectors_without_a_tokenizer(notok):
+    from interp.analyses.attribution.detectors import random_repeats
+
+    tokens = random_repeats(notok, 4, 8, seed=0)
+    assert tokens.shape == (4, 16) and int(tokens.max()) < notok.d_vocab  # no prefix, any ids
+    assert all(len(set(row[:8].tolist())) == 8 for row in tokens)  # distinct within a copy
+    res = detect_heads(notok, kind="induction", n=4, seq_len=8)
+    assert res.values.shape == (2, 4) and ((res.values >= 0) & (res.values <= 1 + 1e-6)).all()
+    given = detect_heads(notok, kind="induction", sequences=tokens)
+    assert torch.allclose(given.values, res.values, atol=1e-6)
+    with pytest.raises(InterpError, match="no tokenizer"):
+        detect_heads(notok, sequences=["some text"])
+    with pytest.raises(InterpError, match="outside the vocabulary"):
+        detect_heads(notok, sequences=torch.tensor([[1, 2, 500]]))
+
+
+def test_encoder_without_lm_head_is_refused_before_any_forward_pass(minilm):
+    """One clear error naming the analysis and the reason, raised before the model runs."""
+    task = interp.tasks.induction(minilm, n=2, seq_len=4)
+
+    def boom(module, args):
+        raise AssertionError("the model ran before the analysis refused it")
+
+    handle = minilm.tl.register_forward_pre_hook(boom)
+    try:
+        for call, name in (
+            (lambda: direct_logit(minilm, task), "direct_logit_attribution"),
+            (lambda: assert_sum_to_total(minilm, task), "direct_logit_attribution"),
+            (lambda: logit_lens(minilm, task), "logit_lens"),
+            (lambda: ablate(minilm, task, heads=[(0, 0)]), "ablate"),
+        ):
+            with pytest.raises(InterpError, match=rf"{name} cannot run on .*no trained LM head"):
+                call()
+    finally:
+        handle.remove()

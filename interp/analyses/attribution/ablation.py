@@ -8,6 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from interp.analyses.attribution._checks import check_heads
 from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.results.attribution import AblationResult
@@ -20,6 +21,7 @@ from interp.tasks.task import Task
 How = Literal["zero", "mean", "resample"]
 Head = tuple[int, int]
 HeadSpec = str | Sequence[Head] | Sequence[Sequence[Head]]
+ANALYSIS = "ablate"
 
 
 def _head_sets(model: Model, heads: HeadSpec) -> list[list[Head]]:
@@ -52,7 +54,7 @@ def _replacements(
     """Per layer, the z values that replace ablated heads: [batch, pos, head, d_head]."""
     if how == "zero":
         return None
-    names = [f"blocks.{l}.attn.hook_z" for l in range(model.n_layers)]
+    names = model.hook_names_for("z")
     if how == "resample":
         groups = task.groups or ["all"] * len(task)
         gen = torch.Generator().manual_seed(seed)
@@ -127,8 +129,10 @@ def ablate(
     """Knock out heads and measure the change in the task metric (ablated - clean).
 
     Args:
-        model: the model.
-        task: prompts, answers and (optionally) template groups.
+        model: a model with an LM head (every metric reads logits; an encoder without one is
+            refused before any forward pass).
+        task: prompts, answers and (optionally) template groups; token-id tasks
+            (``Task.from_tokens``) work on models without a tokenizer.
         heads: ``"each"`` (every head alone: a layer x head result), a list of ``(layer, head)``
             (one set ablated together), or a list of such lists (several sets).
         how: ``"zero"`` (z := 0), ``"mean"`` (z := its mean over `reference` prompts of the
@@ -142,8 +146,8 @@ def ablate(
     model = load_model(model)
     if how not in ("zero", "mean", "resample"):
         raise InterpError(f"how={how!r}: use 'zero', 'mean' or 'resample'.")
-    if model.n_heads < 1 or not any(h.endswith("attn.hook_z") for h in model.hook_names):
-        raise InterpError(f"{model.name} has no attention heads to ablate.")
+    check_heads(model, ANALYSIS)
+    model.require(ANALYSIS, "logits")
     metric_fn = get_metric(metric)
     sets = _head_sets(model, heads)
     tokens = task.clean_tokens.to(model.device)
@@ -157,9 +161,7 @@ def ablate(
         for l, h in head_set:
             by_layer.setdefault(l, []).append(h)
 
-        fwd = [
-            (f"blocks.{l}.attn.hook_z", _replace_heads(repl, l, hs)) for l, hs in by_layer.items()
-        ]
+        fwd = [(model.hook_name("z", l), _replace_heads(repl, l, hs)) for l, hs in by_layer.items()]
         ablated = metric_fn(model.run_with_hooks(tokens, fwd_hooks=fwd), task).float().cpu()
         effects.append(ablated - clean)
     per_prompt = torch.stack(effects, dim=1)  # [prompt, set]

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from jaxtyping import Int
+from torch import Tensor
 
+from interp.analyses.attribution._checks import check_heads
 from interp.cache.api import as_task
 from interp.errors import InterpError
 from interp.models import Model, load_model
@@ -13,11 +16,13 @@ from interp.results.attribution import AttentionResult
 from interp.results.meta import make_meta
 from interp.tasks.task import Task
 
+ANALYSIS = "attention_patterns"
+
 
 @torch.inference_mode()
 def attention_patterns(
     model: Model,
-    prompt_or_task: str | Task | Sequence[str],
+    prompt_or_task: str | Task | Sequence[str] | Int[Tensor, "batch seq"] | Int[Tensor, " seq"],
     heads: Sequence[tuple[int, int]],
     index: int = 0,
 ) -> AttentionResult:
@@ -25,12 +30,18 @@ def attention_patterns(
 
     Args:
         model: the model.
-        prompt_or_task: a prompt string, a list of prompts or a Task.
+        prompt_or_task: a prompt string, a list of prompts, a Task, or token ids (``[seq]``
+            or ``[batch, seq]``; without a tokenizer, tokens are labelled ``#id``).
         heads: ``(layer, head)`` pairs to show.
         index: which prompt of a list or Task.
     """
     model = load_model(model)
-    task = as_task(model, [prompt_or_task] if isinstance(prompt_or_task, str) else prompt_or_task)
+    check_heads(model, ANALYSIS)
+    if isinstance(prompt_or_task, str):
+        prompt_or_task = [prompt_or_task]
+    elif isinstance(prompt_or_task, Tensor) and prompt_or_task.ndim == 1:
+        prompt_or_task = prompt_or_task[None]
+    task = as_task(model, prompt_or_task)
     if not heads:
         raise InterpError("Give at least one (layer, head) pair to show.")
     for l, h in heads:
@@ -40,9 +51,9 @@ def attention_patterns(
         raise InterpError(f"index={index} is not a prompt index (0..{len(task) - 1}).")
     length = int(task.answer_pos[index]) + 1
     tokens = task.clean_tokens[index : index + 1, :length].to(model.device)
-    names = {f"blocks.{l}.attn.hook_pattern" for l, _ in heads}
+    names = {model.hook_name("pattern", l) for l, _ in heads}
     _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-    pats = torch.stack([cache[f"blocks.{l}.attn.hook_pattern"][0, h] for l, h in heads]).cpu()
+    pats = torch.stack([cache[model.hook_name("pattern", l)][0, h] for l, h in heads]).cpu()
     toks = model.to_str_tokens(tokens[0])
     head_names = [f"L{l}H{h}" for l, h in heads]
     return AttentionResult(

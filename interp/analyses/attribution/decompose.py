@@ -4,7 +4,10 @@ METHODS.md section 1: ``x_final = embed + pos_embed + sum heads + sum attn biase
 and ``DLA(c) = (c_t / sigma_t) . u`` with the cached final-norm scale ``sigma_t``. Each component
 is centred first under LayerNorm (a no-op when TransformerLens has centred the writing weights,
 exact either way), and the final norm's own weight and bias are applied when they are not folded.
-The decomposition is exact: the components sum to the model's actual logit difference.
+RMSNorm does not centre, so components are used as they are (TransformerLens issue #523: centring
+them would break the sum). A model without normalisation has scale 1. Under grouped-query
+attention, query head ``h`` reads key-value head ``model.kv_head(h)``. The decomposition is exact:
+the components sum to the model's actual logit difference.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.analyses.attribution._checks import check_heads
 from interp.errors import InterpError
 from interp.models import Model
 from interp.tasks.task import Task
+
+ANALYSIS = "direct_logit_attribution"
 
 
 @dataclass
@@ -52,28 +58,10 @@ def answer_directions(
         u = W_U[:, ans[:, 0]].T - W_U[:, ans[:, 1]].T
         return u, b_U[ans[:, 0]] - b_U[ans[:, 1]], "logit difference (correct - incorrect)"
     tid = token if isinstance(token, int) else model.to_single_token(token)
-    if not 0 <= tid < model.d_vocab:
-        raise InterpError(f"Token id {tid} is outside the vocabulary (0..{model.d_vocab - 1}).")
+    if not 0 <= tid < model.d_vocab_out:
+        raise InterpError(f"Token id {tid} is outside the vocabulary (0..{model.d_vocab_out - 1}).")
     n = len(task)
     return W_U[:, tid].expand(n, -1), b_U[tid].expand(n), f"logit of {token!r}"
-
-
-def _final_norm(model: Model) -> tuple[Tensor | None, Tensor | None, bool]:
-    """(weight, bias, centres) of the final norm; weight/bias are None when folded away."""
-    ln = model.tl.ln_final
-    w = getattr(ln, "w", None)
-    b = getattr(ln, "b", None)
-    norm = str(model.normalization_type or "")
-    if model.backend != "HookedTransformer":
-        raise InterpError(
-            f"Direct logit attribution needs a HookedTransformer; {model.name} is loaded as a "
-            "TransformerBridge (an encoder without a trained LM head has no logits to attribute)."
-        )
-    return (
-        None if w is None else w.detach(),
-        None if b is None else b.detach(),
-        norm.startswith("LN"),
-    )
 
 
 @torch.inference_mode()
@@ -93,22 +81,29 @@ def decompose(
         batch_size: prompts per forward pass.
         by_source: also split each head's effect by source position (``A[t, s] v_s W_O``).
     """
-    if model.n_heads < 1 or not any(n.endswith("attn.hook_z") for n in model.hook_names):
-        raise InterpError(f"{model.name} has no attention heads to attribute to.")
-    if not model.has_lm_head:
-        raise InterpError(f"{model.name} has no trained LM head: there are no logits to attribute.")
-    w_ln, b_ln, centre = _final_norm(model)
+    check_heads(model, ANALYSIS)
+    model.require(ANALYSIS, "logits", "hooked")
+    w_ln, b_ln, centre = model.final_norm_params()
     u_all, const_all, _ = answer_directions(model, task, token)
     L, H = model.n_layers, model.n_heads
-    has_pos = "hook_pos_embed" in model.hook_names
-    names = {"hook_embed", "ln_final.hook_scale", f"blocks.{L - 1}.hook_resid_post"}
-    names |= {f"blocks.{l}.attn.hook_z" for l in range(L)}
-    names |= {f"blocks.{l}.hook_mlp_out" for l in range(L)}
+    embed, pos_embed = model.hook_name("embed"), model.hook_name("pos_embed")
+    has_pos = model.has_hook(pos_embed)
+    scale_hook = model.final_scale_hook  # None without normalisation: the scale is 1
+    z_names = model.hook_names_for("z")
+    mlp_names = model.hook_names_for("mlp_out")
+    last = model.hook_name("resid_post", L - 1)
+    names = {embed, last, *z_names, *mlp_names}
+    if scale_hook is not None:
+        names.add(scale_hook)
     if has_pos:
-        names.add("hook_pos_embed")
+        names.add(pos_embed)
+    pattern_names, v_names = model.hook_names_for("pattern"), model.hook_names_for("v")
     if by_source:
-        names |= {f"blocks.{l}.attn.hook_pattern" for l in range(L)}
-        names |= {f"blocks.{l}.attn.hook_v" for l in range(L)}
+        names |= {*pattern_names, *v_names}
+    # GQA: query head h reads key-value head kv_head(h) (TransformerLens issue #980).
+    kv_of = torch.tensor([model.kv_head(h) for h in range(H)], device=model.device)
+    W_O = [model.W_O(layer).detach() for layer in range(L)]
+    b_O = [model.b_O(layer).detach() for layer in range(L)]
     values, totals, sources = [], [], []
     for start in range(0, len(task), batch_size):
         sub = task[start : start + batch_size]
@@ -122,7 +117,10 @@ def decompose(
             u = u * w_ln  # unfolded final norm weight scales the direction
         if b_ln is not None:
             const = const + (b_ln * (u_all[start : start + len(sub)])).sum(-1)
-        scale = cache["ln_final.hook_scale"][rows, pos]  # [b, 1]
+        if scale_hook is None:
+            scale = torch.ones(len(sub), 1, device=model.device, dtype=u.dtype)
+        else:
+            scale = cache[scale_hook][rows, pos]  # [b, 1]
 
         def dla(vec: Tensor, scale: Tensor = scale, u: Tensor = u) -> Tensor:
             """[b, ..., d_model] component outputs -> [b, ...] direct effects."""
@@ -132,28 +130,26 @@ def decompose(
             u_b = u.reshape(vec.shape[0], *middle, vec.shape[-1])
             return (vec * u_b).sum(-1) / scale.reshape(vec.shape[0], *middle)
 
-        parts: list[Tensor] = [dla(cache["hook_embed"][rows, pos])]
+        parts: list[Tensor] = [dla(cache[embed][rows, pos])]
+        resid = cache[embed][rows, pos]
         if has_pos:
-            parts.append(dla(cache["hook_pos_embed"][rows, pos]))
-        resid = cache["hook_embed"][rows, pos] + (
-            cache["hook_pos_embed"][rows, pos] if has_pos else 0
-        )
+            parts.append(dla(cache[pos_embed][rows, pos]))
+            resid = resid + cache[pos_embed][rows, pos]
         src_layers = []
         for layer in range(L):
-            attn = model.tl.blocks[layer].attn
-            z = cache[f"blocks.{layer}.attn.hook_z"][rows, pos]  # [b, H, d_head]
-            per_head = torch.einsum("bhd,hdm->bhm", z, attn.W_O)
-            b_o = attn.b_O.expand(len(sub), -1)
-            mlp = cache[f"blocks.{layer}.hook_mlp_out"][rows, pos]
+            z = cache[z_names[layer]][rows, pos]  # [b, H, d_head]
+            per_head = torch.einsum("bhd,hdm->bhm", z, W_O[layer])
+            b_o = b_O[layer].expand(len(sub), -1)
+            mlp = cache[mlp_names[layer]][rows, pos]
             parts += [dla(per_head), dla(b_o)[:, None], dla(mlp)[:, None]]
             resid = resid + per_head.sum(1) + b_o + mlp
             if by_source:
-                pat = cache[f"blocks.{layer}.attn.hook_pattern"][rows, :, pos]  # [b, H, src]
-                v = cache[f"blocks.{layer}.attn.hook_v"]  # [b, src, kv_heads, d_head]
-                v = v.repeat_interleave(H // v.shape[2], dim=2)  # GQA: query head -> kv head
-                per_src = torch.einsum("bhs,bshd,hdm->bhsm", pat, v, attn.W_O)
+                pat = cache[pattern_names[layer]][rows, :, pos]  # [b, H, src]
+                v = cache[v_names[layer]]  # [b, src, kv_heads, d_head]
+                v = v[:, :, kv_of]  # [b, src, H, d_head]
+                per_src = torch.einsum("bhs,bshd,hdm->bhsm", pat, v, W_O[layer])
                 src_layers.append(dla(per_src))
-        final = cache[f"blocks.{L - 1}.hook_resid_post"][rows, pos]
+        final = cache[last][rows, pos]
         if not torch.allclose(resid, final, atol=1e-4 * (1 + float(final.abs().max()))):
             raise InterpError(
                 f"The components of {model.name} do not add up to its final residual stream "

@@ -30,8 +30,12 @@ def direct_logit(
     """Direct logit attribution (METHODS.md section 1), averaged over prompts with bootstrap CIs.
 
     Args:
-        model: the model (a HookedTransformer-backed handle with an LM head).
-        task: prompts and answers; the readout is each prompt's answer position.
+        model: the model (a HookedTransformer-backed handle with an LM head; LayerNorm,
+            RMSNorm or no normalisation, grouped-query attention or not). A model without an
+            LM head is refused before any forward pass.
+        task: prompts and answers; the readout is each prompt's answer position. Token-id
+            tasks (``Task.from_tokens``) work on models without a tokenizer; positions are then
+            labelled ``#id``.
         by: ``"head"`` (layer x head grid), ``"layer"`` (attention vs MLP per layer),
             ``"component"`` (every term: embeddings, each head, attention biases, MLPs, unembedding
             bias; these sum to the logit difference), or ``"position"`` (layer x head x source

@@ -2,7 +2,8 @@
 
 The final norm is recomputed for each layer's residual (TransformerLens issue #1076: reusing the
 last layer's cached scale for earlier layers is wrong). The last row decodes the final residual
-and therefore equals the model's own logits.
+and therefore equals the model's own logits. Models without normalisation decode with the
+identity in place of the norm; soft-capped logits are capped as the model caps them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.cache.api import as_task
@@ -19,16 +21,19 @@ from interp.results.attribution import LogitLensResult
 from interp.results.meta import make_meta
 from interp.tasks.task import Task
 
+ANALYSIS = "logit_lens"
 
-def _decode(model: Model, resid: Tensor) -> Tensor:
-    """Logits of residual states ``[..., d_model]`` through a fresh final norm."""
-    return model.tl.unembed(model.tl.ln_final(resid))
+
+def _decode(model: Model, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab_out"]:
+    """Logits of residual states through a fresh final norm (the identity for models without
+    normalisation), the unembedding and any logit soft-cap: how the model's forward ends."""
+    return model.unembed(resid)
 
 
 @torch.inference_mode()
 def logit_lens(
     model: Model,
-    prompts_or_task: Task | Sequence[str],
+    prompts_or_task: Task | Sequence[str] | Int[Tensor, "batch seq"],
     target: str | int | None = None,
     k: int = 5,
     show: int = 0,
@@ -43,15 +48,17 @@ def logit_lens(
 
     Args:
         model: a model with an LM head.
-        prompts_or_task: a Task or a list of prompts.
-        target: a single token to track; default the task's correct answer per prompt.
+        prompts_or_task: a Task, a list of prompts, or a ``[batch, seq]`` tensor of token ids
+            (read at each sequence's last position; the way in for models without a
+            tokenizer, with ``Task.from_tokens`` for answers).
+        target: a single token (string, or id) to track; default the task's correct answer
+            per prompt.
         k: number of top tokens kept per cell.
         show: which prompt's tokens and top-k predictions label the figure.
         batch_size: prompts per forward pass.
     """
     model = load_model(model)
-    if not model.has_lm_head or model.backend != "HookedTransformer":
-        raise InterpError(f"{model.name} has no trained LM head to decode the residual with.")
+    model.require(ANALYSIS, "logits", "hooked")
     task = as_task(model, prompts_or_task)
     if not 0 <= show < len(task):
         raise InterpError(f"show={show} is not a prompt index (0..{len(task) - 1}).")
@@ -60,13 +67,17 @@ def logit_lens(
     n_pos = int(task.answer_pos.min()) + 1
     if target is not None:
         tid = target if isinstance(target, int) else model.to_single_token(target)
+        if not 0 <= tid < model.d_vocab_out:
+            raise InterpError(
+                f"Target id {tid} is outside the vocabulary (0..{model.d_vocab_out - 1})."
+            )
         targets = torch.full((len(task),), tid, dtype=torch.long)
     elif task.answers is not None:
         targets = task.answers[:, 0]
     else:
         targets = None
     L = model.n_layers
-    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(L)]
+    names = model.residual_names()  # input to block 0, then the output of every block
     sums: dict[str, Tensor] = {}
     top_ids = top_probs = None
     max_err = 0.0
@@ -120,7 +131,7 @@ def logit_lens(
     show_pos = int(task.answer_pos[show]) - (n_pos - 1) + torch.arange(n_pos)
     toks = model.to_str_tokens(task.clean_tokens[show])
     top_tokens = [
-        [[model.tokenizer.decode([int(i)]) for i in top_ids[layer, p]] for p in range(n_pos)]
+        [[model.token_str(int(i)) for i in top_ids[layer, p]] for p in range(n_pos)]
         for layer in range(L + 1)
     ]
     return LogitLensResult(
