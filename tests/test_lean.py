@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
 import interp
-from interp.analyses.patching import activation_patch, lean
-from interp.analyses.patching.lean import LeanBlocks, hooked_layers
+from interp.analyses.patching import activation_patch
+from interp.models import lean
+from interp.models.lean import LeanBlocks
 
 
-def _cached_run(model, n_prompts=3, seed=0):
-    task = interp.tasks.ioi(model, n=n_prompts, seed=seed, templates=[0])
+def _cached_run(model, n_prompts=3, seed=0, smol=False):
+    if smol:
+        from test_patching import smol_ioi
+
+        task = smol_ioi(model, n=n_prompts)
+    else:
+        task = interp.tasks.ioi(model, n=n_prompts, seed=seed, templates=[0])
     _, cache = model.tl.run_with_cache(task.clean_tokens)
     return task, cache
 
 
-@pytest.mark.parametrize("which", ["organism", "gpt2_random"])
+@pytest.mark.parametrize("which", ["organism", "gpt2_random", "llama_random", "smollm2"])
 @pytest.mark.parametrize("last_only", [False, True])
 def test_lean_blocks_reproduce_the_full_forward_from_a_cached_prefix(which, last_only, request):
     """From layer 1's resid_pre at positions s.., with the cached keys/values of positions < s
     shared by two stacked copies, the lean blocks give TransformerLens' resid_post of the last
     layer at those positions (the answer query only, with `last_only`)."""
     model = request.getfixturevalue(which)
-    lb = LeanBlocks.build(model.tl)
+    lb = LeanBlocks.build(model)
     assert lb is not None
-    _, cache = _cached_run(model)
+    _, cache = _cached_run(model, smol=which == "smollm2")
     L, n = model.n_layers, 2
     for s in (0, 4):
         past = [
@@ -40,29 +48,52 @@ def test_lean_blocks_reproduce_the_full_forward_from_a_cached_prefix(which, last
             want = want[:, -1:]
         assert out.shape == want.shape
         scale = float(want.abs().max())
-        assert float((out - want).abs().max()) <= 1e-5 * max(scale, 1.0)
+        # SmolLM2's 30 layers accumulate float32 rounding: 1e-4 relative there (the issue's
+        # bound), 1e-5 on the small models as before.
+        tol = 1e-4 if which == "smollm2" else 1e-5
+        assert float((out - want).abs().max()) <= tol * max(scale, 1.0)
 
 
-def test_models_outside_the_standard_block_keep_transformer_lens(llama_random):
-    assert lean._unsupported(llama_random.tl) == "positional embeddings 'rotary'"
-    assert LeanBlocks.build(llama_random.tl) is None
+def test_smollm2_patching_uses_the_lean_blocks_without_a_fallback(smollm2, monkeypatch):
+    """On a Llama-family model the engine runs the later layers lean, and the first-group check
+    against TransformerLens' forward passes (no fallback warning)."""
+    from test_patching import smol_ioi
+
+    task = smol_ioi(smollm2, n=2)
+    calls = []
+    run = LeanBlocks.run
+    monkeypatch.setattr(
+        LeanBlocks, "run", lambda self, *a, **k: calls.append(1) or run(self, *a, **k)
+    )
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        activation_patch(smollm2, task, target=["L3H1@10", "resid_pre:L5@12"], progress=False)
+    assert calls
+    assert not [w for w in seen if "lean block forward differs" in str(w.message)]
+
+
+def test_models_outside_the_covered_blocks_keep_transformer_lens(llama_random, monkeypatch):
+    assert lean.unsupported(llama_random.tl) is None
+    monkeypatch.setattr(llama_random.tl.cfg, "parallel_attn_mlp", True)
+    assert lean.unsupported(llama_random.tl) == "parallel_attn_mlp"
+    assert LeanBlocks.build(llama_random) is None
 
 
 def test_large_models_keep_transformer_lens(organism, monkeypatch):
-    assert LeanBlocks.build(organism.tl) is not None
+    assert LeanBlocks.build(organism) is not None
     monkeypatch.setattr(lean, "MAX_QKV_COPY", 1 << 10)
-    assert LeanBlocks.build(organism.tl) is None
+    assert LeanBlocks.build(organism) is None
 
 
 def test_hooked_layers_sees_user_hooks(organism):
-    assert hooked_layers(organism.tl) == set()
+    assert organism.hooked_layers() == set()
     with organism.hooks([("blocks.2.attn.hook_z", lambda a, hook: a)]):
-        assert hooked_layers(organism.tl) == {2}
-    assert hooked_layers(organism.tl) == set()
+        assert organism.hooked_layers() == {2}
+    assert organism.hooked_layers() == set()
 
 
 def _no_lean(monkeypatch):
-    monkeypatch.setattr(LeanBlocks, "build", classmethod(lambda cls, tl: None))
+    monkeypatch.setattr(LeanBlocks, "build", classmethod(lambda cls, model: None))
 
 
 def test_a_user_hook_on_a_later_layer_is_honoured(organism, monkeypatch):

@@ -17,6 +17,7 @@ from interp.analyses.patching import (
     agreement,
     attribution_patch,
     path_patch,
+    spearman,
 )
 from interp.analyses.patching.engine import Patcher, make_readout
 from interp.analyses.patching.runs import Input
@@ -748,3 +749,144 @@ def test_cli_patch_atp_and_path_patch(tmp_path):
             app, ["run", "atp", "--out", str(tmp_path / "a2"), "--n", "8", "--compare"]
         ).output
     )
+
+
+# ------------------------------------------------------------------ every model kind
+
+
+SMOL_PAIRS = [(" Mary", " John"), (" John", " Mary"), (" Tom", " Sarah"), (" Sarah", " Tom")]
+
+
+def smol_ioi(model, n=2):
+    """A small IOI batch for SmolLM2: the clean prompt repeats the subject (answer: the indirect
+    object); the corrupted one repeats the indirect object instead (answer flips)."""
+    template = "When{a} and{b} went to the store,{s} gave a drink to"
+    pairs = SMOL_PAIRS[:n]
+    clean = model.to_tokens([template.format(a=a, b=b, s=b) for a, b in pairs])
+    corrupt = model.to_tokens([template.format(a=a, b=b, s=a) for a, b in pairs])
+    answers = torch.tensor([[model.to_single_token(a), model.to_single_token(b)] for a, b in pairs])
+    pos = torch.full((n,), clean.shape[1] - 1)
+    return interp.Task(
+        clean_tokens=clean, corrupt_tokens=corrupt, answers=answers, answer_pos=pos, name="ioi"
+    )
+
+
+def _tl_subset(model, task, fn, rows, columns):
+    """transformer_lens.patching on the components in `rows` only (its own index_df)."""
+    import pandas as pd
+
+    _, cache = model.tl.run_with_cache(task.clean_tokens)
+    return fn(
+        model.tl,
+        task.corrupt_tokens,
+        cache,
+        lambda logits: logit_diff(logits, task).mean(),
+        index_axis_names=None,
+        index_df=pd.DataFrame(rows, columns=columns),
+    )
+
+
+def _assert_parity(ours, ref):
+    scale = float(ref.abs().max())
+    diff = float((ours - ref.float()).abs().max())
+    assert diff <= 1e-4 * scale, f"max diff {diff:.2e} vs largest value {scale:.2e}"
+    return diff, scale
+
+
+def test_smollm2_patching_equals_transformer_lens_on_a_subset(smollm2):
+    """Real Llama-family model (RMSNorm, rotary, GQA 9/3): resid_pre by position and head z by
+    position equal transformer_lens.patching to 1e-4 relative, on components chosen through
+    its own index_df."""
+    task = smol_ioi(smollm2, n=2)
+    resid_rows = [(0, 2), (0, 10), (13, 4), (29, 14)]
+    ours = activation_patch(
+        smollm2,
+        task,
+        target=[[f"resid_pre:L{l}@{p}"] for l, p in resid_rows],
+        n_boot=10,
+        progress=False,
+    )
+    ref = _tl_subset(smollm2, task, tlp.get_act_patch_resid_pre, resid_rows, ["layer", "pos"])
+    _assert_parity(ours.raw, ref)
+    # the model does the task: clean prefers the indirect object, corrupted much less so
+    assert float(ours.extras["clean"].mean()) > float(ours.extras["corrupt"].mean())
+    z_rows = [(6, 10, 0), (6, 14, 4), (28, 14, 8), (28, 4, 2)]
+    ours = activation_patch(
+        smollm2, task, target=[[f"L{l}H{h}@{p}"] for l, p, h in z_rows], n_boot=10, progress=False
+    )
+    ref = _tl_subset(
+        smollm2, task, tlp.get_act_patch_attn_head_out_by_pos, z_rows, ["layer", "pos", "head"]
+    )
+    _assert_parity(ours.raw, ref)
+
+
+def test_smollm2_atp_and_path_patching(smollm2):
+    """AtP (k/v by key-value head) agrees with exact patching on the last layers' heads; path
+    patching from the last layer to the logits is activation patching (noising)."""
+    task = smol_ioi(smollm2, n=2)
+    atp = attribution_patch(smollm2, task, target=["z", "k", "v"], n_boot=10, progress=False)
+    assert atp["k"].dims == ("layer", "kv_head") and atp["k"].values.shape == (30, 3)
+    assert atp["v"].values.shape == (30, 3) and atp["z"].values.shape == (30, 9)
+    assert all(torch.isfinite(r.values).all() for r in atp.values())
+    late = [(l, h) for l in (28, 29) for h in range(9)]
+    exact = activation_patch(
+        smollm2, task, target=[[f"L{l}H{h}"] for l, h in late], n_boot=10, progress=False
+    )
+    est = torch.stack([atp["z"].values[l, h] for l, h in late])
+    rho = spearman(est, exact.values)
+    assert rho > 0.6, rho
+    senders = ["L29H1", "L29H6"]
+    path = path_patch(smollm2, task, sender=senders, n_boot=10, progress=False)
+    act = activation_patch(
+        smollm2, task, target=[[s] for s in senders], direction="noise", n_boot=10, progress=False
+    )
+    _assert_parity(path.raw, act.raw)
+    kv = path_patch(
+        smollm2, task, sender="L20H1", receivers=["k:L25H2", "v:L25H0"], n_boot=10, progress=False
+    )
+    assert kv.dims == ("sender",) and torch.isfinite(kv.values).all()
+
+
+def _token_task(model, n=4, seq=10, seed=0):
+    """A task given as token ids (no tokenizer needed): the corruption changes one early token."""
+    gen = torch.Generator().manual_seed(seed)
+    clean = torch.randint(1, min(model.d_vocab, 90), (n, seq), generator=gen)
+    corrupt = clean.clone()
+    corrupt[:, 2] = (clean[:, 2] + 7) % min(model.d_vocab, 90) + 1
+    answers = torch.randint(0, min(model.d_vocab_out, 90), (n, 2), generator=gen)
+    answers[:, 1] = (answers[:, 0] + 1) % min(model.d_vocab_out, 90)
+    return interp.Task(
+        clean_tokens=clean,
+        corrupt_tokens=corrupt,
+        answers=answers,
+        answer_pos=torch.full((n,), seq - 1),
+        name="ids",
+    )
+
+
+@pytest.mark.parametrize("which", ["gpt2_nonorm", "notok"])
+def test_exact_atp_and_path_patching_on_models_without_norm_or_tokenizer(which, request):
+    model = request.getfixturevalue(which)
+    task = _token_task(model)
+    for target, fn in [
+        ("resid_pre", tlp.get_act_patch_resid_pre),
+        ("z", tlp.get_act_patch_attn_head_out_by_pos),
+    ]:
+        ours = activation_patch(model, task, target=target, per_position=True, progress=False)
+        ref = tl_reference(model, task, fn)
+        _assert_parity(ours.raw, ref)
+    # positions are labelled by id when there is no tokenizer
+    if not model.has_tokenizer:
+        assert ours.labels["pos"][0] == f"0 '#{int(task.clean_tokens[0, 0])}'"
+        ours.to_dataframe()
+    atp = attribution_patch(model, task, target="z", per_position=True, n_boot=10, progress=False)
+    assert atp.values.shape == ours.values.shape and torch.isfinite(atp.values).all()
+    star = attribution_patch(model, task, target=["q", "k"], star=True, n_boot=10, progress=False)
+    assert all(torch.isfinite(r.values).all() for r in star.values())
+    last = model.n_layers - 1
+    senders = [f"L{last}H{h}" for h in range(model.n_heads)]
+    path = path_patch(model, task, sender=senders, n_boot=10, progress=False)
+    act = activation_patch(model, task, target="z", direction="noise", n_boot=10, progress=False)
+    torch.testing.assert_close(path.raw, act.raw[last], atol=1e-4, rtol=1e-4)
+    grid = path_patch(model, task, receivers=[f"q:L{last}H0"], n_boot=10, progress=False)
+    assert torch.isfinite(grid.values[:last]).all()

@@ -39,6 +39,7 @@ from interp.analyses.patching.runs import Corruption, Direction, Input, base_and
 from interp.errors import InterpError
 from interp.kernels import fused
 from interp.models import Model, load_model
+from interp.models.kv import attention_scale
 from interp.results.base import Coord, Result
 from interp.results.patching import AtPResult
 from interp.tasks.metrics import Metric
@@ -122,8 +123,7 @@ def attribution_patch(
         )
     clean, corrupt = inputs(model, task, corruption)
     base, source = base_and_source(clean, corrupt, direction)
-    L = model.n_layers
-    names = sorted({f"blocks.{l}.{_suffix(t)}" for t in targets for l in range(L)})
+    names = sorted({n for t in targets for n in model.hook_names_for(t)})
     qk = star and any(t in ("q", "k") for t in targets)
     # Two forwards and one backward: the source run gives the activations and its metric, the
     # base run (with gradients) its metric and the gradients. Built-in metrics read only the
@@ -195,21 +195,14 @@ def attribution_patch(
     return {t: out[canonical(t)] for t in given}
 
 
-def _suffix(target: str) -> str:
-    return {
-        "resid_pre": "hook_resid_pre",
-        "resid_mid": "hook_resid_mid",
-        "resid_post": "hook_resid_post",
-        "attn_out": "hook_attn_out",
-        "mlp_out": "hook_mlp_out",
-        "pattern": "attn.hook_pattern",
-    }.get(target, f"attn.hook_{target}")
+def _qk_targets(model: Model) -> tuple[str, str]:
+    """The query and key activations attention scores are made of (after rotary, if any)."""
+    return ("rot_q", "rot_k") if model.positional_embedding_type == "rotary" else ("q", "k")
 
 
 def _qk_names(model: Model) -> list[str]:
-    rot = model.tl.cfg.positional_embedding_type == "rotary"
-    q, k = ("hook_rot_q", "hook_rot_k") if rot else ("hook_q", "hook_k")
-    return [f"blocks.{l}.attn.{h}" for l in range(model.n_layers) for h in (q, k, "hook_pattern")]
+    q, k = _qk_targets(model)
+    return [model.hook_name(t, l) for l in range(model.n_layers) for t in (q, k, "pattern")]
 
 
 @torch.inference_mode()
@@ -223,7 +216,7 @@ def _activations(
         store[hook.name] = act.detach().clone()
 
     with model.hooks([*inp.hooks, *((n, keep) for n in names)]):
-        resid = model.tl(inp.tokens, stop_at_layer=model.n_layers)
+        resid = model.forward(inp.tokens, stop_at_layer=model.n_layers)
     return store, resid
 
 
@@ -238,7 +231,7 @@ def _effects(
 ) -> tuple[dict[str, dict[str, Tensor]], Tensor]:
     """Per target: the linear (or QK-fixed) estimate per prompt, and GradDrop's |.| sum."""
     L = model.n_layers
-    wanted = {f"blocks.{l}.{_suffix(t)}" for t in targets for l in range(L)}
+    wanted = {n for t in targets for n in model.hook_names_for(t)}
     qk = star and any(t in ("q", "k") for t in targets)
     if qk:
         wanted |= set(_qk_names(model))
@@ -248,21 +241,23 @@ def _effects(
     def keep(act: Tensor, hook: Any) -> None:
         acts[hook.name] = act
 
-    def cut(act: Tensor, hook: Any) -> None:
-        layer = int(hook.name.split(".")[1])
-        if act.requires_grad:
-            act.register_hook(lambda g, l=layer: torch.zeros_like(g) if drop["layer"] == l else g)
+    def cut(layer: int) -> Any:
+        def hook(act: Tensor, hook: Any) -> None:
+            if act.requires_grad:
+                act.register_hook(lambda g: torch.zeros_like(g) if drop["layer"] == layer else g)
+
+        return hook
 
     hooks: list[tuple[str, Any]] = [*base.hooks, *((n, keep) for n in sorted(wanted))]
     if star:
         hooks += [
-            (f"blocks.{l}.{h}", cut)
+            (model.hook_name(t, l), cut(l))
             for l in range(L)
-            for h in ("hook_attn_out", "hook_mlp_out")
-            if f"blocks.{l}.{h}" in model.hook_names
+            for t in ("attn_out", "mlp_out")
+            if model.has_hook(model.hook_name(t, l))
         ]
     with torch.enable_grad(), model.hooks(hooks):
-        m = resid_metric(model, readout, model.tl(base.tokens, stop_at_layer=L))
+        m = resid_metric(model, readout, model.forward(base.tokens, stop_at_layer=L))
         total = m.sum()  # prompts are independent, so d(total)/d(a_b) = dM_b/d(a_b)
         names = sorted(acts)
         passes: list[int | None] = [None, *(range(L) if star else [])]
@@ -310,7 +305,7 @@ def _estimate(
     L = model.n_layers
     layers = []
     for l in range(L):
-        name = f"blocks.{l}.{_suffix(target)}"
+        name = model.hook_name(target, l)
         if star and target in ("q", "k"):
             e = _qk_fix(model, l, target, base, src, grads)  # [b, pos, head]
         else:
@@ -341,15 +336,13 @@ def _qk_fix(
     Returns [batch, pos, head] (kv heads for k): for a query at t only row t changes; for a key
     at s, every row's softmax changes through column s, which has a closed form per (t, s).
     """
-    rot = model.tl.cfg.positional_embedding_type == "rotary"
-    qn, kn = ("hook_rot_q", "hook_rot_k") if rot else ("hook_q", "hook_k")
-    pre = f"blocks.{layer}.attn."
-    q_b, k_b = base[pre + qn].double(), base[pre + kn].double()
-    q_s, k_s = src[pre + qn].double(), src[pre + kn].double()
-    pattern = base[pre + "hook_pattern"].double()  # [b, h, t, s]
-    g = grads[pre + "hook_pattern"].double()
-    attn = model.tl.blocks[layer].attn
-    scale = float(attn.attn_scale)
+    qn, kn = (model.hook_name(t, layer) for t in _qk_targets(model))
+    pn = model.hook_name("pattern", layer)
+    q_b, k_b = base[qn].double(), base[kn].double()
+    q_s, k_s = src[qn].double(), src[kn].double()
+    pattern = base[pn].double()  # [b, h, t, s]
+    g = grads[pn].double()
+    scale = attention_scale(model, layer)
     group = model.n_heads // model.n_key_value_heads
     k_b_rep = k_b.repeat_interleave(group, dim=2)
     k_s_rep = k_s.repeat_interleave(group, dim=2)

@@ -8,8 +8,8 @@ by being stacked on the batch axis. Logits are computed only where the metric re
 values stay on the device until the end: no host sync per patch. The numbers equal one full
 forward per patch (TransformerLens' `patching` module) up to float rounding. Layers after the
 last hooked one run as `LeanBlocks` (the same arithmetic without TransformerLens' per-call
-overhead) where the model's blocks are the standard kind, checked against TransformerLens'
-forward on the first group of every run.
+overhead) where the model's blocks are a kind it covers (GPT-2 and Llama shaped), checked against
+TransformerLens' forward on the first group of every run.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
-from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 
-from interp.analyses.patching.lean import LeanBlocks, hooked_layers
 from interp.analyses.patching.nodes import HEAD_TARGETS, RESID_TARGETS, Node
 from interp.analyses.patching.runs import Input
 from interp.errors import InterpError
 from interp.kernels import fused
 from interp.models import Model
+from interp.models import kv as kvc
+from interp.models.lean import LeanBlocks
 from interp.tasks.metrics import Metric, get_metric
 from interp.tasks.task import Task
 
@@ -124,36 +124,18 @@ def resid_metric(
 
 
 def unembed(model: Model, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... vocab"]:
-    """Final norm + unembedding (+ soft cap), as TransformerLens' forward ends."""
-    tl = model.tl
-    if tl.cfg.normalization_type is not None:
-        resid = tl.ln_final(resid)
-    logits = tl.unembed(resid)
-    cap = getattr(tl.cfg, "output_logits_soft_cap", 0.0) or 0.0
-    if cap > 0:
-        logits = cap * torch.tanh(logits / cap)
-    return logits
+    """Final norm + unembedding (+ soft cap), as the model's forward ends."""
+    return model.unembed(resid)
 
 
 def skips_positions(model: Model) -> bool:
-    """Position skipping needs causal attention and positions the KV cache offsets correctly."""
-    cfg = model.tl.cfg
-    return (
-        model.backend == "HookedTransformer"
-        and model.is_causal
-        and cfg.positional_embedding_type in ("standard", "rotary")
-        and not any(t == "local" for t in (getattr(cfg, "attn_types", None) or []))
-        # The base run's hook_k/hook_v seed the KV cache: they must be what the cache stores.
-        and not getattr(cfg, "use_qk_norm", False)
-        and getattr(cfg, "clip_qkv", None) is None
-    )
+    """Position skipping needs causal attention and positions the KV cache offsets correctly;
+    the base run's hook_k/hook_v seed the KV cache, so they must be what the cache stores."""
+    return kvc.seeds_kv_cache(model)
 
 
 def starts_mid_model(model: Model) -> bool:
-    return (
-        model.backend == "HookedTransformer"
-        and model.tl.cfg.positional_embedding_type != "shortformer"
-    )
+    return model.backend == "HookedTransformer" and model.positional_embedding_type != "shortformer"
 
 
 class Patcher:
@@ -184,12 +166,11 @@ class Patcher:
         self.B = base.tokens.shape[0]
         self.skip_pos = skips_positions(model)
         self.mid = starts_mid_model(model)
-        L = model.n_layers
         base_names = set()
         if self.mid:
-            base_names |= {f"blocks.{l}.hook_resid_pre" for l in range(L)}
+            base_names |= set(model.hook_names_for("resid_pre"))
         if self.skip_pos:
-            base_names |= {f"blocks.{l}.attn.hook_{kv}" for l in range(L) for kv in "kv"}
+            base_names |= {*model.hook_names_for("k"), *model.hook_names_for("v")}
         # The base run's values at the patched hooks tell which patches would write the value
         # already there (prompt prefixes shared by clean and corrupted runs): those are skipped.
         self.skip_unchanged = skip_unchanged
@@ -205,10 +186,9 @@ class Patcher:
         self._tasks: dict[int, Task] = {}
         self.base_metric = run_metric(readout, base_logits)
         self.trims = self.skip_pos and self.mid and _trimmable(model, readout, self.answer_pos)
-        self.lean = LeanBlocks.build(model.tl) if self.mid else None
+        self.lean = LeanBlocks.build(model) if self.mid else None
         self._lean_checked = False
-        cfg = model.tl.cfg
-        self._no_past = base_logits.new_zeros(self.B, 0, model.n_key_value_heads, cfg.d_head)
+        self._no_past = base_logits.new_zeros(self.B, 0, model.n_key_value_heads, model.d_head)
 
     # ------------------------------------------------------------------ public
 
@@ -260,11 +240,10 @@ class Patcher:
 
     def _chunk(self, layer: int, start: int) -> int:
         """How many patched copies of the batch fit the memory budget in one forward."""
-        cfg = self.model.tl.cfg
+        m = self.model
         t = self.T - start
-        d_mlp = cfg.d_mlp or 0
-        per_pos = cfg.d_model * 8 + d_mlp * 2 + cfg.n_heads * (self.T * 3 + cfg.d_head * 4)
-        kv = 2 * (self.model.n_layers - layer) * start * self.model.n_key_value_heads * cfg.d_head
+        per_pos = m.d_model * 8 + kvc.d_mlp(m) * 2 + m.n_heads * (self.T * 3 + m.d_head * 4)
+        kv = 2 * (m.n_layers - layer) * start * m.n_key_value_heads * m.d_head
         logits = self.model.d_vocab * (1 if self.readout.answer_only else self.T)
         row = 4 * (t * per_pos + kv + logits) * self.B
         return max(1, self.budget // max(1, row))
@@ -305,23 +284,18 @@ class Patcher:
         """The base run's keys and values of positions < start at `layer`, [B, start, ...]."""
         if start == 0:  # (without position skipping the base cache holds no keys/values)
             return self._no_past, self._no_past
-        cache = self.base_cache
-        return (
-            cache[f"blocks.{layer}.attn.hook_k"][:, :start],
-            cache[f"blocks.{layer}.attn.hook_v"][:, :start],
-        )
+        cache, m = self.base_cache, self.model
+        return cache[m.hook_name("k", layer)][:, :start], cache[m.hook_name("v", layer)][:, :start]
 
     def _kv(self, layers: range, start: int, n: int) -> list[Any] | None:
         """Frozen KV-cache entries holding the base run's keys/values of positions < start."""
         if start == 0:
             return None
-        kv: list[Any] = [None] * self.model.n_layers
+        entries = {}
         for i in layers:
             k, v = self._past(i, start)
-            kv[i] = TransformerLensKeyValueCacheEntry(
-                past_keys=k.repeat(n, 1, 1, 1), past_values=v.repeat(n, 1, 1, 1), frozen=True
-            )
-        return kv
+            entries[i] = (k.repeat(n, 1, 1, 1), v.repeat(n, 1, 1, 1))
+        return kvc.frozen_cache(self.model, entries)
 
     def _forward(self, layer: int, start: int, narrow: bool, patches: list[list[Node]]) -> Tensor:
         model, n, B, L = self.model, len(patches), self.B, self.model.n_layers
@@ -329,23 +303,22 @@ class Patcher:
         masks = _masks(patches, start, self.T, self.source_cache, layer if narrow else None)
         for name, (mask, src) in masks.items():
             hooks.append((name, _setter(mask, src, n, B)))
-        tl: Any = model.tl
         # The last layer only has to produce the answer query when no patch sits in it.
         trim = self.trims and max(nd.layer for ps in patches for nd in ps) < L - 1
         stop = L - 1 if trim else L
         with torch.inference_mode(), model.hooks(hooks):
             if not self.mid:
                 tokens = self.base.tokens[:, : self.T].repeat(n, 1)
-                x = tl(tokens, stop_at_layer=stop)
+                x = model.forward(tokens, stop_at_layer=stop)
                 if trim:
                     x = self._answer_query(x, start, n)
                 return self._patched(x.reshape(n, B, *x.shape[1:]), self.T - 1 if trim else start)
             elif narrow:
                 # Query-side patches at `start` change only that position in their own layer:
                 # run it alone there, then the later layers on positions start.. as usual.
-                x = self.base_cache[f"blocks.{layer}.hook_resid_pre"][:, start : start + 1]
+                x = self.base_cache[model.hook_name("resid_pre", layer)][:, start : start + 1]
                 kv = self._kv(range(layer, layer + 1), start, n)
-                x = tl(
+                x = model.forward(
                     x.repeat(n, 1, 1),
                     start_at_layer=layer,
                     stop_at_layer=layer + 1,
@@ -353,10 +326,11 @@ class Patcher:
                 )
                 nxt = layer + 1
                 if nxt < L:
-                    after = self.base_cache[f"blocks.{nxt}.hook_resid_pre"][:, start + 1 :]
+                    after = self.base_cache[model.hook_name("resid_pre", nxt)][:, start + 1 :]
                     x = torch.cat([x, after.repeat(n, 1, 1)], dim=1)
             else:
-                x = self.base_cache[f"blocks.{layer}.hook_resid_pre"][:, start:].repeat(n, 1, 1)
+                x = self.base_cache[model.hook_name("resid_pre", layer)][:, start:]
+                x = x.repeat(n, 1, 1)
                 nxt = layer
             x, first = self._later(x, nxt, start, n, trim)
             return self._patched(x.reshape(n, B, *x.shape[1:]), first)
@@ -368,13 +342,13 @@ class Patcher:
         L = self.model.n_layers
         if self.lean is None or nxt >= L:
             return self._later_tl(x, nxt, start, n, trim)
-        hooked = hooked_layers(self.model.tl) & set(range(nxt, L))
+        hooked = self.model.hooked_layers() & set(range(nxt, L))
         split = max(hooked) + 1 if hooked else nxt
         if split == L:
             return self._later_tl(x, nxt, start, n, trim)
         if split > nxt:
             kv = self._kv(range(nxt, split), start, n)
-            x = self.model.tl(x, start_at_layer=nxt, stop_at_layer=split, past_kv_cache=kv)
+            x = self.model.forward(x, start_at_layer=nxt, stop_at_layer=split, past_kv_cache=kv)
         layers = range(split, L)
         past = [self._past(i, start) for i in layers]
         out = self.lean.run(x, layers, past, n, last_only=trim)
@@ -394,12 +368,11 @@ class Patcher:
         return out, (self.T - 1 if trim else start)
 
     def _later_tl(self, x: Tensor, nxt: int, start: int, n: int, trim: bool) -> tuple[Tensor, int]:
-        tl: Any = self.model.tl
         L = self.model.n_layers
         stop = L - 1 if trim else L
         if nxt < stop:
             kv = self._kv(range(nxt, stop), start, n)
-            x = tl(x, start_at_layer=nxt, stop_at_layer=stop, past_kv_cache=kv)
+            x = self.model.forward(x, start_at_layer=nxt, stop_at_layer=stop, past_kv_cache=kv)
         if trim and nxt < L:
             return self._answer_query(x, start, n), self.T - 1
         return x, start
@@ -407,31 +380,25 @@ class Patcher:
     def _answer_query(self, x: Tensor, start: int, n: int) -> Tensor:
         """The last block at the (shared) answer position only, given its input at positions
         start..T-1: the other positions contribute just their keys and values."""
-        tl: Any = self.model.tl
-        L = self.model.n_layers
-        block = tl.blocks[L - 1]
+        model = self.model
+        L = model.n_layers
         k, v = (c.repeat(n, 1, 1, 1) for c in self._past(L - 1, start))
         if x.shape[1] > 1:
             # Keys/values exactly as the block computes them (cached before any rotary).
-            h = block.ln1(x[:, :-1])
-            _, k_new, v_new = block.attn.calculate_qkv_matrices(h, h, h)
+            k_new, v_new = kvc.block_keys_values(model, L - 1, x[:, :-1])
             k, v = torch.cat([k, k_new], dim=1), torch.cat([v, v_new], dim=1)
-        kv: list[Any] = [None] * L
-        kv[L - 1] = TransformerLensKeyValueCacheEntry(past_keys=k, past_values=v, frozen=True)
-        return tl(x[:, -1:], start_at_layer=L - 1, stop_at_layer=L, past_kv_cache=kv)
+        kv = kvc.frozen_cache(model, {L - 1: (k, v)})
+        return model.forward(x[:, -1:], start_at_layer=L - 1, stop_at_layer=L, past_kv_cache=kv)
 
 
 def _trimmable(model: Model, readout: Readout, answer_pos: Tensor) -> bool:
     """Whether the last layer can run for the answer query alone: built-in metrics, one answer
     position shared by all prompts (the last kept one), and keys/values the block computes from
     its normalised input in one piece (not split per head)."""
-    cfg = model.tl.cfg
     return (
         readout.answer_only
         and bool((answer_pos == readout.seq_len - 1).all())
-        and not cfg.use_split_qkv_input
-        and not cfg.use_attn_in
-        and not getattr(cfg, "load_in_4bit", False)
+        and kvc.keys_from_normed_input(model)
     )
 
 
@@ -461,7 +428,7 @@ def _run_cache(
         store[hook.name] = act.detach()
 
     with torch.inference_mode(), model.hooks([*inp.hooks, *((n, keep) for n in sorted(names))]):
-        logits = model.tl(tokens)
+        logits = model(tokens)
     return store, logits
 
 

@@ -71,7 +71,7 @@ def activation_patch(
 
     Returns:
         A `PatchResult`: normalised scores with bootstrap intervals; ``.raw`` is the mean raw
-        metric per component (what `transformer_lens.patching` returns).
+        metric per component (what TransformerLens' `patching` module returns).
     """
     model = load_model(model)
     clean, corrupt = inputs(model, task, corruption)
@@ -136,7 +136,7 @@ def clean_logits_for(model: Model, clean: Any, metric: str | Metric) -> Tensor |
     if metric != "kl":
         return None
     with torch.inference_mode(), model.hooks(clean.hooks):
-        logits: Tensor = model.tl(clean.tokens)
+        logits: Tensor = model(clean.tokens)
     return logits
 
 

@@ -15,23 +15,11 @@ from typing import Any, Literal
 
 from interp.errors import InterpError
 from interp.models import Model
+from interp.models.hooks import hook_name
 
 RESID_TARGETS = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out")
 HEAD_TARGETS = ("z", "q", "k", "v")
 TARGETS = (*RESID_TARGETS, *HEAD_TARGETS, "pattern")
-
-_HOOKS = {
-    "resid_pre": "blocks.{l}.hook_resid_pre",
-    "resid_mid": "blocks.{l}.hook_resid_mid",
-    "resid_post": "blocks.{l}.hook_resid_post",
-    "attn_out": "blocks.{l}.hook_attn_out",
-    "mlp_out": "blocks.{l}.hook_mlp_out",
-    "z": "blocks.{l}.attn.hook_z",
-    "q": "blocks.{l}.attn.hook_q",
-    "k": "blocks.{l}.attn.hook_k",
-    "v": "blocks.{l}.attn.hook_v",
-    "pattern": "blocks.{l}.attn.hook_pattern",
-}
 
 # TransformerLens calls head outputs "attn_head_out"; DESIGN.md's example says "head_out".
 ALIASES = {"head_out": "z", "attn_head_out": "z", "result": "z"}
@@ -64,7 +52,7 @@ class Node:
 
     @property
     def hook(self) -> str:
-        return _HOOKS[self.target].format(l=self.layer)
+        return hook_name(self.target, self.layer)
 
     @property
     def start(self) -> int:
@@ -129,8 +117,8 @@ def check_target(model: Model, target: str, per_position: PerPosition = False) -
         raise InterpError("per_position='dest_src' applies to target='pattern' only.")
     if per_position not in (True, False, "dest_src"):
         raise InterpError(f"per_position must be True, False or 'dest_src', got {per_position!r}.")
-    hook = _HOOKS[target].format(l=0)
-    if hook not in model.hook_names:
+    hook = model.hook_name(target, 0)
+    if not model.has_hook(hook):
         raise InterpError(
             f"{model.name} has no {target!r} activation ({hook}); "
             + (

@@ -34,6 +34,7 @@ from interp.analyses.patching.runs import Corruption, Direction, Input, base_and
 from interp.errors import InterpError
 from interp.kernels import fused
 from interp.models import Model, load_model
+from interp.models.kv import d_mlp
 from interp.results.base import Coord
 from interp.results.patching import PathPatchResult
 from interp.tasks.metrics import Metric
@@ -188,11 +189,8 @@ class _PathRunner:
         )
         self.budget = budget
         self.T = readout.seq_len
-        L = model.n_layers
-        z_names = [f"blocks.{l}.attn.hook_z" for l in range(L)]
-        self.orig_cache, orig_logits = _cache(
-            model, orig, [*z_names, *(f"blocks.{l}.hook_resid_pre" for l in range(L))], self.T
-        )
+        names = [*model.hook_names_for("z"), *model.hook_names_for("resid_pre")]
+        self.orig_cache, orig_logits = _cache(model, orig, names, self.T)
         self.new_cache, new_logits = _cache(model, new, sorted({s.hook for s in senders}), self.T)
         self.orig_metric = run_metric(readout, orig_logits)
         self.new_metric = run_metric(readout, new_logits)
@@ -200,17 +198,9 @@ class _PathRunner:
 
     def run(self, progress: bool) -> Tensor:
         n_all = len(self.senders)
-        cfg = self.model.tl.cfg
-        row = (
-            4
-            * self.B
-            * self.T
-            * (
-                cfg.d_model * 10
-                + (cfg.d_mlp or 0) * 2
-                + cfg.n_heads * (self.T * 3 + cfg.d_head * 8)
-            )
-        )
+        m = self.model
+        per_pos = m.d_model * 10 + d_mlp(m) * 2 + m.n_heads * (self.T * 3 + m.d_head * 8)
+        row = 4 * self.B * self.T * per_pos
         chunk = max(1, self.budget // max(1, row))
         out = []
         bar = tqdm(total=n_all, desc="path patch", disable=not progress, unit="sender")
@@ -223,9 +213,10 @@ class _PathRunner:
 
     def _forward(self, n: int, start: int, hooks: list[tuple[str, Callable[..., Any]]]) -> Tensor:
         """Final residual [n * B, T, d] of x_orig copies from layer `start` with `hooks`."""
-        x = self.orig_cache[f"blocks.{start}.hook_resid_pre"].repeat(n, 1, 1)
-        with torch.inference_mode(), self.model.hooks(hooks):
-            out: Tensor = self.model.tl(x, start_at_layer=start, stop_at_layer=self.model.n_layers)
+        m = self.model
+        x = self.orig_cache[m.hook_name("resid_pre", start)].repeat(n, 1, 1)
+        with torch.inference_mode(), m.hooks(hooks):
+            out: Tensor = m.forward(x, start_at_layer=start, stop_at_layer=m.n_layers)
         return out
 
     def _chunk(self, group: list[Node]) -> Tensor:
@@ -234,10 +225,10 @@ class _PathRunner:
         # Step 2: senders from x_new, every other head frozen at x_orig, MLPs recomputed.
         hooks: list[tuple[str, Callable[..., Any]]] = []
         for l in range(start, model.n_layers):
-            hooks.append((f"blocks.{l}.attn.hook_z", self._freeze(group, l)))
+            hooks.append((model.hook_name("z", l), self._freeze(group, l)))
         mlp_layers = sorted({s.layer for s in group if s.target == "mlp_out"})
         for l in mlp_layers:
-            hooks.append((f"blocks.{l}.hook_mlp_out", self._send_mlp(group, l)))
+            hooks.append((model.hook_name("mlp_out", l), self._send_mlp(group, l)))
         recorded: dict[str, Tensor] = {}
 
         def record(act: Tensor, hook: Any) -> None:
@@ -260,9 +251,9 @@ class _PathRunner:
 
     def _freeze(self, group: list[Node], layer: int) -> Callable[[Tensor, Any], Tensor]:
         n, B = len(group), self.B
-        z_orig = self.orig_cache[f"blocks.{layer}.attn.hook_z"]
+        z_orig = self.orig_cache[self.model.hook_name("z", layer)]
         sends = [(i, s.head) for i, s in enumerate(group) if s.target == "z" and s.layer == layer]
-        z_new = self.new_cache.get(f"blocks.{layer}.attn.hook_z")
+        z_new = self.new_cache.get(self.model.hook_name("z", layer))
 
         def hook(z: Tensor, hook: Any) -> Tensor:
             out = z_orig.repeat(n, 1, 1, 1).reshape(n, B, *z_orig.shape[1:]).clone()
@@ -275,7 +266,7 @@ class _PathRunner:
 
     def _send_mlp(self, group: list[Node], layer: int) -> Callable[[Tensor, Any], Tensor]:
         n, B = len(group), self.B
-        new = self.new_cache[f"blocks.{layer}.hook_mlp_out"]
+        new = self.new_cache[self.model.hook_name("mlp_out", layer)]
         rows = [i for i, s in enumerate(group) if s.target == "mlp_out" and s.layer == layer]
 
         def hook(act: Tensor, hook: Any) -> Tensor:
@@ -325,5 +316,5 @@ def _cache(
         store[hook.name] = act.detach()
 
     with torch.inference_mode(), model.hooks([*inp.hooks, *((n, keep) for n in names)]):
-        logits: Tensor = model.tl(inp.tokens[:, :seq_len])
+        logits: Tensor = model(inp.tokens[:, :seq_len])
     return store, logits

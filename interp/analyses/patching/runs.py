@@ -56,11 +56,12 @@ class GaussianNoise:
         return m
 
     def hook(self, model: Model, task: Task) -> Hook:
-        if "hook_embed" not in model.hook_names:
-            raise InterpError(f"{model.name} has no hook_embed to add embedding noise to.")
+        embed = model.hook_name("embed")
+        if not model.has_hook(embed):
+            raise InterpError(f"{model.name} has no {embed} to add embedding noise to.")
         if self.scale <= 0:
             raise InterpError(f"GaussianNoise scale must be positive, got {self.scale}.")
-        w_e = model.tl.W_E.detach()
+        w_e = model.W_E.detach()
         gen = torch.Generator().manual_seed(self.seed)
         std = float(w_e.float().std()) * self.scale
         noise = torch.randn(*task.clean_tokens.shape, model.d_model, generator=gen) * std
@@ -70,7 +71,7 @@ class GaussianNoise:
             # Patched runs stack several copies of the batch: noise each copy identically.
             return embed + noise.repeat(embed.shape[0] // noise.shape[0], 1, 1)
 
-        return ("hook_embed", add_noise)
+        return (embed, add_noise)
 
 
 Corruption = Literal["task"] | GaussianNoise
