@@ -298,3 +298,32 @@ def test_empty_and_one_chunk_traces_are_undefined_not_errors():
     paths, explained = projected_paths([empty, one], chunk_factor=2)
     assert paths.shape == (2, 2, 1, 2) and paths[:, 0].isnan().all()
     assert not paths[:, 1].isnan().any() and explained[0] == [0.0, 0.0]
+
+
+def test_text_states_take_token_ids_on_a_model_without_a_tokenizer(notok):
+    from interp.analyses.trajectories.texts import text_signals, text_states
+
+    prompt, trace = [3, 14, 15], torch.tensor([9, 2, 6, 5, 3, 5, 8, 9])
+    hidden = text_states(notok, prompt, trace)
+    assert hidden.shape == (8, notok.n_layers, notok.d_model)
+    _, cache = notok.run_with_cache(torch.tensor([[3, 14, 15, *trace.tolist()]]))
+    want = cache[notok.hook_name("resid_post", notok.n_layers - 1)][0, 3:]
+    torch.testing.assert_close(hidden[:, -1], want, atol=1e-5, rtol=1e-5)
+    assert text_signals(notok, prompt, trace, k=2)["n_chunks"] == 4
+    with pytest.raises(InterpError, match="no tokenizer; give token ids"):
+        text_states(notok, "some text", trace)
+    with pytest.raises(InterpError, match=r"Token ids \[97\] are outside"):
+        text_states(notok, prompt, [1, 97])
+
+
+def test_sampling_without_a_tokenizer_labels_answers_by_id(notok):
+    task = interp.Task.from_tokens(notok, clean=[[1, 2, 3, 4]])
+    task.targets, task.checker = ["#7"], lambda text, target: target in text.split()
+    traces = interp.trajectories.sample(
+        notok, task, n=2, max_new_tokens=5, chunk=2, seed=0, progress=False
+    )
+    assert len(traces) == 2
+    for tr in traces:
+        assert len(tr.tokens) == 5 and tr.text == " ".join(f"#{t}" for t in tr.tokens)
+        assert tr.chunks.shape == (3, notok.n_layers, notok.d_model)
+        assert tr.correct == (7 in tr.tokens)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
 import torch
 from torch import Tensor
@@ -18,8 +18,9 @@ from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.tasks.task import Task
 
-if TYPE_CHECKING:
-    from transformer_lens import ActivationCache
+# TransformerLens' ActivationCache, built by the model handle (the one place that knows
+# TransformerLens); named here for the signatures.
+ActivationCache = Any
 
 
 def as_task(model: Model, task_or_prompts: Task | Sequence[str] | Tensor) -> Task:
@@ -138,9 +139,7 @@ def cache(
             )
             for h in hook_names:
                 parts[h].append(acts[h])
-        from transformer_lens import ActivationCache
-
-        return ActivationCache({h: torch.cat(v) for h, v in parts.items()}, model.tl)
+        return model.activation_cache({h: torch.cat(v) for h, v in parts.items()})
 
     header: dict[str, Any] = {
         "format": FORMAT,

@@ -282,12 +282,13 @@ class DiskCache(Mapping[str, StoredActivation]):
                 return f.get_slice(name)[0:0]
         return torch.cat(parts)
 
-    def to_activation_cache(self, model: Any = None) -> Any:
-        """Load everything into a TransformerLens ActivationCache (small caches only)."""
-        from transformer_lens import ActivationCache
+    def to_activation_cache(self, model: Any) -> Any:
+        """Load everything into a TransformerLens ActivationCache bound to `model` (a Model
+        handle or anything `load_model` accepts; small caches only)."""
+        from interp.models import load_model
 
-        tl = getattr(model, "tl", model)
-        return ActivationCache({n: self.read(n, slice(None)) for n in self.names}, tl)
+        tensors = {n: self.read(n, slice(None)) for n in self.names}
+        return load_model(model).activation_cache(tensors)
 
     def __repr__(self) -> str:
         return f"DiskCache({str(self.path)!r}, {self.n_examples} examples, {len(self)} hooks)"

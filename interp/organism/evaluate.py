@@ -40,7 +40,7 @@ ACCEPTANCE: dict[str, tuple[str, str, float]] = {
 def induction_check(model: Model, n: int = 64, seq_len: int = 20, seed: int = EVAL_SEED) -> dict:
     """Loss on the repeated half vs the first half of ``[BOS, r, r]``, and induction scores."""
     tokens = repeated_tokens(model, n, seq_len, seed).to(model.device)
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.n_layers)]
+    names = model.hook_names_for("pattern")
     logits, cache = model.run_with_cache(tokens, names_filter=lambda nm: nm in names)
     logp = logits.log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
     p0 = len(model.prefix_ids)
@@ -75,7 +75,7 @@ def generate(
 ) -> list[str]:
     """Continuations for every prompt of `task` (same-length prompts), stopping at EOS."""
     torch.manual_seed(seed)
-    out = model.tl.generate(
+    out = model.generate(
         task.clean_tokens.to(model.device),
         max_new_tokens=max_new_tokens,
         do_sample=temperature > 0,

@@ -17,8 +17,10 @@ from torch import Tensor
 
 from interp.cache.capture import Positions
 from interp.cache.disk import DiskCache
+from interp.cache.names import layer_of
 from interp.errors import InterpError
 from interp.models import Model
+from interp.models.hooks import hook_name
 from interp.tasks.task import Task
 
 Over = Literal["layers", "heads"]
@@ -28,11 +30,9 @@ Unit = tuple[int, int | None]  # (layer, head)
 def unit_hooks(n_layers: int, over: Over) -> list[str]:
     """The hook each layer coordinate (or each layer of heads) is read from."""
     if over == "layers":
-        return ["blocks.0.hook_resid_pre"] + [
-            f"blocks.{l}.hook_resid_post" for l in range(n_layers)
-        ]
+        return [hook_name("resid_pre", 0)] + [hook_name("resid_post", l) for l in range(n_layers)]
     if over == "heads":
-        return [f"blocks.{l}.attn.hook_z" for l in range(n_layers)]
+        return [hook_name("z", l) for l in range(n_layers)]
     raise InterpError(f"over={over!r}: use 'layers' or 'heads'.")
 
 
@@ -111,9 +111,9 @@ def from_cache(
     """From an ActivationCache, a dict of tensors, or a DiskCache (read one hook at a time)."""
     names = list(store.keys()) if hasattr(store, "keys") else list(store)
     if n_layers is None:
-        found = [int(n.split(".")[1]) for n in names if n.startswith("blocks.")]
+        found = [layer for n in names if (layer := layer_of(n)) is not None]
         if not found:
-            raise InterpError("The cache holds no blocks.* activations to probe.")
+            raise InterpError("The cache holds no per-layer activations to probe.")
         n_layers = max(found) + 1
     hooks = unit_hooks(n_layers, over)
     missing = [h for h in hooks if h not in names]

@@ -9,7 +9,7 @@ all examples, as unit vectors in the raw activation space pointing towards label
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -202,11 +202,10 @@ def _binary(y: Tensor) -> Tensor:
 
 
 def _maybe_model(obj: Any) -> Model | None:
-    from transformer_lens import ActivationCache
-
     from interp.cache.disk import DiskCache
 
-    if isinstance(obj, ActivationCache | DiskCache | dict):
+    # An activation cache (TransformerLens' keeps its tensors in ``cache_dict``), not a model.
+    if isinstance(obj, DiskCache | Mapping) or hasattr(obj, "cache_dict"):
         return None
     from interp.models import load_model
 

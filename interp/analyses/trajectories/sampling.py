@@ -1,6 +1,6 @@
 """Sampling with capture: several answers per prompt, each with its hidden-state trajectory.
 
-Generation uses TransformerLens' KV cache, one prompt at a time with its `n` samples on the batch
+Generation uses the model's key-value cache (``model.kv_cache``), one prompt at a time with its `n` samples on the batch
 axis. Each generated token is fed back once; hooks on every block's ``hook_resid_post`` read its
 residual stream there, and running sums pool it into chunks of `chunk` tokens on the fly, so
 memory per trace is one chunk accumulator plus the finished chunk means, never the per-token
@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
-from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from interp.analyses.trajectories.store import TraceStore
 from interp.analyses.trajectories.trace import Trace
@@ -41,7 +40,9 @@ def sample(
     """Generate `n` answers per prompt and capture their trajectories.
 
     Args:
-        model: a HookedTransformer-backed model with an LM head.
+        model: a causal model with an LM head, converted to a HookedTransformer (a model
+            without a tokenizer works too: answers are then decoded as ``#id`` labels, and the
+            checker sees those).
         task: prompts with ``targets`` and a ``checker`` (e.g. ``interp.tasks.arithmetic``).
         n: samples per prompt.
         max_new_tokens: generation stops there or at end-of-text.
@@ -66,11 +67,10 @@ def sample(
             f"Task {task.name!r} has no checker and targets: trajectory analyses need to know "
             "whether each answer is right (use interp.tasks.arithmetic or set task.checker)."
         )
-    if model.backend != "HookedTransformer" or not model.has_lm_head:
-        raise InterpError(
-            f"Sampling needs a HookedTransformer with an LM head; {model.name} is a "
-            f"{model.backend}. Score existing traces with text_signals instead."
-        )
+    try:
+        model.require("Sampling trajectories", "logits", "causal", "hooked")
+    except InterpError as err:
+        raise InterpError(f"{err} Score existing traces with text_signals instead.") from None
     longest = int(task.answer_pos.max()) + 1
     if longest + max_new_tokens > model.n_ctx:
         raise InterpError(
@@ -131,18 +131,20 @@ def _sample_prompt(
     k: int,
     gen: torch.Generator,
 ) -> list[Trace]:
-    tl: Any = model.tl
     L, d = model.n_layers, model.d_model
-    eos = model.tokenizer.eos_token_id
+    eos = getattr(model.tokenizer, "eos_token_id", None) if model.has_tokenizer else None
     rows = prompt[None].repeat(n, 1).to(model.device)
-    cache = TransformerLensKeyValueCache.init_cache(tl.cfg, model.device, n)
-    logits = tl(rows, past_kv_cache=cache, attention_mask=torch.ones_like(rows))[:, -1]
+    cache = model.kv_cache(n)
+    logits = model(rows, past_kv_cache=cache, attention_mask=torch.ones_like(rows))[:, -1]
     captured: dict[int, Tensor] = {}
 
-    def grab(act: Tensor, hook: Any) -> None:
-        captured[int(hook.name.split(".")[1])] = act[:, -1].double()
+    def grabber(layer: int) -> Any:
+        def grab(act: Tensor, hook: Any) -> None:
+            captured[layer] = act[:, -1].double()
 
-    names = [f"blocks.{l}.hook_resid_post" for l in range(L)]
+        return grab
+
+    grabs = [(nm, grabber(l)) for l, nm in enumerate(model.hook_names_for("resid_post"))]
     acc = torch.zeros(n, L, d, dtype=torch.float64)
     count = torch.zeros(n, dtype=torch.long)
     chunks: list[list[Tensor]] = [[] for _ in range(n)]
@@ -167,8 +169,8 @@ def _sample_prompt(
         done |= ended
         if done.all():
             break
-        with model.hooks([(nm, grab) for nm in names]):
-            logits = tl(
+        with model.hooks(grabs):
+            logits = model(
                 nxt[:, None].to(model.device),
                 past_kv_cache=cache,
                 attention_mask=torch.ones(n, 1, dtype=torch.long, device=model.device),
@@ -185,7 +187,7 @@ def _sample_prompt(
     for r in range(n):
         if count[r] > 0:  # the last, shorter chunk
             chunks[r].append(acc[r] / int(count[r]))
-        text = model.tokenizer.decode(tokens[r])
+        text = model.decode(tokens[r])
         answer = task.answer_of(text) if task.answer_of else " ".join(text.split())
         st = torch.tensor(stats[r], dtype=torch.float64).reshape(-1, 3)
         out.append(

@@ -9,6 +9,7 @@ without an LM head (encoders), since nothing here reads logits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -26,12 +27,30 @@ from interp.errors import InterpError
 from interp.models import Model, load_model
 
 
-def text_states(model: Model | Any, prompt: str, trace: str) -> Float[Tensor, "T L d"]:
-    """Residual stream after every block at the trace's token positions."""
+def _ids(model: Model, text: str | Sequence[int] | Tensor) -> list[int]:
+    """A text's token ids without special tokens, or the ids themselves (checked)."""
+    if isinstance(text, str):
+        model.require("Scoring a trace given as text", "tokenizer")
+        return [int(i) for i in model.tokenizer.encode(text, add_special_tokens=False)]
+    ids = [int(i) for i in torch.as_tensor(text).reshape(-1).tolist()]
+    bad = [i for i in ids if not 0 <= i < model.d_vocab]
+    if bad:
+        raise InterpError(
+            f"Token ids {bad[:5]} are outside {model.name}'s vocabulary (0..{model.d_vocab - 1})."
+        )
+    return ids
+
+
+def text_states(
+    model: Model | Any, prompt: str | Sequence[int] | Tensor, trace: str | Sequence[int] | Tensor
+) -> Float[Tensor, "T L d"]:
+    """Residual stream after every block at the trace's token positions.
+
+    `prompt` and `trace` are texts, or token ids (for models without a tokenizer).
+    """
     model = load_model(model)
-    tok = model.tokenizer
-    p_ids = tok.encode(prompt, add_special_tokens=False)
-    t_ids = tok.encode(trace, add_special_tokens=False)
+    p_ids = _ids(model, prompt)
+    t_ids = _ids(model, trace)
     if not t_ids:
         raise InterpError("The trace is empty: give the generated text to score.")
     prefix = model.prefix_ids
@@ -42,7 +61,7 @@ def text_states(model: Model | Any, prompt: str, trace: str) -> Float[Tensor, "T
             "score a shorter trace or a longer-context model."
         )
     start = len(prefix) + len(p_ids)
-    names = [f"blocks.{l}.hook_resid_post" for l in range(model.n_layers)]
+    names = model.hook_names_for("resid_post")
     tokens = torch.tensor([ids])
     acts = capture_batch(model, tokens, names, None, torch.tensor([len(ids) - 1]))
     return torch.stack([acts[n][0, start : start + len(t_ids)] for n in names], 1)
@@ -63,11 +82,16 @@ def _rank_family(hidden: Float[Tensor, "T L d"], stride: int) -> dict[str, float
 
 
 def text_signals(
-    model: Model | Any, prompt: str, trace: str, k: int, first_chunks: int | None = None
+    model: Model | Any,
+    prompt: str | Sequence[int] | Tensor,
+    trace: str | Sequence[int] | Tensor,
+    k: int,
+    first_chunks: int | None = None,
 ) -> dict[str, Any]:
     """Net, cumulative and aligned change (per layer and layer mean), the effective-rank family
     on the per-token states (ER of the whole trace, ERV and ERA over prefixes of `k` tokens) and
-    cross-layer change of an existing trace, with chunks of `k` tokens."""
+    cross-layer change of an existing trace, with chunks of `k` tokens (texts, or token ids
+    for models without a tokenizer)."""
     hidden = text_states(model, prompt, trace)
     ch = change_signals(hidden, k, first_chunks)
     return {
