@@ -15,6 +15,8 @@ from interp.errors import InterpError
 def _word_ids(tokenizer: Any) -> tuple[int, ...]:
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     vocab: dict[str, int] = tokenizer.get_vocab()
+    # Once per tokenizer, not per token (it scans the vocabulary).
+    space_variants = _has_space_variants(vocab)
     ids = []
     for _, i in sorted(vocab.items(), key=lambda kv: kv[1]):
         if i in special:
@@ -24,7 +26,7 @@ def _word_ids(tokenizer: Any) -> tuple[int, ...]:
         # A word token: letters only, and (for byte-level BPE) the leading-space variant, so a
         # sequence of them decodes to space-separated words and re-encodes to the same ids.
         is_word = len(word) >= 2 and word.isascii() and word.isalpha() and not text.startswith("##")
-        spaced = text.startswith(" ") or (" " not in text and not _has_space_variants(vocab))
+        spaced = text.startswith(" ") or (" " not in text and not space_variants)
         if is_word and spaced:
             ids.append(i)
     return tuple(ids)
