@@ -316,12 +316,18 @@ class Model:
         ln = self.final_norm_module
         return resid if ln is None else ln(resid)
 
-    def unembed(self, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab_out"]:
-        """Final norm, unembedding and logit soft-capping: how the model's forward ends."""
+    def unembed(
+        self, resid: Float[Tensor, "... d_model"], soft_cap: bool = True
+    ) -> Float[Tensor, "... d_vocab_out"]:
+        """Final norm, unembedding and logit soft-capping: how the model's forward ends.
+
+        ``soft_cap=False`` stops before the cap: the logits that are linear in the residual
+        stream (what direct logit attribution decomposes).
+        """
         self.require("Unembedding", "logits", "hooked")
         logits = self.tl.unembed(self.final_norm(resid))
         cap = self.logit_soft_cap
-        return cap * torch.tanh(logits / cap) if cap > 0 else logits
+        return cap * torch.tanh(logits / cap) if soft_cap and cap > 0 else logits
 
     # ---------------------------------------------------------------- tokens
     def to_tokens(

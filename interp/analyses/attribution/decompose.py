@@ -7,7 +7,8 @@ exact either way), and the final norm's own weight and bias are applied when the
 RMSNorm does not centre, so components are used as they are (TransformerLens issue #523: centring
 them would break the sum). A model without normalisation has scale 1. Under grouped-query
 attention, query head ``h`` reads key-value head ``model.kv_head(h)``. The decomposition is exact:
-the components sum to the model's actual logit difference.
+the components sum to the model's actual logit difference. On models with logit soft-capping
+(Gemma 2) they sum to the logits before the cap, which is nonlinear and has no additive split.
 """
 
 from __future__ import annotations
@@ -159,6 +160,9 @@ def decompose(
         parts.append(const[:, None])
         values.append(torch.cat([p if p.ndim == 2 else p[:, None] for p in parts], dim=1))
         final_logits = logits[rows, pos]
+        if model.logit_soft_cap > 0:
+            # The cap is nonlinear: what adds up exactly is the logits before it.
+            final_logits = model.unembed(final, soft_cap=False)
         if token is None:
             ans = sub._need_answers().to(final_logits.device)
             totals.append(
