@@ -32,7 +32,10 @@ _add_run()
 ModelOpt = Annotated[
     str,
     typer.Option(
-        "--model", "-m", help="'organism', a TransformerLens name, or a local HF directory."
+        "--model",
+        "-m",
+        help="'organism', 'smollm2', a .gguf file, a TransformerLens name, or a local HF "
+        "directory.",
     ),
 ]
 
@@ -47,15 +50,22 @@ def _dtype(name: str | None) -> Any:
 
 @app.command()
 def info(
-    model: Annotated[str, typer.Argument(help="'organism', a model name or a local directory.")],
+    model: Annotated[
+        str,
+        typer.Argument(help="'organism', 'smollm2', a .gguf file, a model name or a directory."),
+    ],
     hooks: Annotated[bool, typer.Option(help="List every hook name.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Architecture, parameter count and hook names of a model (and its card, if it has one)."""
+    """Architecture, parameter count, source and hook names of a model (and its card, if it
+    has one). With --json, stdout holds only the JSON (loading messages go to stderr)."""
+    import contextlib
+
     from interp.cache.names import layer_pattern
     from interp.models import load_model
 
-    m = load_model(model, device="cpu")
+    with contextlib.redirect_stdout(sys.stderr):  # loaders that print must not spoil --json
+        m = load_model(model, device="cpu")
     data = asdict(m.info())
     names = list(dict.fromkeys(layer_pattern(h) for h in m.hook_names))
     if as_json:
@@ -114,10 +124,16 @@ def cache_cmd(
 def demo(
     model: ModelOpt = "organism",
     out: Annotated[Path, typer.Option(help="Output directory for the report.")] = Path("out/demo"),
-    n: Annotated[int, typer.Option(help="Prompts per task.")] = 32,
+    n: Annotated[
+        int, typer.Option(help="Prompts per task (models over 50M parameters use at most 8).")
+    ] = 32,
     seed: Annotated[int, typer.Option(help="Seed for every task and bootstrap.")] = 0,
 ) -> None:
-    """Run every analysis on a model (default: the embedded organism) and write OUT/report.html."""
+    """Run every analysis on a model (default: the embedded organism) and write OUT/report.html.
+
+    Large models (e.g. smollm2) run smaller sizes: fewer prompts, exact patching of the heads
+    attribution patching ranks first, position sweeps over the last positions, shorter
+    generation."""
     from interp.demo import run_demo
 
     path = run_demo(model, out, n=n, seed=seed)

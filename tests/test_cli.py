@@ -27,6 +27,26 @@ def test_info_prints_architecture_and_hooks(tiny_hf_dir):
     assert data["n_heads"] == 4 and data["n_params"] > 0
 
 
+def test_info_smollm2_prints_architecture_and_clean_json(smollm2, monkeypatch):
+    import interp.models
+
+    def load(spec, device=None):  # the session's SmolLM2, announced on stdout like TL does
+        assert spec == "smollm2"
+        print("Moving model to device:  cpu")
+        return smollm2
+
+    monkeypatch.setattr(interp.models, "load_model", load)
+    out = runner.invoke(app, ["info", "smollm2", "--no-hooks"])
+    assert out.exit_code == 0, out.output
+    assert "n_layers: 30" in out.output and "n_key_value_heads: 3" in out.output
+    assert "normalization_type: RMS" in out.output and ".gguf" in out.output
+    res = runner.invoke(app, ["info", "smollm2", "--json"])
+    data = json.loads(res.stdout)
+    assert (data["n_layers"], data["n_heads"], data["d_model"]) == (30, 9, 576)
+    assert data["positional_embedding_type"] == "rotary" and data["source"].endswith(".gguf")
+    assert data["n_params"] > 100_000_000 and "blocks.{l}.attn.hook_z" in data["hooks"]
+
+
 def test_cache_command_streams_to_disk(tiny_hf_dir, tmp_path):
     out = runner.invoke(
         app,
