@@ -513,3 +513,41 @@ def test_dla_on_a_soft_capped_model_sums_to_the_logits_before_the_cap():
     want = pre[rows, clean[:, 0]] - pre[rows, clean[:, 1]]
     assert torch.allclose(dec.total, want, atol=1e-4)
     assert float(dec.sum_error().max()) < 1e-4
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"attn_only": True},
+        {"positional_embedding_type": "shortformer"},
+        {"positional_embedding_type": "alibi"},
+        {"parallel_attn_mlp": True},
+        {"gated_mlp": True, "act_fn": "silu"},
+    ],
+    ids=["attn_only", "shortformer", "alibi", "parallel", "gated"],
+)
+def test_dla_sums_to_total_on_other_architectures(variant):
+    """Attention-only blocks have no MLP components; shortformer position embeddings feed the
+    attention only and ALiBi has none, so neither is a residual component."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    torch.manual_seed(5)
+    base = dict(
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_head=8,
+        d_mlp=64,
+        d_vocab=60,
+        n_ctx=20,
+        act_fn="gelu",
+        normalization_type="LN",
+        seed=5,
+    )
+    model = interp.load_model(HookedTransformer(HookedTransformerConfig(**{**base, **variant})))
+    clean = torch.randint(1, 60, (3, 9))
+    task = interp.Task(clean_tokens=clean, answer_pos=torch.full((3,), 8), answers=clean[:, :2])
+    dec = interp.attribution.decompose(model, task)
+    assert float(dec.sum_error().max()) < 1e-4
+    assert ("mlp" in dec.kinds) == (not variant.get("attn_only", False))
+    assert ("pos_embed" in dec.kinds) == ("positional_embedding_type" not in variant)

@@ -151,6 +151,17 @@ class Model:
         return str(getattr(self.cfg, "positional_embedding_type", "standard"))
 
     @property
+    def adds_pos_embed(self) -> bool:
+        """Whether learned position embeddings enter the residual stream (shortformer adds
+        them to attention inputs only; rotary and ALiBi have none)."""
+        return self.positional_embedding_type == "standard"
+
+    @property
+    def has_mlp(self) -> bool:
+        """False for attention-only models."""
+        return not getattr(self.cfg, "attn_only", False)
+
+    @property
     def logit_soft_cap(self) -> float:
         """``cap`` in ``logits = cap * tanh(logits / cap)``; 0 when the model has none."""
         return float(getattr(self.cfg, "output_logits_soft_cap", 0.0) or 0.0)

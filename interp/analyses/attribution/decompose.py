@@ -88,10 +88,11 @@ def decompose(
     u_all, const_all, _ = answer_directions(model, task, token)
     L, H = model.n_layers, model.n_heads
     embed, pos_embed = model.hook_name("embed"), model.hook_name("pos_embed")
-    has_pos = model.has_hook(pos_embed)
+    has_pos = model.adds_pos_embed and model.has_hook(pos_embed)
+    has_mlp = model.has_mlp
     scale_hook = model.final_scale_hook  # None without normalisation: the scale is 1
     z_names = model.hook_names_for("z")
-    mlp_names = model.hook_names_for("mlp_out")
+    mlp_names = model.hook_names_for("mlp_out") if has_mlp else []
     last = model.hook_name("resid_post", L - 1)
     names = {embed, last, *z_names, *mlp_names}
     if scale_hook is not None:
@@ -141,9 +142,12 @@ def decompose(
             z = cache[z_names[layer]][rows, pos]  # [b, H, d_head]
             per_head = torch.einsum("bhd,hdm->bhm", z, W_O[layer])
             b_o = b_O[layer].expand(len(sub), -1)
-            mlp = cache[mlp_names[layer]][rows, pos]
-            parts += [dla(per_head), dla(b_o)[:, None], dla(mlp)[:, None]]
-            resid = resid + per_head.sum(1) + b_o + mlp
+            parts += [dla(per_head), dla(b_o)[:, None]]
+            resid = resid + per_head.sum(1) + b_o
+            if has_mlp:
+                mlp = cache[mlp_names[layer]][rows, pos]
+                parts.append(dla(mlp)[:, None])
+                resid = resid + mlp
             if by_source:
                 pat = cache[pattern_names[layer]][rows, :, pos]  # [b, H, src]
                 v = cache[v_names[layer]]  # [b, src, kv_heads, d_head]
@@ -173,7 +177,7 @@ def decompose(
             totals.append(final_logits[:, tid])
         if by_source:
             sources.append(torch.stack(src_layers, dim=1))
-    labels, kinds, layers, heads = component_labels(L, H, has_pos)
+    labels, kinds, layers, heads = component_labels(L, H, has_pos, has_mlp)
     return Decomposition(
         labels=labels,
         kinds=kinds,
@@ -186,7 +190,7 @@ def decompose(
 
 
 def component_labels(
-    n_layers: int, n_heads: int, has_pos: bool
+    n_layers: int, n_heads: int, has_pos: bool, has_mlp: bool = True
 ) -> tuple[list[str], list[str], list[int], list[int]]:
     labels, kinds, layers, heads = ["embed"], ["embed"], [-1], [-1]
     if has_pos:
@@ -200,10 +204,15 @@ def component_labels(
             kinds.append("head")
             layers.append(layer)
             heads.append(h)
-        labels += [f"L{layer} attn bias", f"L{layer} MLP"]
-        kinds += ["attn_bias", "mlp"]
-        layers += [layer, layer]
-        heads += [-1, -1]
+        labels.append(f"L{layer} attn bias")
+        kinds.append("attn_bias")
+        layers.append(layer)
+        heads.append(-1)
+        if has_mlp:
+            labels.append(f"L{layer} MLP")
+            kinds.append("mlp")
+            layers.append(layer)
+            heads.append(-1)
     labels.append("unembed bias")
     kinds.append("bias")
     layers.append(-1)
