@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,58 @@ def _info_html(model: Any) -> str:
     return table(rows, max_rows=100) + extra
 
 
+# Models above this many parameters get the demo's small sizes (SmolLM2-135M has 163M with its
+# untied unembedding; the organism and test models are far below).
+LARGE_PARAMS = 50_000_000
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each demo section does. `full` is the organism's demo, unchanged; `large`
+    keeps a 100M+ parameter model (SmolLM2: 30 layers x 9 heads) within minutes on two cores:
+    fewer prompts, shorter sequences, position sweeps over the last few positions only, a
+    few patched head sets, path patching from the top heads only, shorter generation."""
+
+    n: int | None = None  # prompts for caching, detectors, attribution, patching (None: n)
+    detector_len: int = 16
+    exact_heads: int | None = None  # None: exact patching of every head; m: AtP's top m only
+    resid_positions: int | None = None  # None: every position; k: the last k of 5 layers
+    head_sets: int | None = None  # None: a tenth of the heads
+    path_senders: int | None = None  # None: every earlier head
+    probe_n: int = 256
+    traj_n: int = 32
+    traj_samples: int = 6
+    traj_tokens: int = 48
+
+    @classmethod
+    def for_model(cls, model: Any) -> Sizes:
+        if model.info().n_params < LARGE_PARAMS:
+            return cls()
+        return cls(
+            n=8,
+            detector_len=8,
+            exact_heads=10,
+            resid_positions=3,
+            head_sets=4,
+            path_senders=6,
+            probe_n=64,
+            traj_n=8,
+            traj_samples=4,
+            traj_tokens=16,
+        )
+
+
 def run_demo(model_spec: Any, out: str | Path, n: int = 32, seed: int = 0) -> Path:
-    """Load the model, cache the residual stream to disk, analyse, and write out/report.html."""
+    """Load the model, cache the residual stream to disk, analyse, and write out/report.html.
+
+    Large models (over 50M parameters) run smaller sizes (`Sizes.for_model`), so that
+    ``interp demo --model smollm2`` finishes in minutes on a laptop CPU.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(model_spec)
+    sizes = Sizes.for_model(model)
+    n = min(n, sizes.n) if sizes.n else n
     sections: list[Any] = [("Model", _info_html(model))]
 
     task = make_task(model, "induction", n=n, seed=seed, seq_len=min(10, (model.n_ctx - 1) // 2))
@@ -43,26 +90,28 @@ def run_demo(model_spec: Any, out: str | Path, n: int = 32, seed: int = 0) -> Pa
     if (store_dir / "manifest.json").exists():  # only ever remove our own previous cache
         shutil.rmtree(store_dir)
     acts = cache(model, task, names=["resid_post"], store=store_dir, batch_size=16)
-    sizes = sum(f.stat().st_size for f in store_dir.glob("*.safetensors"))
+    n_bytes = sum(f.stat().st_size for f in store_dir.glob("*.safetensors"))
     sections.append(
         (
             "Activation cache",
             f"<p>Streamed <code>resid_post</code> of every layer for {len(task)} induction "
             f"prompts of {task.seq_len} tokens to <code>{html.escape(str(store_dir))}</code> "
-            f"({sizes / 1e6:.2f} MB in {len(list(store_dir.glob('*.safetensors')))} shards).</p>",
+            f"({n_bytes / 1e6:.2f} MB in {len(list(store_dir.glob('*.safetensors')))} shards).</p>",
         )
     )
     norms = residual_norms(acts, model=model, seed=seed)
     norms.save(out / "residual_norms")
     sections.append(norms)
-    sections += attribution_section(model, out, n=n, seed=seed)
-    sections += patching_section(model, out, n=n, seed=seed)
-    sections += probes_section(model, out, seed=seed)
-    sections += trajectories_section(model, out, seed=seed)
+    sections += attribution_section(model, out, n=n, seed=seed, sizes=sizes)
+    sections += patching_section(model, out, n=n, seed=seed, sizes=sizes)
+    sections += probes_section(model, out, seed=seed, n=sizes.probe_n)
+    sections += trajectories_section(model, out, seed=seed, n=sizes.traj_n, sizes=sizes)
     return report(sections, out / "report.html", title=f"interp demo: {model.name}")
 
 
-def attribution_section(model: Any, out: Path, n: int, seed: int) -> list[Any]:
+def attribution_section(
+    model: Any, out: Path, n: int, seed: int, sizes: Sizes = Sizes()
+) -> list[Any]:
     """Head attribution: detectors on every model; DLA and logit lens where there are logits."""
     from interp.analyses.attribution import (
         attention_patterns,
@@ -72,7 +121,7 @@ def attribution_section(model: Any, out: Path, n: int, seed: int) -> list[Any]:
     )
 
     items: list[Any] = []
-    seq_len = min(16, (model.n_ctx - len(model.prefix_ids)) // 2)
+    seq_len = min(sizes.detector_len, (model.n_ctx - len(model.prefix_ids)) // 2)
     kinds = ["induction", "previous_token", "duplicate_token", "first_token"]
     if not model.is_causal:
         kinds.append("next_token")
@@ -111,7 +160,7 @@ def attribution_section(model: Any, out: Path, n: int, seed: int) -> list[Any]:
     return items
 
 
-def patching_section(model: Any, out: Path, n: int, seed: int) -> list[Any]:
+def patching_section(model: Any, out: Path, n: int, seed: int, sizes: Sizes = Sizes()) -> list[Any]:
     """Causal mediation on IOI: exact head and residual patching, the heads patched together,
     attribution patching against exact, and path patching into the top head's query."""
     from interp.analyses.patching import (
@@ -130,6 +179,8 @@ def patching_section(model: Any, out: Path, n: int, seed: int) -> list[Any]:
             )
         ]
     task = make_task(model, "ioi", n=n, seed=seed)
+    if sizes.exact_heads is not None:
+        return _patching_large(model, out, task, seed, sizes)
     heads = activation_patch(model, task, target="z", seed=seed)
     heads.save(out / "patch_heads")
     one = make_task(model, "ioi", n=n, seed=seed, templates=[0])
@@ -156,6 +207,64 @@ def patching_section(model: Any, out: Path, n: int, seed: int) -> list[Any]:
     mover = max(top, key=lambda h: int(h[1 : h.index("H")]))
     if not mover.startswith("L0"):
         path = path_patch(model, task, receivers=[f"q:{mover}"], seed=seed)
+        path.save(out / "path_patch")
+        items.append(path)
+    return items
+
+
+def _layer(head: str) -> int:
+    return int(head[1 : head.index("H")])
+
+
+def _patching_large(model: Any, out: Path, task: Any, seed: int, sizes: Sizes) -> list[Any]:
+    """Patching within minutes on a large model: AtP ranks every head, exact patching checks
+    AtP's top heads one at a time and the best of them together, the residual stream is
+    patched at the last few positions of five evenly spaced layers, and path patching reads only the
+    top AtP heads as senders."""
+    from interp.analyses.patching import activation_patch, attribution_patch, path_patch
+
+    assert sizes.exact_heads is not None and sizes.resid_positions is not None
+    atp = attribution_patch(model, task, target="z", seed=seed)
+    atp.save(out / "atp_heads")
+    ranked = [
+        f"L{int(r.layer)}H{int(r['head'])}" for _, r in atp.top(4 * sizes.exact_heads).iterrows()
+    ]
+    checked = ranked[: sizes.exact_heads]
+    heads = activation_patch(model, task, target=[[h] for h in checked], seed=seed)
+    heads.save(out / "patch_heads")
+    exact = {h: float(v) for h, v in zip(checked, heads.values.tolist(), strict=True)}
+    top = sorted(checked, key=lambda h: -abs(exact[h]))[: sizes.head_sets]
+    together = activation_patch(
+        model, task, target=[top[:i] for i in range(1, len(top) + 1)], seed=seed
+    )
+    together.save(out / "patch_head_sets")
+    one = make_task(model, "ioi", n=len(task), seed=seed, templates=[0])
+    last = range(max(0, one.seq_len - sizes.resid_positions), one.seq_len)
+    layers = sorted({round(i * (model.n_layers - 1) / 4) for i in range(5)})
+    nodes = [[f"resid_pre:L{l}@{p}"] for l in layers for p in last]
+    resid = activation_patch(model, one, target=nodes, seed=seed)
+    resid.save(out / "patch_resid_pre")
+    atp_of = {
+        f"L{int(r.layer)}H{int(r['head'])}": float(r.value)
+        for _, r in atp.top(4 * sizes.exact_heads).iterrows()
+    }
+    rows = [{"head": h, "AtP": round(atp_of[h], 4), "exact": round(exact[h], 4)} for h in checked]
+    items: list[Any] = [atp, heads, together, resid]
+    items.append(
+        (
+            "Attribution patching against exact patching",
+            f"<p>{model.name} is large ({model.n_layers} layers x {model.n_heads} heads), so the "
+            "demo patches exactly only the heads attribution patching ranks first (AtP needs "
+            "two forward passes and one backward pass for every head), the residual stream "
+            f"at the last {sizes.resid_positions} positions of layers {layers}, and path "
+            f"patching from the top {sizes.path_senders} earlier AtP heads. Run "
+            "<code>interp run patch</code> for full sweeps.</p>" + table(rows, max_rows=50),
+        )
+    )
+    mover = max(top, key=_layer)
+    early = [h for h in ranked if _layer(h) < _layer(mover)][: sizes.path_senders]
+    if early:
+        path = path_patch(model, task, sender=early, receivers=[f"q:{mover}"], seed=seed)
         path.save(out / "path_patch")
         items.append(path)
     return items
@@ -225,7 +334,9 @@ def probes_section(model: Any, out: Path, seed: int, n: int = 256) -> list[Any]:
     return items
 
 
-def trajectories_section(model: Any, out: Path, seed: int, n: int = 32) -> list[Any]:
+def trajectories_section(
+    model: Any, out: Path, seed: int, n: int = 32, sizes: Sizes = Sizes()
+) -> list[Any]:
     """Latent-trajectory signals on arithmetic: sample several answers per problem, then score
     how the hidden states move against whether each answer is right, beside output confidence
     and null baselines, best-of-n selection and sequential acceptance."""
@@ -237,8 +348,16 @@ def trajectories_section(model: Any, out: Path, seed: int, n: int = 32) -> list[
         return [(name, "<p class='note'>Skipped: sampling needs a model with an LM head.</p>")]
     try:
         task = make_task(model, "arithmetic", n=n, seed=seed)
-        room = min(48, model.n_ctx - int(task.answer_pos.max()) - 1)
-        res = evaluate(model, task, n=6, max_new_tokens=room, chunk=4, seed=seed, progress=False)
+        room = min(sizes.traj_tokens, model.n_ctx - int(task.answer_pos.max()) - 1)
+        res = evaluate(
+            model,
+            task,
+            n=sizes.traj_samples,
+            max_new_tokens=room,
+            chunk=4,
+            seed=seed,
+            progress=False,
+        )
     except InterpError as err:
         return [(name, f"<p class='note'>Skipped: {html.escape(str(err))}</p>")]
     res.save(out / "trajectories")

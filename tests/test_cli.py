@@ -158,3 +158,17 @@ def test_run_commands_save_result_and_figure(tiny_hf_dir, tmp_path):
         ],
     )
     assert isinstance(bad.exception, InterpError) and "L2H5" in str(bad.exception)
+
+
+def test_demo_sizes_keep_the_organism_demo_and_shrink_large_models(organism):
+    from types import SimpleNamespace
+
+    from interp.demo import Sizes
+
+    full = Sizes.for_model(organism)
+    assert full == Sizes() and full.n is None and full.exact_heads is None
+    assert (full.detector_len, full.probe_n, full.traj_n, full.traj_tokens) == (16, 256, 32, 48)
+    big = SimpleNamespace(info=lambda: SimpleNamespace(n_params=162_950_016))  # SmolLM2
+    large = Sizes.for_model(big)
+    assert large.n == 8 and large.exact_heads and large.resid_positions == 3
+    assert large.traj_tokens < full.traj_tokens and large.probe_n < full.probe_n
