@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+import interp
+import interp.tasks.registry
 from interp.errors import InterpError
 from interp.tasks import (
     Task,
@@ -228,3 +230,52 @@ def test_induction_without_a_tokenizer_uses_every_id(notok):
     assert t.clean_tokens.shape == (3, 9) and t.clean_prompts == []
     assert int(t.clean_tokens.max()) < notok.d_vocab
     assert torch.equal(t.clean_tokens[:, :4], t.clean_tokens[:, 5:])
+
+
+def test_word_arithmetic_checker_reads_the_last_number_in_digits_or_words():
+    from interp.tasks.word_arithmetic import check_number, final_number, number_words
+
+    assert final_number("7 + 5 - 3 = 9") == "9"
+    assert final_number("The answer is twenty-one.") == "21"
+    assert final_number("one hundred and four") == "104"
+    assert final_number("Someone often says 12, then 1,204") == "1204"
+    assert final_number("no numbers here") == ""
+    assert check_number("Seven plus five is twelve.", "12")
+    assert not check_number("It is 12 or 13", "12")
+    assert [number_words(n) for n in (0, 13, 40, 99, 305)] == [
+        "zero",
+        "thirteen",
+        "forty",
+        "ninety-nine",
+        "three hundred and five",
+    ]
+
+
+def test_word_arithmetic_questions_have_unambiguous_targets(gpt2_random):
+    task = interp.tasks.word_arithmetic(gpt2_random, n=20, seed=3, steps=[1, 2], max_operand=9)
+    assert len(task) == 20 and task.targets is not None and task.checker is not None
+    for q, target in zip(task.metadata["questions"], task.targets, strict=True):
+        expr = q.removeprefix("What is ").rstrip("?")
+        for word, sym in (("plus", "+"), ("minus", "-"), ("times", "*")):
+            expr = expr.replace(f" {word} ", f" {sym} ")
+        digits = " ".join(
+            str(
+                [
+                    "zero",
+                    "one",
+                    "two",
+                    "three",
+                    "four",
+                    "five",
+                    "six",
+                    "seven",
+                    "eight",
+                    "nine",
+                ].index(w)
+            )
+            if w.isalpha()
+            else w
+            for w in expr.split()
+        )
+        assert str(eval(digits)) == target  # operator precedence agrees with left to right
+    assert interp.tasks.registry.GENERATORS["word_arithmetic"] is interp.tasks.word_arithmetic

@@ -14,6 +14,7 @@ from interp.tasks.metrics import (
     prob,
 )
 from interp.tasks.task import Task
+from interp.tasks.word_arithmetic import word_arithmetic
 
 __all__ = [
     "Task",
@@ -29,4 +30,5 @@ __all__ = [
     "noise_score",
     "prob",
     "repeat_loss",
+    "word_arithmetic",
 ]

@@ -13,12 +13,14 @@ from interp.tasks.facts import facts
 from interp.tasks.induction import induction
 from interp.tasks.ioi import ioi
 from interp.tasks.task import Task
+from interp.tasks.word_arithmetic import word_arithmetic
 
 GENERATORS: dict[str, Callable[..., Task]] = {
     "induction": induction,
     "ioi": ioi,
     "arithmetic": arithmetic,
     "facts": facts,
+    "word_arithmetic": word_arithmetic,
 }
 
 
