@@ -53,6 +53,12 @@ class Sizes:
     traj_n: int = 32
     traj_samples: int = 6
     traj_tokens: int = 48
+    # The organism answers its trained "347 + 589 =" format; a real chat model gets easy
+    # questions in words at a low temperature, so that its answers are right sometimes
+    # (SmolLM2-135M: about a third right at T=0.3, a few percent at T=1).
+    traj_task: str = "arithmetic"
+    traj_task_options: tuple[tuple[str, Any], ...] = ()
+    traj_temperature: float = 1.0
 
     @classmethod
     def for_model(cls, model: Any) -> Sizes:
@@ -69,6 +75,9 @@ class Sizes:
             traj_n=8,
             traj_samples=4,
             traj_tokens=16,
+            traj_task="word_arithmetic",
+            traj_task_options=(("steps", 1), ("max_operand", 9), ("ops", ("plus",))),
+            traj_temperature=0.3,
         )
 
 
@@ -347,13 +356,16 @@ def trajectories_section(
     if not (model.has_lm_head and model.backend == "HookedTransformer"):
         return [(name, "<p class='note'>Skipped: sampling needs a model with an LM head.</p>")]
     try:
-        task = make_task(model, "arithmetic", n=n, seed=seed)
+        task = make_task(
+            model, sizes.traj_task, n=n, seed=seed, **dict(sizes.traj_task_options)
+        )
         room = min(sizes.traj_tokens, model.n_ctx - int(task.answer_pos.max()) - 1)
         res = evaluate(
             model,
             task,
             n=sizes.traj_samples,
             max_new_tokens=room,
+            temperature=sizes.traj_temperature,
             chunk=4,
             seed=seed,
             progress=False,

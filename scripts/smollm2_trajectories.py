@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=6, help="sampled answers per question")
     ap.add_argument("--steps", type=int, nargs="+", default=[2], help="operations per question")
     ap.add_argument("--max-operand", type=int, default=12)
+    ap.add_argument("--ops", nargs="+", default=["plus", "minus", "times"], help="operations")
     ap.add_argument("--max-new-tokens", type=int, default=40)
     ap.add_argument("--chunk", type=int, default=4, help="tokens per pooled chunk (k)")
     ap.add_argument("--early", type=int, default=3, help="chunks of the early signals")
@@ -49,7 +50,12 @@ def main() -> None:
     start = time.time()
     model = interp.load_model("smollm2", device="cpu")
     task = word_arithmetic(
-        model, n=args.n, seed=args.seed, steps=args.steps, max_operand=args.max_operand
+        model,
+        n=args.n,
+        seed=args.seed,
+        steps=args.steps,
+        max_operand=args.max_operand,
+        ops=args.ops,
     )
     sampled = interp.trajectories.sample(
         model,
@@ -78,6 +84,8 @@ def main() -> None:
             "n": args.n,
             "steps": args.steps,
             "max_operand": args.max_operand,
+            "ops": args.ops,
+            "temperature": args.temperature,
             "example_prompt": task.metadata["questions"][0],
         },
         "samples_per_question": args.samples,

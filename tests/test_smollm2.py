@@ -133,17 +133,3 @@ def test_ioi_smollm2_patching_finds_the_heads_and_their_set_restores_the_differe
     # it: the movers without the negative movers overshoot); the 10 best denoising heads 1.68. Asserted with a margin: more than 0.8.
     assert float(together.values[0]) > 0.8
 
-
-def test_word_arithmetic_checker_reads_the_last_number_in_digits_or_words():
-    from interp.tasks.word_arithmetic import Question, check_number, final_number, number_words
-
-    assert final_number("7 + 5 - 3 = 9") == "9"
-    assert final_number("The answer is twenty-one.") == "21"
-    assert final_number("one hundred and four apples") == "104"
-    assert final_number("someone often") == ""
-    assert final_number("10-3 is 7") == "7" and final_number("it is -3") == "-3"
-    assert check_number("Seven times three is 21.", "21")
-    assert not check_number("It is 21, or maybe 12.", "21")  # the last number counts
-    assert number_words(104) == "one hundred and four"
-    q = Question((7, 3, 4), ("times", "plus"))
-    assert q.value == 25 and q.text == "What is seven times three plus four?"

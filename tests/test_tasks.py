@@ -242,6 +242,8 @@ def test_word_arithmetic_checker_reads_the_last_number_in_digits_or_words():
     assert final_number("no numbers here") == ""
     assert check_number("Seven plus five is twelve.", "12")
     assert not check_number("It is 12 or 13", "12")
+    assert final_number("10-3 is 7") == "7" and final_number("it is -3") == "-3"
+    assert final_number("someone often") == ""
     assert [number_words(n) for n in (0, 13, 40, 99, 305)] == [
         "zero",
         "thirteen",
