@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[2], help="operations per question")
     ap.add_argument("--max-operand", type=int, default=12)
     ap.add_argument("--ops", nargs="+", default=["plus", "minus", "times"], help="operations")
+    ap.add_argument("--style", choices=["words", "digits"], default="words")
+    ap.add_argument("--instruction", default="", help="appended to every question")
     ap.add_argument("--max-new-tokens", type=int, default=40)
     ap.add_argument("--chunk", type=int, default=4, help="tokens per pooled chunk (k)")
     ap.add_argument("--early", type=int, default=3, help="chunks of the early signals")
@@ -56,6 +59,8 @@ def main() -> None:
         steps=args.steps,
         max_operand=args.max_operand,
         ops=args.ops,
+        style=args.style,
+        instruction=args.instruction,
     )
     sampled = interp.trajectories.sample(
         model,
@@ -67,6 +72,11 @@ def main() -> None:
         seed=args.seed,
         store=args.store,
     )
+    # Correctness is judged again from the texts, so a store sampled under an older checker
+    # is scored by the current one.
+    for t in sampled:
+        t.correct = task.checker(t.text, task.targets[t.prompt_index])
+        t.answer = task.answer_of(t.text)
     sampled_s = round(time.time() - start, 1)
     res = interp.trajectories.evaluate(sampled, task, early=args.early, seed=args.seed)
     traces = res.traces()
@@ -75,7 +85,8 @@ def main() -> None:
         "model": "smollm2 (SmolLM2-135M-Instruct, Q4_1 GGUF dequantised to float32)",
         "command": "scripts/smollm2_trajectories.py "
         + " ".join(
-            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+            f"--{k.replace('_', '-')} "
+            + (" ".join(map(str, v)) if isinstance(v, list) else shlex.quote(str(v)))
             for k, v in vars(args).items()
             if v is not None
         ),
@@ -85,6 +96,8 @@ def main() -> None:
             "steps": args.steps,
             "max_operand": args.max_operand,
             "ops": args.ops,
+            "style": args.style,
+            "instruction": args.instruction,
             "temperature": args.temperature,
             "example_prompt": task.metadata["questions"][0],
         },

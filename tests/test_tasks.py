@@ -244,6 +244,11 @@ def test_word_arithmetic_checker_reads_the_last_number_in_digits_or_words():
     assert not check_number("It is 12 or 13", "12")
     assert final_number("10-3 is 7") == "7" and final_number("it is -3") == "-3"
     assert final_number("someone often") == ""
+    # "and" joins only after "hundred": restating "nine and six" is not the answer 15.
+    assert final_number("the sum of nine and six. In other words, it is the") == "6"
+    assert not check_number("Nine plus six is the sum of nine and six.", "15")
+    assert final_number("it is twenty one") == "21" and final_number("seven hundred") == "700"
+    assert final_number("three hundred twelve") == "312"
     assert [number_words(n) for n in (0, 13, 40, 99, 305)] == [
         "zero",
         "thirteen",

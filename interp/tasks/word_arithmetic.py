@@ -18,7 +18,7 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from interp.errors import InterpError
 from interp.tasks.common import check_count
@@ -31,13 +31,25 @@ _UNITS = (
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 _WORD_VALUE = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)}
 _TIMES_FIRST = {"times": 0, "plus": 1, "minus": 1}.__getitem__
+_SIGNS = {"plus": "+", "minus": "-", "times": "*"}
 _OPS = {"plus": lambda x, y: x + y, "minus": lambda x, y: x - y, "times": lambda x, y: x * y}
 
-# A number in digits (with an optional sign), or a run of number words ("twenty-one", "one
-# hundred and four"). Words are matched whole, so "someone" or "often" never count.
-_WORD = "|".join(sorted(_WORD_VALUE, key=len, reverse=True))
+
+# A number in digits (with an optional sign), or number words as English writes one number:
+# "six", "nineteen", "twenty-one" / "twenty one", "one hundred and four". "and" joins only after
+# "hundred", so "nine and six" is two numbers (the last is six), not fifteen. Words are matched
+# whole, so "someone" or "often" never count.
+def _alt(words: list[str]) -> str:
+    return "|".join(sorted(words, key=len, reverse=True))
+
+
+_DIGIT_WORD = _alt(_UNITS[1:10])
+_SMALL = _alt(_UNITS)
+_TENS_WORD = _alt(_TENS)
+_BELOW_100 = rf"(?:{_TENS_WORD})(?:[\s-]+(?:{_DIGIT_WORD}))?|(?:{_SMALL})"
 _NUMBER = re.compile(
-    rf"(?<![\w)])-?\d+(?:,\d{{3}})*|\d+(?:,\d{{3}})*|\b(?:(?:{_WORD}|hundred)(?:[\s-]+(?:and[\s-]+)?)?)*(?:{_WORD}|hundred)\b",
+    rf"(?<![\w)])-?\d+(?:,\d{{3}})*|\d+(?:,\d{{3}})*"
+    rf"|\b(?:(?:{_DIGIT_WORD})\s+hundred(?:\s+(?:and\s+)?(?:{_BELOW_100}))?|{_BELOW_100})\b",
     flags=re.I,
 )
 
@@ -101,10 +113,19 @@ class Question:
 
     @property
     def text(self) -> str:
+        """The question in words: "What is seven plus five?"."""
         words = [number_words(self.operands[0])]
         for op, x in zip(self.ops, self.operands[1:], strict=True):
             words += [op, number_words(x)]
         return f"What is {' '.join(words)}?"
+
+    @property
+    def digits(self) -> str:
+        """The question with numerals and signs: "What is 7 + 5?"."""
+        parts = [str(self.operands[0])]
+        for op, x in zip(self.ops, self.operands[1:], strict=True):
+            parts += [_SIGNS[op], str(x)]
+        return f"What is {' '.join(parts)}?"
 
 
 def sample_questions(
@@ -147,6 +168,8 @@ def word_arithmetic(
     max_operand: int = 12,
     ops: Sequence[str] = ("plus", "minus", "times"),
     chat: bool | None = None,
+    style: Literal["words", "digits"] = "words",
+    instruction: str = "",
 ) -> Task:
     """Questions such as "What is seven plus five minus three?" with targets and a checker.
 
@@ -161,6 +184,8 @@ def word_arithmetic(
             questions whose running value leaves 0..999 are redrawn).
         chat: wrap the question in the tokenizer's chat template (default: when it has one);
             otherwise the prompt is ``"Question: ...\\nAnswer:"``.
+        style: ``"words"`` ("What is seven plus five?") or ``"digits"`` ("What is 7 + 5?").
+        instruction: text appended to the question (e.g. ``" Answer with a number only."``).
     """
     check_count("word_arithmetic", n)
     ks = [steps] if isinstance(steps, int) else list(steps)
@@ -171,12 +196,13 @@ def word_arithmetic(
     bad = [o for o in ops if o not in _OPS]
     if bad or not ops:
         raise InterpError(f"word_arithmetic: ops must be among {list(_OPS)}, got {list(ops)}.")
+    if style not in ("words", "digits"):
+        raise InterpError(f"word_arithmetic: style must be 'words' or 'digits', got {style!r}.")
     if chat is None:
         chat = bool(getattr(model.tokenizer, "chat_template", None))
     questions = sample_questions(n, seed, ks, max_operand, ops)
-    prompts = [
-        chat_prompt(model, q.text) if chat else f"Question: {q.text}\nAnswer:" for q in questions
-    ]
+    texts = [(q.text if style == "words" else q.digits) + instruction for q in questions]
+    prompts = [chat_prompt(model, t) if chat else f"Question: {t}\nAnswer:" for t in texts]
     task = Task.from_prompts(
         model,
         clean=prompts,
@@ -188,7 +214,9 @@ def word_arithmetic(
             "max_operand": max_operand,
             "ops": list(ops),
             "chat": chat,
-            "questions": [q.text for q in questions],
+            "style": style,
+            "instruction": instruction,
+            "questions": texts,
         },
     )
     task.targets = [str(q.value) for q in questions]
