@@ -25,15 +25,12 @@ def gpt2_tokenizer():
     return AutoTokenizer.from_pretrained(str(GPT2_TOKENIZER))
 
 
-@pytest.fixture(scope="session")
-def gpt2_random():
-    """A GPT-2-architecture HookedTransformer with random weights and the real GPT-2 tokenizer."""
+def gpt2_shaped(seed: int, name: str, **overrides):
+    """A GPT-2-shaped HookedTransformer with random weights and the real GPT-2 tokenizer."""
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-    import interp
-
-    torch.manual_seed(0)
-    cfg = HookedTransformerConfig(
+    torch.manual_seed(seed)
+    shape = dict(
         n_layers=3,
         d_model=64,
         n_heads=4,
@@ -43,10 +40,17 @@ def gpt2_random():
         n_ctx=64,
         act_fn="gelu_new",
         normalization_type="LN",
-        seed=0,
-        model_name="gpt2-random",
     )
-    return interp.load_model(HookedTransformer(cfg, tokenizer=gpt2_tokenizer()), device="cpu")
+    cfg = HookedTransformerConfig(**{**shape, **overrides, "seed": seed, "model_name": name})
+    return HookedTransformer(cfg, tokenizer=gpt2_tokenizer())
+
+
+@pytest.fixture(scope="session")
+def gpt2_random():
+    """A GPT-2-architecture HookedTransformer with random weights and the real GPT-2 tokenizer."""
+    import interp
+
+    return interp.load_model(gpt2_shaped(0, "gpt2-random"), device="cpu")
 
 
 @pytest.fixture(scope="session")
@@ -129,25 +133,9 @@ def smollm2():
 @pytest.fixture(scope="session")
 def gpt2_nonorm():
     """A GPT-2-shaped model without any normalisation (normalization_type=None)."""
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
     import interp
 
-    torch.manual_seed(2)
-    cfg = HookedTransformerConfig(
-        n_layers=3,
-        d_model=64,
-        n_heads=4,
-        d_head=16,
-        d_mlp=256,
-        d_vocab=50257,
-        n_ctx=64,
-        act_fn="gelu_new",
-        normalization_type=None,
-        seed=2,
-        model_name="gpt2-nonorm",
-    )
-    model = HookedTransformer(cfg, tokenizer=gpt2_tokenizer())
+    model = gpt2_shaped(2, "gpt2-nonorm", normalization_type=None)
     # Random init without a norm blows up the residual; smaller weights keep logits finite.
     with torch.no_grad():
         for p in model.parameters():

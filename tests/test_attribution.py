@@ -483,38 +483,6 @@ def test_encoder_without_lm_head_is_refused_before_any_forward_pass(minilm):
         handle.remove()
 
 
-def test_dla_on_a_soft_capped_model_sums_to_the_logits_before_the_cap():
-    """Gemma-2-style logit soft-capping: the cap is nonlinear, so DLA splits the pre-cap logits
-    (equal to the model's own logits passed through atanh of the cap)."""
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    torch.manual_seed(4)
-    cfg = HookedTransformerConfig(
-        n_layers=2,
-        d_model=32,
-        n_heads=4,
-        d_head=8,
-        d_mlp=64,
-        d_vocab=50,
-        n_ctx=16,
-        act_fn="gelu",
-        normalization_type="RMS",
-        output_logits_soft_cap=2.0,
-        seed=4,
-    )
-    model = interp.load_model(HookedTransformer(cfg), device="cpu")
-    clean = torch.randint(0, 50, (3, 8))
-    task = interp.Task(clean_tokens=clean, answer_pos=torch.full((3,), 7), answers=clean[:, :2])
-    dec = interp.attribution.decompose(model, task)
-    with torch.no_grad():
-        capped = model(clean)[:, 7]
-    pre = 2.0 * torch.atanh(capped / 2.0)
-    rows = torch.arange(3)
-    want = pre[rows, clean[:, 0]] - pre[rows, clean[:, 1]]
-    assert torch.allclose(dec.total, want, atol=1e-4)
-    assert float(dec.sum_error().max()) < 1e-4
-
-
 @pytest.mark.parametrize(
     "variant",
     [
@@ -523,12 +491,15 @@ def test_dla_on_a_soft_capped_model_sums_to_the_logits_before_the_cap():
         {"positional_embedding_type": "alibi"},
         {"parallel_attn_mlp": True},
         {"gated_mlp": True, "act_fn": "silu"},
+        {"output_logits_soft_cap": 2.0, "normalization_type": "RMS"},
     ],
-    ids=["attn_only", "shortformer", "alibi", "parallel", "gated"],
+    ids=["attn_only", "shortformer", "alibi", "parallel", "gated", "soft_cap"],
 )
 def test_dla_sums_to_total_on_other_architectures(variant):
     """Attention-only blocks have no MLP components; shortformer position embeddings feed the
-    attention only and ALiBi has none, so neither is a residual component."""
+    attention only and ALiBi has none, so neither is a residual component. Gemma-2-style logit
+    soft-capping is nonlinear: DLA splits the logits before the cap (the model's own logits
+    passed through atanh of the cap)."""
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     torch.manual_seed(5)
@@ -548,6 +519,12 @@ def test_dla_sums_to_total_on_other_architectures(variant):
     clean = torch.randint(1, 60, (3, 9))
     task = interp.Task(clean_tokens=clean, answer_pos=torch.full((3,), 8), answers=clean[:, :2])
     dec = interp.attribution.decompose(model, task)
+    with torch.no_grad():
+        logits = model(clean)[:, 8]
+    cap = variant.get("output_logits_soft_cap")
+    pre = cap * torch.atanh(logits / cap) if cap else logits
+    rows = torch.arange(3)
+    assert torch.allclose(dec.total, pre[rows, clean[:, 0]] - pre[rows, clean[:, 1]], atol=1e-4)
     assert float(dec.sum_error().max()) < 1e-4
     assert ("mlp" in dec.kinds) == (not variant.get("attn_only", False))
     assert ("pos_embed" in dec.kinds) == ("positional_embedding_type" not in variant)
