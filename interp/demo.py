@@ -54,8 +54,8 @@ class Sizes:
     traj_samples: int = 6
     traj_tokens: int = 48
     # The organism answers its trained "347 + 589 =" format; a real chat model gets easy
-    # questions in words at a low temperature, so that its answers are right sometimes
-    # (SmolLM2-135M: about a third right at T=0.3, a few percent at T=1).
+    # one-step questions asking for a number ("What is 7 - 1? Answer with a number only."),
+    # which SmolLM2-135M answers right about 30% of the time at T=0.7 (2% asked in words).
     traj_task: str = "arithmetic"
     traj_task_options: tuple[tuple[str, Any], ...] = ()
     traj_temperature: float = 1.0
@@ -76,8 +76,14 @@ class Sizes:
             traj_samples=4,
             traj_tokens=16,
             traj_task="word_arithmetic",
-            traj_task_options=(("steps", 1), ("max_operand", 9), ("ops", ("plus",))),
-            traj_temperature=0.3,
+            traj_task_options=(
+                ("steps", 1),
+                ("max_operand", 9),
+                ("ops", ("plus", "minus")),
+                ("style", "digits"),
+                ("instruction", " Answer with a number only."),
+            ),
+            traj_temperature=0.7,
         )
 
 
@@ -356,9 +362,7 @@ def trajectories_section(
     if not (model.has_lm_head and model.backend == "HookedTransformer"):
         return [(name, "<p class='note'>Skipped: sampling needs a model with an LM head.</p>")]
     try:
-        task = make_task(
-            model, sizes.traj_task, n=n, seed=seed, **dict(sizes.traj_task_options)
-        )
+        task = make_task(model, sizes.traj_task, n=n, seed=seed, **dict(sizes.traj_task_options))
         room = min(sizes.traj_tokens, model.n_ctx - int(task.answer_pos.max()) - 1)
         res = evaluate(
             model,
