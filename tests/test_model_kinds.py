@@ -195,10 +195,10 @@ def test_path_patch(case: Case) -> None:
 def test_probe_sweep(case: Case, over: str) -> None:
     m = case.model
     res = interp.probes.sweep(m, case.probe_task, over=over, n_boot=50, progress=False)
-    acc = res.values if res.values.ndim == 1 or over == "layers" else res.values
-    assert _finite(acc) and float(acc.max()) <= 1.0
-    if over == "heads":
-        assert res.values.shape[-2:] == (m.n_layers, m.n_heads)
+    assert _finite(res.values) and float(res.values.max()) <= 1.0
+    # values: [layer (embed + every block), metric] or [layer, head, metric]
+    units = (m.n_layers + 1,) if over == "layers" else (m.n_layers, m.n_heads)
+    assert res.values.shape[: len(units)] == units
 
 
 def test_cache_every_kind(case: Case) -> None:
@@ -218,7 +218,7 @@ def test_sampling_with_capture(case: Case) -> None:
     task.targets = ["x"]
     task.checker = lambda text, target: target in text
     if not m.has_lm_head or not m.is_causal:
-        with pytest.raises(InterpError, match="generat|LM head|bidirectional"):
+        with pytest.raises(InterpError, match=r"generat|LM head|bidirectional"):
             interp.trajectories.sample(m, task, n=2, max_new_tokens=4, progress=False)
         return
     traces = interp.trajectories.sample(m, task, n=2, max_new_tokens=6, chunk=2, progress=False)

@@ -132,4 +132,3 @@ def test_ioi_smollm2_patching_finds_the_heads_and_their_set_restores_the_differe
     # Measured: 1.56 [1.07, 3.16] of the clean logit difference (more than all of
     # it: the movers without the negative movers overshoot); the 10 best denoising heads 1.68. Asserted with a margin: more than 0.8.
     assert float(together.values[0]) > 0.8
-

@@ -1,11 +1,12 @@
 """Sampling with capture: several answers per prompt, each with its hidden-state trajectory.
 
-Generation uses the model's key-value cache (``model.kv_cache``), one prompt at a time with its `n` samples on the batch
-axis. Each generated token is fed back once; hooks on every block's ``hook_resid_post`` read its
-residual stream there, and running sums pool it into chunks of `chunk` tokens on the fly, so
-memory per trace is one chunk accumulator plus the finished chunk means, never the per-token
-states. Per token the log-probability (temperature 1), the top-1/top-2 logit margin and the
-entropy are kept; the task's checker gives each finished answer its verdict.
+Generation uses the model's key-value cache (``model.kv_cache``), one prompt at a time with its
+`n` samples on the batch axis. Each generated token is fed back once; hooks on every block's
+``hook_resid_post`` read its residual stream there, and running sums pool it into chunks of
+`chunk` tokens on the fly, so memory per trace is one chunk accumulator plus the finished chunk
+means, never the per-token states. Per token the log-probability (temperature 1), the
+top-1/top-2 logit margin and the entropy are kept; the task's checker gives each finished answer
+its verdict.
 """
 
 from __future__ import annotations
