@@ -130,7 +130,7 @@ def test_logit_lens(case: Case) -> None:
 
 def test_ablate(case: Case) -> None:
     m = case.model
-    heads = [(0, 0), (m.n_layers - 1, m.n_heads - 1)]
+    heads = [[(0, 0)], [(m.n_layers - 1, m.n_heads - 1)]]  # two head sets, one value each
     if _needs_logits(case):
         with pytest.raises(InterpError, match="LM head"):
             interp.attribution.ablate(m, case.task, heads=heads)

@@ -116,11 +116,7 @@ def attribution_patch(
     for t in targets:
         check_target(model, t, per_position)
         sweeps[t] = sweep(model, t, per_position, task.seq_len)
-    if model.backend != "HookedTransformer" or not model.has_lm_head:
-        raise InterpError(
-            f"Attribution patching needs a HookedTransformer with an LM head; "
-            f"{model.name} is a {model.backend}."
-        )
+    model.require("attribution_patch", "logits", "hooked")
     clean, corrupt = inputs(model, task, corruption)
     base, source = base_and_source(clean, corrupt, direction)
     names = sorted({n for t in targets for n in model.hook_names_for(t)})

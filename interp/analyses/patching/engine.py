@@ -153,13 +153,7 @@ class Patcher:
         desc: str = "patch",
         skip_unchanged: bool = True,
     ) -> None:
-        if model.backend != "HookedTransformer":
-            raise InterpError(
-                f"Patching runs on TransformerLens HookedTransformer models; {model.name} is "
-                f"loaded as {model.backend!r}. Load it by name or local directory instead."
-            )
-        if not model.has_lm_head:
-            raise InterpError(f"{model.name} has no LM head: patching metrics read logits.")
+        model.require("Patching", "logits", "hooked")
         self.model, self.readout, self.base = model, readout, base
         self.budget, self.progress, self.desc = budget, progress, desc
         self.T = readout.seq_len

@@ -74,6 +74,7 @@ def activation_patch(
         metric per component (what TransformerLens' `patching` module returns).
     """
     model = load_model(model)
+    model.require("activation_patch", "logits", "hooked")
     clean, corrupt = inputs(model, task, corruption)
     base, source = base_and_source(clean, corrupt, direction)
     if isinstance(target, str):

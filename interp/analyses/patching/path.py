@@ -69,11 +69,7 @@ def path_patch(
         metric, corruption, n_boot, seed, memory_budget, progress: as in `activation_patch`.
     """
     model = load_model(model)
-    if model.backend != "HookedTransformer" or not model.has_lm_head:
-        raise InterpError(
-            f"Path patching needs a HookedTransformer with an LM head; "
-            f"{model.name} is a {model.backend}."
-        )
+    model.require("path_patch", "logits", "hooked")
     recv = _receivers(model, receivers)
     first = min((n.layer for n in recv), default=model.n_layers)
     grid = sender is None
