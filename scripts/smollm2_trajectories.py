@@ -9,9 +9,10 @@ The numbers in docs/smollm2.md come from:
     .venv/bin/python scripts/smollm2_trajectories.py --n 40 --samples 6 --steps 1 \
         --max-operand 9 --ops plus minus --style digits \
         --instruction " Answer with a number only." --max-new-tokens 16 --chunk 2 \
-        --temperature 0.7 --figures out/smollm2   # JSON: benchmarks/results/smollm2_trajectories.json
+        --temperature 0.7 --figures out/smollm2
 
-(3.5 minutes of sampling on a quiet 2-core CPU). Questions in words ("What is seven plus
+(3.5 minutes of sampling on a quiet 2-core CPU; JSON in
+benchmarks/results/smollm2_trajectories.json). Questions in words ("What is seven plus
 five?", the default style) are answered right only about 2% of the time by this model.
 Sampling resumes from --store when interrupted (prompt by prompt), and stored answers are
 judged again by the current checker. Plotly figures (signals, ROC curves, per-layer ROC-AUC)
