@@ -147,7 +147,8 @@ def test_smollm2_matches_transformers_gguf_reader(smollm2):
     with torch.no_grad():
         ours = smollm2(tokens).log_softmax(-1)
         ref = hf(tokens).logits.log_softmax(-1)
-    assert float((ours - ref).abs().max()) < 1e-3 * float(ref.abs().max())
+    # Measured 4.2e-5 (largest |log-prob| 40.4): float32 rounding of folded weights.
+    assert float((ours - ref).abs().max()) < 2e-4
     # A real pretrained model: it completes the IOI sentence with the indirect object.
     assert smollm2.token_str(int(ours[0, -1].argmax())) == " Mary"
 
