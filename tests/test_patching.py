@@ -19,7 +19,8 @@ from interp.analyses.patching import (
     path_patch,
     spearman,
 )
-from interp.analyses.patching.engine import Patcher, make_readout
+from interp.analyses.patching.engine import Patcher
+from interp.analyses.patching.readout import make_readout
 from interp.analyses.patching.runs import Input
 from interp.errors import InterpError
 from interp.tasks.metrics import logit_diff

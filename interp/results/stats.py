@@ -92,3 +92,22 @@ def bootstrap_ratio(
     boots = (counts @ flat) / (counts @ den)[:, None]
     lo, hi = _percentiles(boots, alpha)
     return ratio.reshape(shape).float(), lo.reshape(shape).float(), hi.reshape(shape).float()
+
+
+def spearman(a: Tensor, b: Tensor) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    x, y = _ranks(a.reshape(-1).double()), _ranks(b.reshape(-1).double())
+    x, y = x - x.mean(), y - y.mean()
+    den = float(x.norm() * y.norm())
+    return float((x * y).sum()) / den if den > 0 else float("nan")
+
+
+def _ranks(v: Tensor) -> Tensor:
+    order = torch.argsort(v, stable=True)
+    ranks = torch.empty_like(v)
+    ranks[order] = torch.arange(len(v), dtype=v.dtype)
+    for value in torch.unique(v):  # ties share their mean rank
+        same = v == value
+        if int(same.sum()) > 1:
+            ranks[same] = ranks[same].mean()
+    return ranks

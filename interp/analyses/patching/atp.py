@@ -16,15 +16,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.analyses.patching.engine import (
-    DEFAULT_BUDGET,
-    Patcher,
-    Readout,
-    make_readout,
-    parse_budget,
-    resid_metric,
-    unembed,
-)
+from interp.analyses.patching.engine import Patcher
 from interp.analyses.patching.exact import build_result
 from interp.analyses.patching.nodes import (
     HEAD_TARGETS,
@@ -35,12 +27,19 @@ from interp.analyses.patching.nodes import (
     check_target,
     sweep,
 )
+from interp.analyses.patching.readout import (
+    DEFAULT_BUDGET,
+    Readout,
+    make_readout,
+    parse_budget,
+    resid_metric,
+)
 from interp.analyses.patching.runs import Corruption, Direction, Input, base_and_source, inputs
 from interp.errors import InterpError
 from interp.kernels import fused
 from interp.models import Model, load_model
 from interp.models.kv import attention_scale
-from interp.results.base import Coord, Result
+from interp.results.base import Coord
 from interp.results.patching import AtPResult
 from interp.tasks.metrics import Metric
 from interp.tasks.task import Task
@@ -130,9 +129,9 @@ def attribution_patch(
         clean_logits: Tensor | None = None
         if metric == "kl":  # the KL reference must exist before the base run
             clean_logits = (
-                unembed(model, src_resid)
+                model.unembed(src_resid)
                 if direction == "denoise"
-                else unembed(model, _activations(model, clean, [])[1])
+                else model.unembed(_activations(model, clean, [])[1])
             )
         readout = make_readout(model, task, metric, clean_logits)
         source_m = resid_metric(model, readout, src_resid)
@@ -412,48 +411,3 @@ def _verify(
         {"node": str(n), "atp": float(res.values.reshape(-1)[i]), "exact": float(e)}
         for n, i, e in zip(chosen, order, exact.tolist(), strict=True)
     ]
-
-
-def spearman(a: Tensor, b: Tensor) -> float:
-    """Spearman rank correlation (average ranks for ties)."""
-    x, y = _ranks(a.reshape(-1).double()), _ranks(b.reshape(-1).double())
-    x, y = x - x.mean(), y - y.mean()
-    den = float(x.norm() * y.norm())
-    return float((x * y).sum()) / den if den > 0 else float("nan")
-
-
-def _ranks(v: Tensor) -> Tensor:
-    order = torch.argsort(v, stable=True)
-    ranks = torch.empty_like(v)
-    ranks[order] = torch.arange(len(v), dtype=v.dtype)
-    for value in torch.unique(v):  # ties share their mean rank
-        same = v == value
-        if int(same.sum()) > 1:
-            ranks[same] = ranks[same].mean()
-    return ranks
-
-
-def agreement(atp: AtPResult, exact: Result, k: int = 10) -> dict[str, Any]:
-    """Spearman (signed scores) and top-k recall (largest |exact| among AtP's top k).
-
-    Also stores them in ``atp.meta['agreement']`` and the exact scores in ``atp.extras['exact']``.
-    """
-    if exact.values.shape != atp.values.shape:
-        raise InterpError(
-            f"Shapes differ: AtP {tuple(atp.values.shape)} vs exact {tuple(exact.values.shape)}; "
-            "compare the same target, per_position and direction."
-        )
-    n = atp.values.numel()
-    k = min(k, n)
-    top_exact = set(torch.argsort(exact.values.abs().reshape(-1), descending=True)[:k].tolist())
-    top_atp = set(torch.argsort(atp.ranking_score.reshape(-1), descending=True)[:k].tolist())
-    out = {
-        "spearman": spearman(atp.values, exact.values),
-        "spearman_abs": spearman(atp.ranking_score, exact.values.abs()),
-        "top_k_recall": len(top_exact & top_atp) / k,
-        "k": k,
-        "n_components": n,
-    }
-    atp.meta["agreement"] = out
-    atp.extras["exact"] = exact.values.detach().clone()
-    return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -26,106 +26,18 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.analyses.patching.nodes import HEAD_TARGETS, RESID_TARGETS, Node
+from interp.analyses.patching.readout import (
+    DEFAULT_BUDGET,
+    Readout,
+    run_metric,
+)
 from interp.analyses.patching.runs import Input
 from interp.errors import InterpError
 from interp.kernels import fused
 from interp.models import Model
 from interp.models import kv as kvc
 from interp.models.lean import LeanBlocks
-from interp.tasks.metrics import Metric, get_metric
 from interp.tasks.task import Task
-
-DEFAULT_BUDGET = 1 << 30  # bytes of activations per stacked forward
-
-
-def parse_budget(budget: int | str) -> int:
-    """``1073741824``, ``"512MiB"``, ``"2GiB"`` -> bytes."""
-    if isinstance(budget, int):
-        value = budget
-    else:
-        units = {"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "b": 1}
-        text = budget.strip().lower()
-        unit = next((u for u in units if text.endswith(u)), None)
-        try:
-            value = int(float(text[: -len(unit)] if unit else text) * units.get(unit or "b", 1))
-        except ValueError:
-            raise InterpError(f"memory_budget={budget!r}: write bytes or e.g. '512MiB'.") from None
-    if value <= 0:
-        raise InterpError(f"memory_budget must be positive, got {budget!r}.")
-    return value
-
-
-@dataclass
-class Readout:
-    """Turns final residuals into the metric, reading logits only where the metric needs them.
-
-    Built-in metrics read the answer position only, so only those rows are unembedded (and the
-    sequence is cut after the last answer position). A custom metric gets full logits: positions
-    before the patch come from the base run, which the patch cannot change.
-    """
-
-    task: Task
-    metric: Metric
-    answer_only: bool
-    seq_len: int  # positions that can matter
-
-    def __call__(self, logits: Tensor, task: Task) -> Tensor:
-        out = self.metric(logits, task)
-        if out.ndim != 1 or out.shape[0] != len(task):
-            raise InterpError(
-                "The metric must return one value per prompt (shape [batch]); got shape "
-                f"{tuple(out.shape)}. Reduce inside your metric only over positions/vocab."
-            )
-        return out
-
-
-def make_readout(
-    model: Model, task: Task, metric: str | Metric, clean_logits: Tensor | None
-) -> Readout:
-    """Built-in metrics read only the answer position: the readout hands them [rows, 1, vocab]
-    logits with answer position 0 (the KL reference is cut the same way)."""
-    answer_only = isinstance(metric, str)
-    if answer_only and metric == "kl":
-        if clean_logits is None:
-            raise InterpError("The 'kl' metric needs the clean run's logits as its reference.")
-        rows = torch.arange(len(task), device=clean_logits.device)
-        ref = clean_logits[rows, task.answer_pos.to(clean_logits.device)][:, None]
-        fn = get_metric("kl", reference_logits=ref)
-    else:
-        fn = get_metric(metric)
-    # Later positions cannot reach the answer under causal attention: cut them off.
-    cut = answer_only and model.is_causal
-    seq_len = int(task.answer_pos.max()) + 1 if cut else task.seq_len
-    return Readout(task, fn, answer_only, seq_len)
-
-
-def run_metric(readout: Readout, logits: Float[Tensor, "batch seq vocab"]) -> Tensor:
-    """Metric per prompt of an unpatched run's logits (stays on the device)."""
-    task = readout.task
-    if readout.answer_only:
-        rows = torch.arange(len(task), device=logits.device)
-        logits = logits[rows, task.answer_pos.to(logits.device)][:, None]
-        task = replace(task, answer_pos=torch.zeros(len(task), dtype=torch.long))
-    return readout(logits, task)
-
-
-def resid_metric(
-    model: Model, readout: Readout, resid: Float[Tensor, "batch seq d_model"]
-) -> Float[Tensor, " batch"]:
-    """Metric per prompt from an unpatched run's final residual stream, unembedding only the
-    answer rows for built-in metrics (differentiable: attribution patching backpropagates it)."""
-    task = readout.task
-    if readout.answer_only:
-        rows = torch.arange(len(task), device=resid.device)
-        logits = unembed(model, resid[rows, task.answer_pos.to(resid.device)][:, None])
-        task = replace(task, answer_pos=torch.zeros(len(task), dtype=torch.long))
-        return readout(logits, task)
-    return readout(unembed(model, resid), task)
-
-
-def unembed(model: Model, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... vocab"]:
-    """Final norm + unembedding (+ soft cap), as the model's forward ends."""
-    return model.unembed(resid)
 
 
 def skips_positions(model: Model) -> bool:
@@ -264,12 +176,12 @@ class Patcher:
         if self.readout.answer_only:
             local = (self.answer_pos - start).clamp(0, stop - start - 1)
             rows = torch.arange(self.B, device=resid.device)
-            picked = unembed(self.model, resid[:, rows, local])  # [N, B, V]
+            picked = self.model.unembed(resid[:, rows, local])  # [N, B, V]
             inside = ((self.answer_pos >= start) & (self.answer_pos < stop))[None, :, None]
             logits = torch.where(inside, picked, self.base_answer[None])[:, :, None]
         else:
             base = self.base_logits[None].expand(n, -1, -1, -1)
-            parts = [base[:, :, :start], unembed(self.model, resid), base[:, :, stop:]]
+            parts = [base[:, :, :start], self.model.unembed(resid), base[:, :, stop:]]
             logits = torch.cat(parts, dim=2)
         flat = logits.reshape(n * self.B, *logits.shape[2:])
         return self.readout(flat, self._task(n)).reshape(n, self.B)

@@ -8,13 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from interp.analyses.patching.engine import (
-    DEFAULT_BUDGET,
-    Patcher,
-    make_readout,
-    parse_budget,
-)
+from interp.analyses.patching.engine import Patcher
 from interp.analyses.patching.nodes import PerPosition, node_sets, sweep
+from interp.analyses.patching.readout import DEFAULT_BUDGET, make_readout, parse_budget
 from interp.analyses.patching.runs import (
     Corruption,
     Direction,

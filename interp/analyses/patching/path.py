@@ -20,16 +20,15 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.analyses.patching.engine import (
+from interp.analyses.patching.exact import build_result, clean_logits_for
+from interp.analyses.patching.nodes import Node, NodeLike, as_node
+from interp.analyses.patching.readout import (
     DEFAULT_BUDGET,
     Readout,
     make_readout,
     parse_budget,
     run_metric,
-    unembed,
 )
-from interp.analyses.patching.exact import build_result, clean_logits_for
-from interp.analyses.patching.nodes import Node, NodeLike, as_node
 from interp.analyses.patching.runs import Corruption, Direction, Input, base_and_source, inputs
 from interp.errors import InterpError
 from interp.kernels import fused
@@ -278,11 +277,11 @@ class _PathRunner:
         if self.readout.answer_only:
             ans = self.readout.task.answer_pos.to(resid.device)
             rows = torch.arange(B, device=resid.device)
-            logits = unembed(self.model, resid[:, rows, ans])[:, :, None]
+            logits = self.model.unembed(resid[:, rows, ans])[:, :, None]
             task = self.readout.task[torch.arange(B).repeat(n)]
             task = _at_zero(task)
         else:
-            logits = unembed(self.model, resid)
+            logits = self.model.unembed(resid)
             task = self.readout.task[torch.arange(B).repeat(n)]
         flat = logits.reshape(n * B, *logits.shape[2:])
         return self.readout(flat, task).reshape(n, B)
