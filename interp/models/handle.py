@@ -39,7 +39,7 @@ _ENCODER_TYPES = {
 # What an analysis may need from a model, and why a model may lack it.
 _NEEDS = {
     "logits": "it reads logits, and {name} has no trained LM head (load a causal LM)",
-    "attention": "it reads attention heads, and {name} has none",
+    "attention": "it reads attention heads, and {name} has no attention heads",
     "hooked": (
         "it runs TransformerLens HookedTransformer internals (starting mid-model, hooking "
         "weights), and {name} is loaded as a TransformerBridge; load a causal LM by name, "
@@ -127,6 +127,11 @@ class Model(Tokens):
     @property
     def d_head(self) -> int:
         return int(self.cfg.d_head)
+
+    @property
+    def d_mlp(self) -> int:
+        """MLP width (0 for attention-only models)."""
+        return int(getattr(self.cfg, "d_mlp", None) or 0)
 
     @property
     def d_vocab(self) -> int:
@@ -401,7 +406,7 @@ class Model(Tokens):
             n_key_value_heads=self.n_key_value_heads,
             d_model=self.d_model,
             d_head=self.d_head,
-            d_mlp=getattr(self.cfg, "d_mlp", None),
+            d_mlp=self.d_mlp or None,
             d_vocab=self.d_vocab,
             n_ctx=self.n_ctx,
             normalization_type=self.normalization_type,

@@ -68,8 +68,3 @@ def keys_from_normed_input(model: Model) -> bool:
         and not cfg.use_attn_in
         and not getattr(cfg, "load_in_4bit", False)
     )
-
-
-def d_mlp(model: Model) -> int:
-    """MLP width (0 for attention-only models)."""
-    return int(getattr(model.cfg, "d_mlp", None) or 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -48,10 +49,15 @@ def word_tokens(model: Any) -> Tensor:
 def repeated_tokens(model: Any, n: int, seq_len: int, seed: int) -> Tensor:
     """``[n, prefix + 2 * seq_len]`` sequences ``[prefix, r_1..r_T, r_1..r_T]`` of distinct
     random whole words (the input of the head detectors and the induction check)."""
-    words = word_tokens(model)
-    if len(words) < seq_len:
-        raise InterpError(f"Need {seq_len} distinct word tokens, the tokenizer has {len(words)}.")
+    return repeats_from(word_tokens(model), model.prefix_ids, n, seq_len, seed)
+
+
+def repeats_from(pool: Tensor, prefix: Sequence[int], n: int, seq_len: int, seed: int) -> Tensor:
+    """``[n, len(prefix) + 2 * seq_len]``: `prefix`, then `seq_len` distinct ids drawn from
+    `pool`, repeated once."""
+    if len(pool) < seq_len:
+        raise InterpError(f"Need {seq_len} distinct tokens to repeat, there are {len(pool)}.")
     gen = torch.Generator().manual_seed(seed)
-    prefix = torch.tensor(model.prefix_ids, dtype=torch.long)
-    rows = [words[torch.randperm(len(words), generator=gen)[:seq_len]] for _ in range(n)]
-    return torch.stack([torch.cat([prefix, r, r]) for r in rows])
+    head = torch.tensor(list(prefix), dtype=torch.long)
+    rows = [pool[torch.randperm(len(pool), generator=gen)[:seq_len]] for _ in range(n)]
+    return torch.stack([torch.cat([head, r, r]) for r in rows])

@@ -8,7 +8,6 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from interp.analyses.attribution._checks import check_heads
 from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.results.attribution import AblationResult
@@ -146,7 +145,7 @@ def ablate(
     model = load_model(model)
     if how not in ("zero", "mean", "resample"):
         raise InterpError(f"how={how!r}: use 'zero', 'mean' or 'resample'.")
-    check_heads(model, ANALYSIS)
+    model.require(ANALYSIS, "attention")
     model.require(ANALYSIS, "logits")
     metric_fn = get_metric(metric)
     sets = _head_sets(model, heads)

@@ -8,7 +8,6 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from interp.analyses.attribution._checks import check_heads
 from interp.cache.api import as_task
 from interp.errors import InterpError
 from interp.models import Model, load_model
@@ -36,7 +35,7 @@ def attention_patterns(
         index: which prompt of a list or Task.
     """
     model = load_model(model)
-    check_heads(model, ANALYSIS)
+    model.require(ANALYSIS, "attention")
     if isinstance(prompt_or_task, str):
         prompt_or_task = [prompt_or_task]
     elif isinstance(prompt_or_task, Tensor) and prompt_or_task.ndim == 1:

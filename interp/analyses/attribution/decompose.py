@@ -19,7 +19,6 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.analyses.attribution._checks import check_heads
 from interp.errors import InterpError
 from interp.models import Model
 from interp.tasks.task import Task
@@ -82,7 +81,7 @@ def decompose(
         batch_size: prompts per forward pass.
         by_source: also split each head's effect by source position (``A[t, s] v_s W_O``).
     """
-    check_heads(model, ANALYSIS)
+    model.require(ANALYSIS, "attention")
     model.require(ANALYSIS, "logits", "hooked")
     w_ln, b_ln, centre = model.final_norm_params()
     u_all, const_all, _ = answer_directions(model, task, token)

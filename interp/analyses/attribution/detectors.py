@@ -32,12 +32,11 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.analyses.attribution._checks import check_heads
 from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.results.attribution import HeadScores
 from interp.results.meta import make_meta
-from interp.tasks.vocab import repeated_tokens
+from interp.tasks.vocab import repeated_tokens, repeats_from
 
 KINDS = ("induction", "previous_token", "next_token", "duplicate_token", "first_token")
 Target = str | Tensor | Callable[[int, int], Tensor]
@@ -137,14 +136,7 @@ def random_repeats(model: Model, n: int, seq_len: int, seed: int) -> Int[Tensor,
             pass  # too few whole words (e.g. a character tokenizer): use every plain id
     special = model.special_ids
     ids = torch.tensor([i for i in range(model.d_vocab) if i not in special], dtype=torch.long)
-    if len(ids) < seq_len:
-        raise InterpError(
-            f"seq_len={seq_len} needs that many distinct tokens; {model.name} has {len(ids)}."
-        )
-    gen = torch.Generator().manual_seed(seed)
-    prefix = torch.tensor(model.prefix_ids, dtype=torch.long)
-    rows = [ids[torch.randperm(len(ids), generator=gen)[:seq_len]] for _ in range(n)]
-    return torch.stack([torch.cat([prefix, r, r]) for r in rows])
+    return repeats_from(ids, model.prefix_ids, n, seq_len, seed)
 
 
 def _user_sequences(model: Model, sequences: Sequences) -> list[Tensor]:
@@ -211,7 +203,7 @@ def detect_heads(
         is this score times ``r / s``.
     """
     model = load_model(model)
-    check_heads(model, ANALYSIS)
+    model.require(ANALYSIS, "attention")
     if n < 1 or seq_len < 2 or batch_size < 1:
         raise InterpError(
             f"detect_heads needs n >= 1, seq_len >= 2 and batch_size >= 1, got {n}, {seq_len}, "

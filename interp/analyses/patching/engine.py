@@ -148,7 +148,7 @@ class Patcher:
         """How many patched copies of the batch fit the memory budget in one forward."""
         m = self.model
         t = self.T - start
-        per_pos = m.d_model * 8 + kvc.d_mlp(m) * 2 + m.n_heads * (self.T * 3 + m.d_head * 4)
+        per_pos = m.d_model * 8 + m.d_mlp * 2 + m.n_heads * (self.T * 3 + m.d_head * 4)
         kv = 2 * (m.n_layers - layer) * start * m.n_key_value_heads * m.d_head
         logits = self.model.d_vocab * (1 if self.readout.answer_only else self.T)
         row = 4 * (t * per_pos + kv + logits) * self.B

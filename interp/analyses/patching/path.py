@@ -33,7 +33,6 @@ from interp.analyses.patching.runs import Corruption, Direction, Input, base_and
 from interp.errors import InterpError
 from interp.kernels import fused
 from interp.models import Model, load_model
-from interp.models.kv import d_mlp
 from interp.results.base import Coord
 from interp.results.patching import PathPatchResult
 from interp.tasks.metrics import Metric
@@ -194,7 +193,7 @@ class _PathRunner:
     def run(self, progress: bool) -> Tensor:
         n_all = len(self.senders)
         m = self.model
-        per_pos = m.d_model * 10 + d_mlp(m) * 2 + m.n_heads * (self.T * 3 + m.d_head * 8)
+        per_pos = m.d_model * 10 + m.d_mlp * 2 + m.n_heads * (self.T * 3 + m.d_head * 8)
         row = 4 * self.B * self.T * per_pos
         chunk = max(1, self.budget // max(1, row))
         out = []
