@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from interp._callable import make_callable
-from interp.cache.disk import atomic_write_text
 from interp.errors import InterpError
+from interp.files import atomic_write_text
 from interp.results.base import Result
 from interp.viz.html import CSS, result_html
 

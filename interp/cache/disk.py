@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,49 +25,16 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor
 
 from interp.errors import InterpError
+from interp.files import atomic_save_tensors, atomic_write_text
 
 FORMAT = "interp-cache/1"
 MANIFEST = "manifest.json"
 SHARD_LOG = "shards.log"
 TOKENS_KEY = "__tokens__"
 ANSWER_POS_KEY = "__answer_pos__"
-
-
-def umask_mode(mode: int) -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mode & ~mask
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to `path` via a temporary file in the same directory and an atomic rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, umask_mode(0o666))  # mkstemp creates 0600; finished files get normal modes
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_save_tensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, umask_mode(0o666))
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)

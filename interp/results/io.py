@@ -19,8 +19,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from interp.cache.disk import umask_mode
 from interp.errors import InterpError
+from interp.files import umask_mode
 from interp.results.base import Result, result_class
 
 FORMAT = "interp-result/1"

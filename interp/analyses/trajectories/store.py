@@ -17,8 +17,8 @@ import torch
 from safetensors import safe_open
 
 from interp.analyses.trajectories.trace import Trace
-from interp.cache.disk import atomic_save_tensors, atomic_write_text
 from interp.errors import InterpError
+from interp.files import atomic_save_tensors, atomic_write_text
 
 HEADER = "traces.json"
 FORMAT = "interp-traces/1"
