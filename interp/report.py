@@ -25,11 +25,12 @@ def report(
     """Write `path` as a single HTML file.
 
     Args:
-        items: results, or ``(heading, html)`` blocks for free-form sections.
+        items: results, or ``(heading, html)`` blocks for free-form sections (the heading is
+            text; the html is placed as given, so build it only from strings you trust).
         path: output file; written atomically. plotly.js is inlined once, so the file works
             offline and from any location.
-        title: page title.
-        intro: optional HTML shown under the title.
+        title: page title (text).
+        intro: optional text shown under the title; for markup, use a ``(heading, html)`` item.
     """
     if not items:
         raise InterpError("report() needs at least one result or section.")
@@ -46,11 +47,13 @@ def report(
             )
         else:
             raise InterpError(f"report() items must be Results or (heading, html) pairs: {item!r}")
+    # Title and intro are text (a CLI flag, a notebook string): escaped like every result field.
+    lead = f"<p class='note'>{html.escape(intro)}</p>" if intro else ""
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{CSS}</style>"
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
-        f"<h1>{html.escape(title)}</h1>{intro}{''.join(body)}</body></html>"
+        f"<h1>{html.escape(title)}</h1>{lead}{''.join(body)}</body></html>"
     )
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

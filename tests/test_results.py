@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import hypothesis.strategies as st
 import pytest
@@ -226,11 +227,8 @@ def test_report_is_self_contained(tmp_path):
         interp.report([], tmp_path / "x.html")
 
 
-@pytest.mark.skipif(
-    shutil.which("chromium") is None, reason="needs Debian's chromium; ./dev test installs it"
-)
-def test_report_renders_offline_in_a_browser(tmp_path):
-    path = interp.report([_grid()], tmp_path / "r.html")
+def chromium_dom(page: Path, profile: Path) -> str:
+    """The DOM of `page` after headless Chromium ran its scripts, with no network."""
     out = subprocess.run(
         [
             "chromium",
@@ -238,14 +236,24 @@ def test_report_renders_offline_in_a_browser(tmp_path):
             "--no-sandbox",
             "--disable-gpu",
             "--disable-background-networking",
-            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--user-data-dir={profile}",
             "--virtual-time-budget=5000",
             "--dump-dom",
-            path.as_uri(),
+            page.as_uri(),
         ],
         capture_output=True,
         text=True,
         timeout=120,
     )
+    assert out.stdout, out.stderr[-2000:]
+    return out.stdout
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="needs Debian's chromium; ./dev test installs it"
+)
+def test_report_renders_offline_in_a_browser(tmp_path):
+    path = interp.report([_grid()], tmp_path / "r.html")
+    dom = chromium_dom(path, tmp_path / "profile")
     # plotly.js ran (it adds the js-plotly-plot class and draws an SVG) with no network.
-    assert "js-plotly-plot" in out.stdout and "<svg" in out.stdout, out.stderr[-2000:]
+    assert "js-plotly-plot" in dom and "<svg" in dom

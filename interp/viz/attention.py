@@ -4,12 +4,14 @@ package is inlined (its own saved HTML would load it from a CDN)."""
 from __future__ import annotations
 
 import html
-import json
+import re
 import uuid
 from functools import lru_cache
 from pathlib import Path
 
 from torch import Tensor
+
+from interp.viz.html import script_json
 
 
 @lru_cache(maxsize=1)
@@ -17,8 +19,8 @@ def circuitsvis_js() -> str:
     import circuitsvis
 
     bundle = Path(circuitsvis.__file__).parent / "dist" / "cdn" / "iife.js"
-    # A literal closing script tag would end the inline script early.
-    return bundle.read_text(encoding="utf-8").replace("</script>", "<\\/script>")
+    # A closing script tag (any case) would end the inline script early; "<\/" means "</" in JS.
+    return re.sub(r"</(script)", r"<\\/\1", bundle.read_text(encoding="utf-8"), flags=re.I)
 
 
 def attention_heads_html(
@@ -33,7 +35,8 @@ def attention_heads_html(
         include_js: inline the circuitsvis bundle (once per page is enough).
     """
     div = "circuits-vis-" + uuid.uuid4().hex[:12]
-    props = json.dumps(
+    # Tokens and head names are untrusted text: script_json keeps them from ending the script.
+    props = script_json(
         {
             "tokens": tokens,
             "attention": patterns.detach().cpu().float().tolist(),

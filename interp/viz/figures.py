@@ -9,10 +9,19 @@ import numpy as np
 import plotly.graph_objects as go
 from torch import Tensor
 
-from interp.viz.theme import SIGNED_SCALE, UNSIGNED_SCALE, apply_theme
+from interp.viz.theme import SIGNED_SCALE, UNSIGNED_SCALE, apply_theme, plotly_text
 
 if TYPE_CHECKING:
     from interp.results.base import Result
+
+
+def _texts(values: Sequence[Any]) -> list[str]:
+    # Labels are often token strings ("<b>", "a&b"): shown as typed, never as plotly markup.
+    return [plotly_text(v) for v in values]
+
+
+def _grid_texts(rows: Sequence[Sequence[Any]]) -> np.ndarray:
+    return np.array([_texts(r) for r in rows], dtype=object)
 
 
 def _np(x: Tensor | np.ndarray) -> np.ndarray:
@@ -44,7 +53,8 @@ def heatmap(
         kw = {"colorscale": SIGNED_SCALE, "zmid": 0.0, "zmin": -bound, "zmax": bound}
     else:
         kw = {"colorscale": UNSIGNED_SCALE}
-    custom = np.array(hover, dtype=object) if hover is not None else None
+    custom = _grid_texts(hover) if hover is not None else None
+    ylabel, xlabel, value_label = (plotly_text(s) for s in (ylabel, xlabel, value_label))
     hovertemplate = (
         f"{ylabel} %{{y}}<br>{xlabel} %{{x}}<br>{value_label} %{{z:.4g}}"
         + ("<br>%{customdata}" if custom is not None else "")
@@ -52,12 +62,12 @@ def heatmap(
     )
     trace = go.Heatmap(
         z=arr,
-        x=[str(v) for v in x],
-        y=[str(v) for v in y],
+        x=_texts(x),
+        y=_texts(y),
         customdata=custom,
         hovertemplate=hovertemplate,
         colorbar={"title": {"text": value_label}},
-        text=np.array(text, dtype=object) if text is not None else None,
+        text=_grid_texts(text) if text is not None else None,
         texttemplate="%{text}" if text is not None else None,
         **kw,
     )
@@ -87,16 +97,17 @@ def bar(
             "color": "#555",
         }
     colors = ["#d62728" if val >= 0 else "#1f77b4" for val in np.nan_to_num(v)]
+    value_label = plotly_text(value_label)
     fig = go.Figure(
         go.Bar(
-            x=[str(s) for s in labels],
+            x=_texts(labels),
             y=v,
             error_y=err,
             marker_color=colors,
             hovertemplate=f"%{{x}}<br>{value_label} %{{y:.4g}}<extra></extra>",
         )
     )
-    fig.update_xaxes(title=xlabel, type="category")
+    fig.update_xaxes(title=plotly_text(xlabel), type="category")
     fig.update_yaxes(title=value_label, zeroline=True, zerolinecolor="#888")
     return apply_theme(fig, title=title)
 
@@ -111,7 +122,7 @@ def line(
 ) -> go.Figure:
     """One line per series, with an optional shaded confidence band per series."""
     fig = go.Figure()
-    xs = list(x)
+    xs = [plotly_text(v) if isinstance(v, str) else v for v in x]
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
     for i, (name, ys) in enumerate(series.items()):
         color = palette[i % len(palette)]
@@ -131,10 +142,12 @@ def line(
                 )
             )
         fig.add_trace(
-            go.Scatter(x=xs, y=_np(ys), name=name, mode="lines+markers", line={"color": color})
+            go.Scatter(
+                x=xs, y=_np(ys), name=plotly_text(name), mode="lines+markers", line={"color": color}
+            )
         )
-    fig.update_xaxes(title=xlabel)
-    fig.update_yaxes(title=value_label)
+    fig.update_xaxes(title=plotly_text(xlabel))
+    fig.update_yaxes(title=plotly_text(value_label))
     return apply_theme(fig, title=title)
 
 
@@ -189,9 +202,13 @@ def default_figure(res: Result, **kw: Any) -> go.Figure:
     fig.update_layout(
         sliders=[
             {
-                "currentvalue": {"prefix": f"{lead}: "},
+                "currentvalue": {"prefix": f"{plotly_text(lead)}: "},
                 "steps": [
-                    {"label": s, "method": "animate", "args": [[s], {"mode": "immediate"}]}
+                    {
+                        "label": plotly_text(s),
+                        "method": "animate",
+                        "args": [[s], {"mode": "immediate"}],
+                    }
                     for s in leads
                 ],
             }

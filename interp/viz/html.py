@@ -1,4 +1,9 @@
-"""HTML fragments for one result: heading, metadata, figure and top-k table."""
+"""HTML fragments for one result: heading, metadata, figure and top-k table.
+
+Everything that comes from a result (title, labels, tokens, metadata) is untrusted: a result
+loaded from a shared directory can hold any string. Text goes through `html.escape`, JSON inside
+``<script>`` through `script_json`, so no string can end a script or add an element.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,21 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from interp.results.base import Result
+
+# In a <script>, "</script" ends the element and "<!--" changes how the parser finds its end;
+# U+2028/U+2029 end a line in older JavaScript. JSON \u escapes mean the same characters.
+_SCRIPT_SAFE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def script_json(obj: Any) -> str:
+    """`obj` as JSON that is safe to place inside an inline ``<script>`` element.
+
+    NaN and infinities stay JavaScript literals (NaN, Infinity), which a script reads as numbers.
+    """
+    return json.dumps(obj).translate(_SCRIPT_SAFE)
+
 
 CSS = """
 body{font-family:Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#222;

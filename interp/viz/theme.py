@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import plotly.graph_objects as go
@@ -30,7 +31,20 @@ def _register() -> None:
     pio.templates[TEMPLATE] = go.layout.Template(layout=layout)
 
 
+def plotly_text(value: Any) -> str:
+    """`value` as text that plotly shows as typed.
+
+    Plotly reads <b>, <br>, <a href=...> and entities in titles, labels and hover text as markup;
+    a token such as ``<b>`` would vanish into bold. Escaped, it shows literally (plotly decodes
+    &lt; &gt; &amp;).
+    """
+    return html.escape(str(value), quote=False)
+
+
 def apply_theme(fig: go.Figure, **layout: Any) -> go.Figure:
+    """The interp template plus `layout`; a string title is text (escaped for plotly)."""
     _register()
+    if isinstance(layout.get("title"), str):
+        layout["title"] = plotly_text(layout["title"])
     fig.update_layout(template=TEMPLATE, **layout)
     return fig
