@@ -1,31 +1,34 @@
 """Save and load results exactly: a directory with result.json and tensors.safetensors.
 
-Tensor fields (and dicts of tensors) go to safetensors, everything else to JSON. The directory is
-built under a temporary name and renamed into place, so a crash never leaves half a result.
+Tensor fields (and dicts of tensors) go to safetensors, everything else to JSON. Each file is
+written under a temporary name and renamed into place with the normal file mode (interp.files);
+the two files share a save id, so a crash between the renames is reported, never loaded mixed.
+Other files in the directory (a user's notes) are left alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
-import shutil
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
 from interp.errors import InterpError
-from interp.files import umask_mode
+from interp.files import atomic_save_tensors, atomic_write_text, check_readable, read_json
 from interp.results.base import Result, result_class
 
 FORMAT = "interp-result/1"
 HEADER = "result.json"
 TENSORS = "tensors.safetensors"
+SAVE_ID = "interp_save_id"  # safetensors metadata key matching the header's "save_id"
 
 
 def _encode_json(value: Any) -> Any:
@@ -65,8 +68,8 @@ def _own(t: Tensor) -> Tensor:
     return t.detach().cpu().clone().contiguous()
 
 
-def save_result(result: Result, path: str | os.PathLike[str]) -> str:
-    target = Path(path)
+def _header_and_tensors(result: Result) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Split a result into its JSON header and tensors (raises on unsaveable metadata)."""
     tensors: dict[str, Tensor] = {}
     header: dict[str, Any] = {"format": FORMAT, "kind": result.kind, "fields": {}}
     for name, value in result._field_items():
@@ -83,55 +86,119 @@ def save_result(result: Result, path: str | os.PathLike[str]) -> str:
             header["fields"][name] = {"tensor_dict": keys}
         else:
             header["fields"][name] = {"json": _encode_json(value)}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    os.chmod(tmp, umask_mode(0o777))
+    return header, tensors
+
+
+def _is_own(name: str) -> bool:
+    """A file a save writes: the two result files or their temporaries (.NAME.*.tmp)."""
+    return name in (HEADER, TENSORS) or (
+        name.endswith(".tmp") and name.startswith((f".{HEADER}.", f".{TENSORS}."))
+    )
+
+
+def _check_target(target: Path) -> bool:
+    """Refuse a target that is a file or somebody else's directory; True if it must be made."""
+    if not target.exists():
+        return True
+    if not target.is_dir():
+        raise InterpError(f"{target} exists and is not a directory; choose another path.")
+    if not (target / HEADER).exists() and not all(_is_own(n) for n in os.listdir(target)):
+        raise InterpError(
+            f"{target} exists and is not a saved result (it has other files and no {HEADER}); "
+            "choose another directory, or an empty one."
+        )
+    return False
+
+
+def save_result(result: Result, path: str | os.PathLike[str]) -> str:
+    """Write `result` into directory `path`: tensors.safetensors, then result.json.
+
+    Only those two files are replaced (each atomically), so anything else a user keeps in the
+    directory stays. Both carry the same save id; `load_result` refuses a pair whose ids differ
+    (a save interrupted between the two renames) instead of mixing old and new.
+    """
+    target = Path(path)
+    header, tensors = _header_and_tensors(result)  # unsaveable metadata fails before any write
+    created = _check_target(target)
+    header["save_id"] = uuid.uuid4().hex
     try:
-        (tmp / HEADER).write_text(json.dumps(header, indent=1))
-        save_file(tensors, str(tmp / TENSORS))
-        _replace_dir(tmp, target)
+        # mkdir honours the umask: the directory gets the normal mode, like the files.
+        target.mkdir(parents=True, exist_ok=True)
+        atomic_save_tensors(target / TENSORS, tensors, {SAVE_ID: header["save_id"]})
+        atomic_write_text(target / HEADER, json.dumps(header, indent=1))
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if created:  # a first save that failed leaves nothing; a replaced one stays refused
+            (target / TENSORS).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                target.rmdir()
         raise
     return str(target)
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    if target.exists():
-        if not (target / HEADER).exists():
-            raise InterpError(
-                f"{target} exists and is not a saved result; choose another directory."
-            )
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-        os.replace(new, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, target)
+def _open_tensors(src: Path) -> tuple[dict[str, str], dict[str, Tensor]]:
+    """Metadata and tensors of a result's safetensors file; problems name the file."""
+    path = src / TENSORS
+    fix = "save the result again with Result.save"
+    check_readable(path, "result tensors", fix)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            names = f.keys()
+            return dict(f.metadata() or {}), {k: f.get_tensor(k) for k in names}
+    except PermissionError:
+        raise InterpError(f"{path}: permission denied reading the result tensors; {fix}.") from None
+    except (SafetensorError, OSError) as e:
+        raise InterpError(f"{path}: the result tensors are damaged ({e}); {fix}.") from None
 
 
 def load_result(path: str | os.PathLike[str]) -> Result:
     """Load a result saved with `Result.save`, as its own result type."""
     src = Path(path)
+    if not src.is_dir():
+        raise InterpError(f"{src} does not exist or is not a directory; give a saved result.")
     if not (src / HEADER).exists():
-        raise InterpError(f"{src} is not a saved result (no {HEADER}).")
-    header = json.loads((src / HEADER).read_text())
+        raise InterpError(
+            f"{src} is not a saved result (no {HEADER}); give what Result.save wrote."
+        )
+    fix = "save the result again with Result.save"
+    header = read_json(src / HEADER, "result header", fix)
+    if not isinstance(header, dict) or not isinstance(header.get("fields"), dict):
+        raise InterpError(f"{src / HEADER}: the result header is damaged (no fields); {fix}.")
     if header.get("format") != FORMAT:
         raise InterpError(f"{src}: unsupported result format {header.get('format')!r}.")
-    cls = result_class(header["kind"])
-    tensors = load_file(str(src / TENSORS)) if (src / TENSORS).exists() else {}
+    cls = result_class(str(header.get("kind")))
+    specs = header["fields"]
+    uses_tensors = any(isinstance(s, dict) and "json" not in s for s in specs.values())
+    meta, tensors = _open_tensors(src) if uses_tensors else ({}, {})
+    if "save_id" in header and meta.get(SAVE_ID) != header["save_id"]:
+        # Results saved before save ids existed have none: nothing to compare.
+        raise InterpError(
+            f"{src}: {HEADER} and {TENSORS} come from different saves (a save was interrupted "
+            "between writing them); save the result again."
+        )
     kwargs: dict[str, Any] = {}
-    for name, spec in header["fields"].items():
-        if "tensor" in spec:
-            kwargs[name] = tensors[spec["tensor"]]
-        elif "tensor_dict" in spec:
-            kwargs[name] = {k: tensors[f"{name}.{k}"] for k in spec["tensor_dict"]}
-        else:
-            kwargs[name] = _decode_json(spec["json"])
-    known = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {k: v for k, v in kwargs.items() if k in known}
-    return cls(**kwargs)
+    try:
+        for name, spec in specs.items():
+            if "tensor" in spec:
+                kwargs[name] = tensors[spec["tensor"]]
+            elif "tensor_dict" in spec:
+                kwargs[name] = {k: tensors[f"{name}.{k}"] for k in spec["tensor_dict"]}
+            else:
+                kwargs[name] = _decode_json(spec["json"])
+    except (KeyError, TypeError, AttributeError) as e:
+        # A field the tensors file lacks, or a hand-edited header of the wrong shape.
+        raise InterpError(
+            f"{src}: the saved result is damaged ({type(e).__name__}: {e}); {fix}."
+        ) from None
+    fields = dataclasses.fields(cls)
+    required = [
+        f.name
+        for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing := [n for n in required if n not in kwargs]:
+        raise InterpError(f"{src / HEADER}: the result header lacks {missing}; {fix}.")
+    known = {f.name for f in fields}
+    return cls(**{k: v for k, v in kwargs.items() if k in known})
 
 
 def tensors_equal(a: Tensor | None, b: Tensor | None) -> bool:
