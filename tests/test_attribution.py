@@ -211,7 +211,7 @@ def test_attention_view_is_offline(organism):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda m, t: direct_logit(m, t, by="neuron"), "by='neuron'"),
+        (lambda m, t: direct_logit(m, t, by="neuron"), r"by=...\): got 'neuron'"),
         (lambda m, t: direct_logit(m, t, token=" Zyzzyva"), "not in organism's vocabulary"),
         (lambda m, t: direct_logit(m, t, token=10**7), "outside the vocabulary"),
         (lambda m, t: detect_heads(m, kind="succession"), "Unknown detector"),

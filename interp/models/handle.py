@@ -341,6 +341,7 @@ class Model(Tokens):
 
     # ---------------------------------------------------------------- running
     def __call__(self, tokens: Int[Tensor, "batch seq"], **kwargs: Any) -> Tensor:
+        self.check_tokens(tokens)
         return self.tl(tokens, **kwargs)
 
     def forward(
@@ -353,6 +354,8 @@ class Model(Tokens):
         """Run blocks ``[start_at_layer, stop_at_layer)``: tokens in when starting at the
         embedding, residual states otherwise; logits out when running to the end."""
         self.require("Running part of the model", "hooked")
+        if start_at_layer is None:
+            self.check_tokens(x)
         kwargs: dict[str, Any] = {}
         if start_at_layer is not None:
             kwargs["start_at_layer"] = start_at_layer
@@ -369,6 +372,7 @@ class Model(Tokens):
         return TransformerLensKeyValueCache.init_cache(self.cfg, self.cfg.device, batch)
 
     def run_with_cache(self, tokens: Int[Tensor, "batch seq"], **kwargs: Any) -> tuple[Any, Any]:
+        self.check_tokens(tokens)
         return self.tl.run_with_cache(tokens, **kwargs)
 
     def run_with_hooks(
@@ -378,6 +382,7 @@ class Model(Tokens):
         bwd_hooks: Hooks = (),
         **kwargs: Any,
     ) -> Any:
+        self.check_tokens(tokens)
         with self.hooks(fwd_hooks, bwd_hooks):
             return self.tl(tokens, **kwargs)
 
@@ -390,6 +395,7 @@ class Model(Tokens):
     def generate(self, tokens: Int[Tensor, "batch seq"], **kwargs: Any) -> Tensor:
         """TransformerLens' generate on token ids (returns prompt + continuation ids)."""
         self.require("Generation", "logits", "causal")
+        self.check_tokens(tokens, "the prompt")
         return self.tl.generate(tokens, **kwargs)
 
     def parameters(self) -> Iterator[torch.nn.Parameter]:

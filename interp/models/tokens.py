@@ -22,6 +22,32 @@ class Tokens:
 
         def require(self, analysis: str, *needs: str) -> None: ...
 
+    if TYPE_CHECKING:
+
+        @property
+        def d_vocab(self) -> int: ...
+
+    def check_tokens(self, tokens: Any, what: str = "tokens") -> None:
+        """Refuse ids outside ``0 .. d_vocab - 1`` before they reach the embedding.
+
+        An embedding lookup wraps -5 to a real row on some backends and fails with an opaque
+        index error on others; neither says which id of which prompt was wrong.
+        """
+        if not isinstance(tokens, Tensor) or tokens.is_floating_point() or tokens.numel() == 0:
+            return  # text, residual states and empty batches are not ids
+        if tokens.dtype == torch.bool:
+            raise InterpError(f"{what} is a boolean tensor; give integer token ids.")
+        lo, hi = int(tokens.min()), int(tokens.max())
+        if lo >= 0 and hi < self.d_vocab:
+            return
+        bad = ((tokens < 0) | (tokens >= self.d_vocab)).nonzero()[0].tolist()
+        value = int(tokens[tuple(bad)])
+        raise InterpError(
+            f"{what} holds token id {value} at index {tuple(bad)}, outside {self.name}'s "
+            f"vocabulary 0..{self.d_vocab - 1}. Check that the ids come from this model's "
+            "tokenizer (Task.from_tokens / Task.from_prompts validate them for a model)."
+        )
+
     @property
     def tokenizer(self) -> Any:
         return self.tl.tokenizer

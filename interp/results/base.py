@@ -6,16 +6,19 @@ import dataclasses
 import itertools
 import os
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
+from interp.checks import checked
 from interp.errors import InterpError
 
 Coord = str | int | float
+#: How `Result.top` orders cells: by magnitude, largest first, or smallest first.
+RankBy = Literal["abs", "desc", "asc"]
 
 _REGISTRY: dict[str, type[Result]] = {}
 _PLOTLYJS_SENT = False  # inline plotly.js into the first notebook output only
@@ -50,7 +53,7 @@ class Result:
 
     kind: ClassVar[str] = "result"
     #: Sort order for `top(k)`: "abs" (largest magnitude), "desc" or "asc".
-    rank_by: ClassVar[str] = "abs"
+    rank_by: ClassVar[RankBy] = "abs"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -125,10 +128,9 @@ class Result:
             cols["ci_high"] = self.ci_high.detach().cpu().double().reshape(-1).numpy()
         return pd.DataFrame(cols)
 
-    def top(self, k: int = 10, by: str | None = None) -> pd.DataFrame:
+    @checked
+    def top(self, k: int = 10, by: RankBy | None = None) -> pd.DataFrame:
         """The k cells with the largest effect (by magnitude unless the result says otherwise)."""
-        if k < 1:
-            raise InterpError(f"k must be at least 1, got {k}.")
         df = self.to_dataframe()
         order = by or self.rank_by
         if order == "abs":
@@ -137,10 +139,8 @@ class Result:
             )
         elif order == "desc":
             idx = np.argsort(-np.nan_to_num(df["value"].to_numpy(), nan=-np.inf), kind="stable")
-        elif order == "asc":
-            idx = np.argsort(np.nan_to_num(df["value"].to_numpy(), nan=np.inf), kind="stable")
         else:
-            raise InterpError(f"by={order!r}: use 'abs', 'desc' or 'asc'.")
+            idx = np.argsort(np.nan_to_num(df["value"].to_numpy(), nan=np.inf), kind="stable")
         return df.iloc[idx[:k]].reset_index(drop=True)
 
     # ------------------------------------------------------------- views

@@ -42,5 +42,9 @@ def make_meta(
         "versions": versions(),
         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    dtype = getattr(model, "dtype", None)
+    if dtype is not None:
+        # Tolerances of exactness checks (DLA's sum to total) depend on the model's precision.
+        meta["model_dtype"] = str(dtype).removeprefix("torch.")
     meta.update(extra)
     return meta

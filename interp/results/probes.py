@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from torch import Tensor
 
 from interp.errors import InterpError
-from interp.results.base import Result
+from interp.results.base import RankBy, Result
 from interp.viz.figures import heatmap, line
 from interp.viz.theme import apply_theme
 
@@ -44,7 +44,7 @@ class Direction:
 
 class ProbeResult(Result):
     kind: ClassVar[str] = "probe"
-    rank_by: ClassVar[str] = "desc"
+    rank_by: ClassVar[RankBy] = "desc"
 
     @property
     def main_metric(self) -> str:

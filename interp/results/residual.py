@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from interp.results.base import Result
+from interp.results.base import RankBy, Result
 from interp.viz.figures import heatmap
 
 
@@ -12,7 +12,7 @@ class ResidualNorms(Result):
     """Mean L2 norm of ``resid_post`` per layer and position, with bootstrap intervals."""
 
     kind: ClassVar[str] = "residual_norms"
-    rank_by: ClassVar[str] = "desc"
+    rank_by: ClassVar[RankBy] = "desc"
 
     def plot(self, **kw: Any) -> Any:
         return heatmap(

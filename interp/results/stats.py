@@ -6,6 +6,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.checks import checked
 from interp.errors import InterpError
 
 
@@ -26,6 +27,7 @@ def _percentiles(boots: Float[Tensor, "n_boot m"], alpha: float) -> tuple[Tensor
     return both[:, 0], both[:, 1]
 
 
+@checked
 def bootstrap_mean(
     samples: Float[Tensor, "n ..."],
     n_boot: int = 1000,

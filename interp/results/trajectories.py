@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from interp.errors import InterpError
-from interp.results.base import Result
+from interp.results.base import RankBy, Result
 from interp.viz.figures import line
 from interp.viz.theme import apply_theme
 
@@ -45,7 +45,7 @@ def _roc(score: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 class TrajectoryResult(Result):
     kind: ClassVar[str] = "trajectories"
-    rank_by: ClassVar[str] = "desc"
+    rank_by: ClassVar[RankBy] = "desc"
 
     # ------------------------------------------------------------- tables
     def traces(self) -> pd.DataFrame:

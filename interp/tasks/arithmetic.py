@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.tasks.common import check_count
 from interp.tasks.task import Task
@@ -71,6 +72,7 @@ def sample_sums(n: int, seed: int, digits: Sequence[int] = (3,)) -> list[Sum]:
     return out
 
 
+@checked
 def arithmetic(model: Any, n: int = 64, seed: int = 0, digits: int | Sequence[int] = 3) -> Task:
     """Addition prompts ``"a + b ="`` with targets and a checker for generated answers.
 

@@ -105,6 +105,21 @@ def label_tensor(labels: Sequence[Any] | Tensor | None) -> Tensor | None:
 
 
 # ---------------------------------------------------------------- token ids
+def check_ids(name: str, ids: Tensor | None) -> None:
+    """A Task's id tensors hold non-negative integers (the model checks the upper bound)."""
+    if ids is None:
+        return
+    if not isinstance(ids, Tensor) or ids.is_floating_point() or ids.dtype == torch.bool:
+        kind = f"{ids.dtype} tensor" if isinstance(ids, Tensor) else type(ids).__name__
+        raise InterpError(f"Task {name} must be an integer tensor, got a {kind}.")
+    if ids.numel() and int(ids.min()) < 0:
+        where = tuple((ids < 0).nonzero()[0].tolist())
+        raise InterpError(
+            f"Task {name} holds {int(ids[where])} at index {where}; token ids and positions are "
+            "never negative (an embedding lookup would silently wrap it to another token)."
+        )
+
+
 def token_rows(model: Model, tokens: TokenRows, kind: str) -> tuple[list[list[int]], bool]:
     """Rows of ids from a ``[batch, seq]`` tensor or a list of id lists, each id checked
     against the input vocabulary; also whether the input was a (rectangular) tensor."""

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import torch
 
-from interp.errors import InterpError
+from interp.checks import checked
 from interp.tasks.common import check_count, single_token_words
 from interp.tasks.task import Task
 from interp.tasks.words import (
@@ -71,6 +71,7 @@ def sample_statements(
     return out
 
 
+@checked
 def facts(
     model: Any,
     n: int = 64,
@@ -97,8 +98,6 @@ def facts(
             trained half ("train"), or both ("all").
     """
     check_count("facts", n)
-    if kind not in ("recall", "statements"):
-        raise InterpError(f"facts: kind must be 'recall' or 'statements', got {kind!r}.")
     people = single_token_words(model, WORLD_PEOPLE, "people", 4)
     for attr, values in ATTRIBUTES.items():
         single_token_words(model, values, f"{attr} values", len(values))

@@ -6,11 +6,13 @@ from typing import Any
 
 import torch
 
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.tasks.task import Task
 from interp.tasks.vocab import word_tokens
 
 
+@checked
 def induction(
     model: Any, n: int = 32, seq_len: int = 10, seed: int = 0, vocab: torch.Tensor | None = None
 ) -> Task:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.tasks.common import check_count, single_token_words
 from interp.tasks.task import Task
@@ -65,6 +66,7 @@ def sample_ioi(
     return out
 
 
+@checked
 def ioi(
     model: Any,
     n: int = 64,
@@ -91,8 +93,6 @@ def ioi(
         names / places / objects: override the word lists.
     """
     check_count("ioi", n)
-    if corruption not in ("abc", "swap"):
-        raise InterpError(f"ioi: corruption must be 'abc' or 'swap', got {corruption!r}.")
     if templates is not None:
         bad = [t for t in templates if not 0 <= t < len(IOI_TEMPLATES)]
         if bad or not templates:

@@ -6,7 +6,8 @@ analyses average over prompts themselves (so they can bootstrap). See METHODS.md
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -19,6 +20,40 @@ if TYPE_CHECKING:
     from interp.tasks.task import Task
 
 Metric = Callable[[Tensor, "Task"], Tensor]
+
+
+def require_finite(values: Tensor, what: str) -> None:
+    """Refuse NaN/inf metric values of an unpatched run: every score is normalised by them, so
+    one NaN would turn the whole result into NaN without a word."""
+    bad = (~torch.isfinite(values.detach())).nonzero()[:, 0].tolist()
+    if bad:
+        raise InterpError(
+            f"The metric is not finite on {what} for {len(bad)} of {values.shape[0]} prompts "
+            f"(prompts {bad[:10]}, values {[float(values[i]) for i in bad[:3]]}). A metric must "
+            "return finite numbers; check a custom metric for log(0) or 0/0, or a model in low "
+            "precision for overflow."
+        )
+
+
+def warn_nonfinite(values: Tensor, what: str, where: Sequence[str] = ()) -> None:
+    """Warn (naming how many and where) when patched or ablated runs give NaN/inf metrics.
+
+    Args:
+        values: ``[prompt, cell...]`` metric values.
+        what: what the cells are (``"patched runs"``).
+        where: the label of each cell (flattened order), to name the first affected ones.
+    """
+    finite = torch.isfinite(values.detach())
+    if bool(finite.all()):
+        return
+    cells = (~finite).reshape(values.shape[0], -1).any(0).nonzero()[:, 0].tolist()
+    names = [where[c] if c < len(where) else str(c) for c in cells[:5]]
+    warnings.warn(
+        f"The metric is NaN/inf in {int((~finite).sum())} of {values.numel()} {what} "
+        f"({len(cells)} cells, first {names}); their scores and intervals are NaN.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def answer_logits(

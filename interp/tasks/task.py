@@ -60,12 +60,28 @@ class Task:
     answer_of: Callable[[str], str] | None = None
 
     def __post_init__(self) -> None:
-        n, _ = self.clean_tokens.shape
+        for name in ("clean_tokens", "corrupt_tokens", "answers"):
+            B.check_ids(name, getattr(self, name))
+        if not isinstance(self.answer_pos, Tensor) or self.answer_pos.is_floating_point():
+            raise InterpError("answer_pos must be an integer tensor: one position per prompt.")
+        if self.clean_tokens.ndim != 2:
+            raise InterpError(
+                f"clean_tokens must be [batch, seq], got shape {tuple(self.clean_tokens.shape)}."
+            )
+        n, seq = self.clean_tokens.shape
         if n == 0:
             raise InterpError("The task is empty: give at least one prompt.")
         if self.answer_pos.shape != (n,):
             raise InterpError(
                 f"answer_pos must have shape [{n}], got {tuple(self.answer_pos.shape)}."
+            )
+        outside = ((self.answer_pos < 0) | (self.answer_pos >= seq)).nonzero()[:, 0].tolist()
+        if outside:
+            i = outside[0]
+            raise InterpError(
+                f"answer_pos[{i}] = {int(self.answer_pos[i])} is outside prompt {i}, which has "
+                f"positions 0..{seq - 1}; point it at the token whose logits predict the answer "
+                "(Task.from_tokens / from_prompts set it to each prompt's last real token)."
             )
         if self.corrupt_tokens is not None and self.corrupt_tokens.shape != self.clean_tokens.shape:
             raise InterpError(

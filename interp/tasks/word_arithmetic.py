@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.tasks.common import check_count
 from interp.tasks.task import Task
@@ -160,6 +161,7 @@ def chat_prompt(model: Any, question: str) -> str:
     return text
 
 
+@checked
 def word_arithmetic(
     model: Any,
     n: int = 64,
@@ -196,8 +198,6 @@ def word_arithmetic(
     bad = [o for o in ops if o not in _OPS]
     if bad or not ops:
         raise InterpError(f"word_arithmetic: ops must be among {list(_OPS)}, got {list(ops)}.")
-    if style not in ("words", "digits"):
-        raise InterpError(f"word_arithmetic: style must be 'words' or 'digits', got {style!r}.")
     if chat is None:
         chat = bool(getattr(model.tokenizer, "chat_template", None))
     questions = sample_questions(n, seed, ks, max_operand, ops)

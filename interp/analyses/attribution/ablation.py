@@ -8,31 +8,49 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.results.attribution import AblationResult
 from interp.results.base import Coord
 from interp.results.meta import make_meta
 from interp.results.stats import bootstrap_mean
-from interp.tasks.metrics import Metric, get_metric, metric_name
+from interp.tasks.metrics import Metric, get_metric, metric_name, require_finite, warn_nonfinite
 from interp.tasks.task import Task
 
 How = Literal["zero", "mean", "resample"]
 Head = tuple[int, int]
-HeadSpec = str | Sequence[Head] | Sequence[Sequence[Head]]
+HeadSpec = Literal["each"] | Sequence[Head] | Sequence[Sequence[Head]]
 ANALYSIS = "ablate"
+
+
+def _is_pair(x: Any) -> bool:
+    return (
+        isinstance(x, tuple | list)
+        and len(x) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in x)
+    )
 
 
 def _head_sets(model: Model, heads: HeadSpec) -> list[list[Head]]:
     if heads == "each":
         return [[(l, h)] for l in range(model.n_layers) for h in range(model.n_heads)]
-    if isinstance(heads, str):
-        raise InterpError(f"heads={heads!r}: use 'each', a list of (layer, head) or of such lists.")
+    if isinstance(heads, tuple) and _is_pair(heads):
+        raise InterpError(
+            f"heads={heads!r} is one head given as a bare tuple; heads takes a list of "
+            f"(layer, head) pairs: pass heads=[{heads!r}] to ablate it alone, or 'each'."
+        )
     items = list(heads)
     if not items:
         raise InterpError("heads is empty: give (layer, head) pairs or 'each'.")
-    flat = isinstance(items[0], tuple | list) and isinstance(items[0][0], int)
-    groups: list[Any] = [items] if flat else items
+    groups: list[Any] = [items] if _is_pair(items[0]) else items
+    for group in groups:
+        if not isinstance(group, tuple | list) or not group or not all(map(_is_pair, group)):
+            raise InterpError(
+                f"heads: {group!r} is not a (layer, head) pair nor a list of them; give "
+                "heads=[(layer, head), ...] (one set ablated together), "
+                "[[(l, h), ...], [(l, h), ...]] (several sets) or 'each'."
+            )
     sets: list[list[Head]] = []
     for group in groups:
         sets.append([])
@@ -115,6 +133,7 @@ def _check_lengths(task: Task, source: Tensor) -> None:
 
 
 @torch.inference_mode()
+@checked
 def ablate(
     model: Model,
     task: Task,
@@ -143,8 +162,6 @@ def ablate(
         n_boot / seed: bootstrap intervals over prompts; the seed also drives resampling.
     """
     model = load_model(model)
-    if how not in ("zero", "mean", "resample"):
-        raise InterpError(f"how={how!r}: use 'zero', 'mean' or 'resample'.")
     model.require(ANALYSIS, "attention")
     model.require(ANALYSIS, "logits")
     metric_fn = get_metric(metric)
@@ -153,6 +170,7 @@ def ablate(
     clean = metric_fn(model(tokens), task).float().cpu()
     if clean.shape != (len(task),):
         raise InterpError(f"The metric must return one value per prompt, got {tuple(clean.shape)}.")
+    require_finite(clean, "the clean run")
     repl = _replacements(model, task, how, reference, seed)
     effects = []
     for head_set in sets:
@@ -164,6 +182,8 @@ def ablate(
         ablated = metric_fn(model.run_with_hooks(tokens, fwd_hooks=fwd), task).float().cpu()
         effects.append(ablated - clean)
     per_prompt = torch.stack(effects, dim=1)  # [prompt, set]
+    set_names = [" ".join(f"L{l}H{h}" for l, h in s) for s in sets]
+    warn_nonfinite(per_prompt, "ablated runs", set_names)
     coords: dict[str, list[Coord]]
     if heads == "each":
         per_prompt = per_prompt.reshape(len(task), model.n_layers, model.n_heads)
@@ -172,8 +192,7 @@ def ablate(
         labels = {"head": [f"H{h}" for h in range(model.n_heads)]}
     else:
         dims = ("set",)
-        names = [" ".join(f"L{l}H{h}" for l, h in s) for s in sets]
-        coords = {"set": list(names)}
+        coords = {"set": list(set_names)}
         labels = {}
     mean, lo, hi = bootstrap_mean(per_prompt, n_boot=n_boot, seed=seed)
     name = metric_name(metric)

@@ -19,6 +19,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model
 from interp.tasks.task import Task
@@ -64,7 +65,28 @@ def answer_directions(
     return W_U[:, tid].expand(n, -1), b_U[tid].expand(n), f"logit of {token!r}"
 
 
+def check_components_add_up(model: Model, resid: Tensor, final: Tensor, n_terms: int) -> None:
+    """The summed components must equal the final residual stream up to rounding.
+
+    The model added them one by one in its own dtype, so the allowed error grows with that
+    dtype's epsilon and the number of terms (float16 rounds ~8000x coarser than float32); a
+    missing residual term (an architecture this decomposition does not know) is far larger.
+    """
+    scale = 1 + float(final.abs().max())
+    tol = max(1e-4, 4 * n_terms * torch.finfo(final.dtype).eps) * scale
+    err = float((resid - final).abs().max())
+    if err > tol:
+        raise InterpError(
+            f"The components of {model.name} miss its final residual stream by {err:.3g} "
+            f"(allowed {tol:.3g} for {str(final.dtype).removeprefix('torch.')}): an "
+            "architecture with residual terms this decomposition does not know, so direct "
+            "logit attribution would not be exact and is refused. If the model runs in low "
+            "precision, load it with dtype=torch.float32 and retry."
+        )
+
+
 @torch.inference_mode()
+@checked
 def decompose(
     model: Model,
     task: Task,
@@ -154,12 +176,7 @@ def decompose(
                 per_src = torch.einsum("bhs,bshd,hdm->bhsm", pat, v, W_O[layer])
                 src_layers.append(dla(per_src))
         final = cache[last][rows, pos]
-        if not torch.allclose(resid, final, atol=1e-4 * (1 + float(final.abs().max()))):
-            raise InterpError(
-                f"The components of {model.name} do not add up to its final residual stream "
-                "(an architecture with extra residual terms); direct logit attribution would "
-                "not be exact, so it is refused."
-            )
+        check_components_add_up(model, resid, final, n_terms=len(parts))
         parts.append(const[:, None])
         values.append(torch.cat([p if p.ndim == 2 else p[:, None] for p in parts], dim=1))
         final_logits = logits[rows, pos]

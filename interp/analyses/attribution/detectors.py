@@ -32,6 +32,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.results.attribution import HeadScores
@@ -169,6 +170,7 @@ def _user_sequences(model: Model, sequences: Sequences) -> list[Tensor]:
 
 
 @torch.inference_mode()
+@checked
 def detect_heads(
     model: Model,
     kind: Target = "induction",

@@ -7,9 +7,10 @@ from typing import Literal
 import torch
 
 from interp.analyses.attribution.decompose import Decomposition, decompose
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model, load_model
-from interp.results.attribution import DLAResult
+from interp.results.attribution import SUM_RTOL, DLAResult
 from interp.results.base import Coord
 from interp.results.meta import make_meta
 from interp.results.stats import bootstrap_mean
@@ -18,6 +19,7 @@ from interp.tasks.task import Task
 By = Literal["head", "layer", "component", "position"]
 
 
+@checked
 def direct_logit(
     model: Model,
     task: Task,
@@ -51,8 +53,6 @@ def direct_logit(
     whatever ``by`` is.
     """
     model = load_model(model)
-    if by not in ("head", "layer", "component", "position"):
-        raise InterpError(f"by={by!r}: use 'head', 'layer', 'component' or 'position'.")
     if by == "position" and int(task.answer_pos.min()) != int(task.answer_pos.max()):
         raise InterpError(
             "by='position' needs prompts of one length so positions line up; build the task "
@@ -138,10 +138,15 @@ def sum_to_total(model: Model, task: Task, token: str | int | None = None) -> di
     return {"max_abs_error": float(diff.max()), "max_rel_error": float(dec.sum_error().max())}
 
 
+@checked
 def assert_sum_to_total(
-    model: Model, task: Task, token: str | int | None = None, rtol: float = 1e-4
+    model: Model, task: Task, token: str | int | None = None, rtol: float | None = None
 ) -> dict[str, float]:
-    """Raise InterpError unless the components reproduce the logit difference to `rtol`."""
+    """Raise InterpError unless the components reproduce the logit difference to `rtol`
+    (default by the model's dtype, as `DLAResult.check_sum_to_total`)."""
+    model = load_model(model)
+    if rtol is None:
+        rtol = SUM_RTOL.get(str(model.dtype).removeprefix("torch."), 1e-4)
     err = sum_to_total(model, task, token)
     if err["max_rel_error"] > rtol:
         raise InterpError(

@@ -15,6 +15,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.cache.api import as_task
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.results.attribution import LogitLensResult
@@ -31,6 +32,7 @@ def _decode(model: Model, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, 
 
 
 @torch.inference_mode()
+@checked
 def logit_lens(
     model: Model,
     prompts_or_task: Task | Sequence[str] | Int[Tensor, "batch seq"],
@@ -62,8 +64,11 @@ def logit_lens(
     task = as_task(model, prompts_or_task)
     if not 0 <= show < len(task):
         raise InterpError(f"show={show} is not a prompt index (0..{len(task) - 1}).")
-    if k < 1:
-        raise InterpError(f"k must be at least 1, got {k}.")
+    if k > model.d_vocab_out:
+        raise InterpError(
+            f"k={k} is more top tokens than {model.name} has ({model.d_vocab_out}); "
+            f"use k <= {model.d_vocab_out}."
+        )
     n_pos = int(task.answer_pos.min()) + 1
     if target is not None:
         tid = target if isinstance(target, int) else model.to_single_token(target)

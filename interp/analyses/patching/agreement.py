@@ -6,12 +6,14 @@ from typing import Any
 
 import torch
 
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.results.base import Result
 from interp.results.patching import AtPResult
 from interp.results.stats import spearman
 
 
+@checked
 def agreement(atp: AtPResult, exact: Result, k: int = 10) -> dict[str, Any]:
     """Spearman (signed scores) and top-k recall (largest |exact| among AtP's top k).
 

@@ -35,13 +35,14 @@ from interp.analyses.patching.readout import (
     resid_metric,
 )
 from interp.analyses.patching.runs import Corruption, Direction, Input, base_and_source, inputs
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.kernels import fused
 from interp.models import Model, load_model
 from interp.models.kv import attention_scale
 from interp.results.base import Coord
 from interp.results.patching import AtPResult
-from interp.tasks.metrics import Metric
+from interp.tasks.metrics import Metric, require_finite
 from interp.tasks.task import Task
 
 
@@ -79,6 +80,7 @@ def attribution_patch(
 ) -> dict[str, AtPResult]: ...
 
 
+@checked
 def attribution_patch(
     model: Model | Any,
     task: Task,
@@ -135,6 +137,7 @@ def attribution_patch(
             )
         readout = make_readout(model, task, metric, clean_logits)
         source_m = resid_metric(model, readout, src_resid)
+        require_finite(source_m, "the source run")
         effects, base_metric = _effects(model, base, src_acts, readout, targets, per_position, star)
     source_m = source_m.float().cpu()
     base_metric = base_metric.detach()  # the gradients are in `effects`; keep no graph
@@ -253,6 +256,7 @@ def _effects(
         ]
     with torch.enable_grad(), model.hooks(hooks):
         m = resid_metric(model, readout, model.forward(base.tokens, stop_at_layer=L))
+        require_finite(m, "the unpatched base run")
         total = m.sum()  # prompts are independent, so d(total)/d(a_b) = dM_b/d(a_b)
         names = sorted(acts)
         passes: list[int | None] = [None, *(range(L) if star else [])]

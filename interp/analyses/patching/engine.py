@@ -37,6 +37,7 @@ from interp.kernels import fused
 from interp.models import Model
 from interp.models import kv as kvc
 from interp.models.lean import LeanBlocks
+from interp.tasks.metrics import require_finite
 from interp.tasks.task import Task
 
 
@@ -91,6 +92,8 @@ class Patcher:
         self.base_answer = base_logits[rows, self.answer_pos]  # [B, V]
         self._tasks: dict[int, Task] = {}
         self.base_metric = run_metric(readout, base_logits)
+        require_finite(self.base_metric, "the unpatched base run")
+        require_finite(self.source_metric, "the source run")
         self.trims = self.skip_pos and self.mid and _trimmable(model, readout, self.answer_pos)
         self.lean = LeanBlocks.build(model) if self.mid else None
         self._lean_checked = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,18 +19,20 @@ from interp.analyses.patching.runs import (
     base_and_source,
     inputs,
 )
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.results.base import Coord
 from interp.results.meta import make_meta
 from interp.results.patching import PatchResult
 from interp.results.stats import bootstrap_ratio
-from interp.tasks.metrics import Metric, metric_name
+from interp.tasks.metrics import Metric, metric_name, require_finite, warn_nonfinite
 from interp.tasks.task import Task
 
 Target = str | Sequence[Any]
 
 
+@checked
 def activation_patch(
     model: Model | Any,
     task: Task,
@@ -137,6 +140,12 @@ def clean_logits_for(model: Model, clean: Any, metric: str | Metric) -> Tensor |
     return logits
 
 
+def _cell_names(dims: tuple[str, ...], coords: dict[str, list[Coord]]) -> list[str]:
+    """``layer=3 head=5``-style names of every cell after the prompt axis, flattened."""
+    axes = [[f"{d}={c}" for c in coords[d]] for d in dims]
+    return [" ".join(cell) for cell in itertools.product(*axes)]
+
+
 def build_result(
     cls: type[PatchResult],
     *,
@@ -162,12 +171,15 @@ def build_result(
     per_prompt, clean, corrupt = per_prompt.detach(), clean.detach(), corrupt.detach()
     base = corrupt if direction == "denoise" else clean
     shape = (len(task),) + (1,) * (per_prompt.ndim - 1)
+    require_finite(clean, "the clean run")
+    require_finite(corrupt, "the corrupted run")
     gap = clean - corrupt
     if abs(float(gap.double().mean())) < 1e-9:
         raise InterpError(
             "The clean and corrupted runs give the same mean metric, so normalised scores are "
             "undefined: the corruption does not change the behaviour. Use a stronger corruption."
         )
+    warn_nonfinite(per_prompt, "patched runs", _cell_names(dims, coords))
     values, lo, hi = bootstrap_ratio(
         per_prompt - base.reshape(shape), gap, n_boot=n_boot, seed=seed
     )

@@ -30,17 +30,19 @@ from interp.analyses.patching.readout import (
     run_metric,
 )
 from interp.analyses.patching.runs import Corruption, Direction, Input, base_and_source, inputs
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.kernels import fused
 from interp.models import Model, load_model
 from interp.results.base import Coord
 from interp.results.patching import PathPatchResult
-from interp.tasks.metrics import Metric
+from interp.tasks.metrics import Metric, require_finite
 from interp.tasks.task import Task
 
 Receivers = str | Sequence[NodeLike]
 
 
+@checked
 def path_patch(
     model: Model | Any,
     task: Task,
@@ -188,6 +190,8 @@ class _PathRunner:
         self.new_cache, new_logits = _cache(model, new, sorted({s.hook for s in senders}), self.T)
         self.orig_metric = run_metric(readout, orig_logits)
         self.new_metric = run_metric(readout, new_logits)
+        require_finite(self.orig_metric, "the unpatched run")
+        require_finite(self.new_metric, "the source run")
         self.B = orig.tokens.shape[0]
 
     def run(self, progress: bool) -> Tensor:

@@ -15,6 +15,7 @@ import torch
 from jaxtyping import Bool
 from torch import Tensor
 
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model
 from interp.tasks.task import Task
@@ -23,6 +24,7 @@ Direction = Literal["denoise", "noise"]
 Hook = tuple[str, Callable[..., Tensor]]
 
 
+@checked
 @dataclass(frozen=True)
 class GaussianNoise:
     """Corrupt by adding ``N(0, (scale * std(W_E))^2)`` to the token embeddings at `positions`.

@@ -15,9 +15,11 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp.analyses.probes.linear import as_units
+from interp.checks import checked
 from interp.errors import InterpError
 
 
+@checked
 class CCSProbe:
     """CCS for many units at once: restarts x units are optimised together by Adam."""
 
@@ -141,6 +143,7 @@ class PCABaseline:
         return (torch.einsum("und,ud->un", diffs - self.center_, self.component_) > 0).long()
 
 
+@checked
 class KMeansBaseline:
     """2-means on the contrast differences (k-means++ start, Lloyd iterations, per unit)."""
 

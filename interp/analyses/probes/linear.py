@@ -16,6 +16,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp.analyses.probes.newton import cholesky, cholesky_solve, logistic_newton
+from interp.checks import checked
 from interp.errors import InterpError
 
 Features = Float[Tensor, "unit n d"]
@@ -131,6 +132,7 @@ class _Classifier(_Linear):
         return (pred == y).double().mean(-1)
 
 
+@checked
 class LogisticProbe(_Classifier):
     """L2-regularised logistic regression, one per unit, solved by batched Newton steps
     (`interp.analyses.probes.newton`).
@@ -225,6 +227,7 @@ class MassMeanProbe(_Classifier):
         return torch.sigmoid(self.decision_function(X) / self.scale_[:, None])
 
 
+@checked
 class RidgeProbe(_Linear):
     """Ridge regression for continuous targets, closed form (primal or dual, whichever is
     smaller): ``min ||y - Zw - b||^2 + alpha ||w||^2`` on z-scored features when ``standardize``

@@ -34,6 +34,7 @@ from interp.analyses.probes.data import (
 from interp.analyses.probes.linear import make_probe
 from interp.analyses.probes.views import project
 from interp.cache.capture import Positions
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model
 from interp.results.meta import make_meta
@@ -45,13 +46,14 @@ CLASSIFICATION = ("accuracy", "f1", "auroc", "control_accuracy", "selectivity")
 REGRESSION = ("r2", "control_r2", "selectivity")
 
 
+@checked
 def sweep(
     model_or_cache: Model | Any,
     task_or_labels: Task | Tensor | Sequence[Any],
     over: Over = "layers",
     probe: ProbeKind = "logistic",
     positions: Positions = "last",
-    split: str | int = "holdout",
+    split: Literal["holdout"] | int = "holdout",
     test_size: float = 0.25,
     control_types: Sequence[Hashable] | None = None,
     n_boot: int = 1000,
@@ -87,8 +89,6 @@ def sweep(
             orientation, a salient feature unrelated to the label; adds how well each method
             predicts that orientation.
     """
-    if over not in ("layers", "heads"):
-        raise InterpError(f"over={over!r}: use 'layers' or 'heads'.")
     if n_boot < 1:
         raise InterpError(f"n_boot must be at least 1, got {n_boot}.")
     model = model_or_cache if isinstance(model_or_cache, Model) else _maybe_model(model_or_cache)
@@ -109,10 +109,6 @@ def sweep(
             ccs_steps,
             batch_size,
             progress,
-        )
-    if probe not in ("logistic", "mass_mean", "ridge"):
-        raise InterpError(
-            f"Unknown probe {probe!r}: use 'logistic', 'mass_mean', 'ridge' or 'ccs'."
         )
     if model is not None:
         if task is None:

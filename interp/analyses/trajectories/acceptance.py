@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from interp.analyses.trajectories.scoring import majority_vote, orientation
+from interp.checks import checked
 from interp.errors import InterpError
 
 MAX_THRESHOLDS = 512
@@ -62,6 +63,7 @@ def _outcomes(
     return ok.mean(-1), tokens.mean(-1), accepted.mean(-1)
 
 
+@checked
 def sequential_acceptance(
     df: pd.DataFrame,
     signals: Sequence[str],

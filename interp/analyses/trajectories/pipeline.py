@@ -33,6 +33,7 @@ from interp.analyses.trajectories.scoring import (
     with_answers,
 )
 from interp.analyses.trajectories.trace import Trace
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.results.base import Coord
@@ -111,6 +112,7 @@ def _numeric(df: pd.DataFrame) -> tuple[list[str], Tensor]:
     return cols, torch.tensor(df[cols].astype(float).to_numpy(), dtype=torch.float64)
 
 
+@checked
 def evaluate(
     source: Model | Any | Sequence[Trace],
     task: Task | None = None,

@@ -22,11 +22,13 @@ from tqdm.auto import tqdm
 
 from interp.analyses.trajectories.store import TraceStore
 from interp.analyses.trajectories.trace import Trace
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.tasks.task import Task
 
 
+@checked
 def sample(
     model: Model | Any,
     task: Task,

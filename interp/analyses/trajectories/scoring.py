@@ -25,6 +25,7 @@ from interp.analyses.trajectories.signals import (
     rank_dynamics,
 )
 from interp.analyses.trajectories.trace import Trace
+from interp.checks import checked
 from interp.errors import InterpError
 
 # Which direction of each signal predicts a correct answer: METHODS.md section 8 for the change
@@ -66,6 +67,7 @@ def regroup(chunks: Tensor, factor: int) -> Tensor:
     return torch.stack([chunks[s : s + factor].mean(0) for s in range(0, len(chunks), factor)])
 
 
+@checked
 def trace_table(
     traces: Sequence[Trace],
     chunk_factor: int = 1,
@@ -142,6 +144,7 @@ def _rank_signals(h: Tensor) -> dict[str, float | None]:
     return out
 
 
+@checked
 def signals(
     traces: Sequence[Trace],
     chunk: int | None = None,
@@ -178,6 +181,7 @@ def signals(
     return trace_table(traces, k // base, early, projection_dim, seed, per_layer)
 
 
+@checked
 def auroc_table(
     table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, signals: Sequence[str] | None = None
 ) -> pd.DataFrame:

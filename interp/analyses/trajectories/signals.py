@@ -22,9 +22,11 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.checks import checked
 from interp.errors import InterpError
 
 
+@checked
 def chunk_means(hidden: Float[Tensor, "T L d"], k: int) -> Float[Tensor, "N L d"]:
     """Mean of consecutive chunks of `k` generated tokens (the last chunk may be shorter)."""
     if k < 1:
@@ -54,6 +56,7 @@ class ChangeSignals:
         }
 
 
+@checked
 def change_signals(
     hidden: Float[Tensor, "T L d"], k: int, first_chunks: int | None = None
 ) -> ChangeSignals:

@@ -23,6 +23,7 @@ from interp.analyses.trajectories.signals import (
     rank_dynamics,
 )
 from interp.cache.capture import capture_batch
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model, load_model
 
@@ -81,6 +82,7 @@ def _rank_family(hidden: Float[Tensor, "T L d"], stride: int) -> dict[str, float
     return out
 
 
+@checked
 def text_signals(
     model: Model | Any,
     prompt: str | Sequence[int] | Tensor,
