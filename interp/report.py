@@ -34,6 +34,11 @@ def report(
     """
     if not items:
         raise InterpError("report() needs at least one result or section.")
+    out = Path(path)
+    if out.is_dir():
+        raise InterpError(
+            f"path={out} is a directory; give the report file, e.g. {out}/report.html."
+        )
     from plotly.offline import get_plotlyjs
 
     body = []
@@ -41,12 +46,14 @@ def report(
     for item in items:
         if isinstance(item, Result):
             body.append(result_html(item, include_plotlyjs=False, assets=assets))
-        elif isinstance(item, tuple) and len(item) == 2:
+        elif isinstance(item, tuple) and len(item) == 2 and all(isinstance(s, str) for s in item):
             body.append(
                 f"<div class='interp-result'><h2>{html.escape(item[0])}</h2>{item[1]}</div>"
             )
         else:
-            raise InterpError(f"report() items must be Results or (heading, html) pairs: {item!r}")
+            raise InterpError(
+                f"report() items must be Results or (heading, html) string pairs: {item!r:.200}."
+            )
     # Title and intro are text (a CLI flag, a notebook string): escaped like every result field.
     lead = f"<p class='note'>{html.escape(intro)}</p>" if intro else ""
     page = (
@@ -55,7 +62,6 @@ def report(
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
         f"<h1>{html.escape(title)}</h1>{lead}{''.join(body)}</body></html>"
     )
-    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, page)
     return out

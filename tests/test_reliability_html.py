@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shutil
 from collections import Counter
@@ -19,6 +20,7 @@ import torch
 
 import interp
 import interp.results  # registers every result kind
+from interp.errors import InterpError
 from interp.results import base
 from interp.results.base import Result
 from interp.viz.html import result_html
@@ -292,3 +294,11 @@ def test_report_payload_does_not_run_in_a_browser(tmp_path):
     assert "js-plotly-plot" in dom and "<svg" in dom  # the page did render
     assert re.search(r'id="circuits-vis-[0-9a-f]+"[^>]*><div', dom)  # so did the escaped props
     assert "<pwned" not in dom.lower()
+
+
+def test_report_refuses_bad_input_before_writing(tmp_path):
+    with pytest.raises(InterpError, match="is a directory"):
+        interp.report([make("result", BENIGN)], tmp_path)
+    with pytest.raises(InterpError, match="string pairs"):
+        interp.report([("heading", 3)], tmp_path / "r.html")
+    assert os.listdir(tmp_path) == []
