@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 from typing import Any, Literal, overload
@@ -12,8 +13,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.cache.capture import Positions, capture_batch, check_positions
-from interp.cache.disk import ANSWER_POS_KEY, FORMAT, TOKENS_KEY, CacheWriter, DiskCache
+from interp.cache.disk import DiskCache
+from interp.cache.dtypes import dtype_name, storage_dtype
+from interp.cache.manifest import ANSWER_POS_KEY, FORMAT, TOKENS_KEY
 from interp.cache.names import resolve_names
+from interp.cache.writer import CacheWriter
 from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.tasks.task import Task
@@ -32,20 +36,40 @@ def as_task(model: Model, task_or_prompts: Task | Sequence[str] | Tensor) -> Tas
             raise InterpError("Token input must be an integer tensor of shape [batch, seq].")
         if task_or_prompts.shape[0] == 0:
             raise InterpError("The token batch is empty: give at least one prompt.")
-        n, s = task_or_prompts.shape
-        return Task(task_or_prompts.long(), answer_pos=torch.full((n,), s - 1), name="tokens")
+        # from_tokens checks every id against the vocabulary (a negative id would index
+        # the embedding from the end); each prompt's answer is read at its last position.
+        return Task.from_tokens(model, task_or_prompts.long(), name="tokens")
     return Task.from_prompts(model, list(task_or_prompts), name="prompts")
 
 
-def _fingerprint(model: Model, tokens: Tensor, header: dict[str, Any]) -> str:
-    h = hashlib.sha256()
-    h.update(repr(sorted(header.items())).encode())
-    h.update(tokens.cpu().numpy().tobytes())
+def _model_id(model: Model) -> str:
     # Cheap model identity: its name, size and a checksum of the unembedding.
-    h.update(
-        f"{model.name}|{model.info().n_params}|{float(model.W_U.detach().double().sum()):.10e}".encode()
-    )
+    ident = f"{model.name}|{model.info().n_params}|{float(model.W_U.detach().double().sum()):.10e}"
+    return hashlib.sha256(ident.encode()).hexdigest()
+
+
+def _inputs_id(tokens: Tensor, answer_pos: Tensor) -> str:
+    h = hashlib.sha256()
+    for t in (tokens, answer_pos):
+        h.update(f"{tuple(t.shape)}|".encode())
+        h.update(t.detach().cpu().long().numpy().tobytes())
     return h.hexdigest()
+
+
+def _header(model: Model, task: Task, tokens: Tensor, settings: dict[str, Any]) -> dict[str, Any]:
+    """What identifies the cache: a resumed store must match every field (see manifest.py)."""
+    header: dict[str, Any] = {
+        "format": FORMAT,
+        "model": model.name,
+        "model_id": _model_id(model),
+        "task": task.name,
+        "inputs": _inputs_id(tokens, task.answer_pos),
+        **settings,
+        "n_examples": len(task),
+    }
+    header = json.loads(json.dumps(header))  # as the manifest will hold it (tuples -> lists)
+    header["fingerprint"] = hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()
+    return header
 
 
 def _attention_mask(model: Model, task: Task, rows: slice) -> Tensor | None:
@@ -65,7 +89,7 @@ def cache(
     positions: Positions = ...,
     batch_size: int = ...,
     store: None = ...,
-    dtype: torch.dtype | None = ...,
+    dtype: torch.dtype | str | None = ...,
     which: Literal["clean", "corrupt"] = ...,
     progress: bool = ...,
 ) -> ActivationCache: ...
@@ -80,7 +104,7 @@ def cache(
     batch_size: int = ...,
     *,
     store: str | os.PathLike[str],
-    dtype: torch.dtype | None = ...,
+    dtype: torch.dtype | str | None = ...,
     which: Literal["clean", "corrupt"] = ...,
     progress: bool = ...,
 ) -> DiskCache: ...
@@ -93,7 +117,7 @@ def cache(
     positions: Positions = None,
     batch_size: int = 32,
     store: str | os.PathLike[str] | None = None,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | str | None = None,
     which: Literal["clean", "corrupt"] = "clean",
     progress: bool = True,
 ) -> ActivationCache | DiskCache:
@@ -110,10 +134,13 @@ def cache(
         store: None keeps everything in memory and returns a TransformerLens ``ActivationCache``;
             a directory streams each batch to disk and returns a lazily reading ``DiskCache``.
             Rerunning an interrupted call with the same store resumes where it stopped.
-        dtype: storage dtype (e.g. ``torch.float16`` halves disk and memory).
+        dtype: storage dtype: None (the model's), or a floating dtype or its name
+            (``torch.float16`` or ``"float16"`` halves disk and memory; also float32,
+            bfloat16, float64). Anything else is refused before any work.
         which: cache the clean or the corrupted prompts of a Task.
     """
     model = load_model(model)
+    storage = storage_dtype(dtype)
     task = as_task(model, task_or_prompts)
     if batch_size < 1:
         raise InterpError(f"batch_size must be at least 1, got {batch_size}.")
@@ -133,7 +160,7 @@ def cache(
                 hook_names,
                 positions,
                 task.answer_pos[rows],
-                dtype,
+                storage,
                 device=model.device,
                 attention_mask=_attention_mask(model, task, rows),
             )
@@ -141,76 +168,48 @@ def cache(
                 parts[h].append(acts[h])
         return model.activation_cache({h: torch.cat(v) for h, v in parts.items()})
 
-    header: dict[str, Any] = {
-        "format": FORMAT,
-        "model": model.name,
-        "task": task.name,
+    settings = {
         "names": hook_names,
         "positions": positions,
-        "dtype": str(dtype).replace("torch.", "") if dtype else None,
+        "dtype": dtype_name(storage) if storage else None,
         "which": which,
         "batch_size": batch_size,
-        "n_examples": n,
     }
-    header["fingerprint"] = _fingerprint(model, tokens, header)
-    writer = CacheWriter(store, header)
-    done = writer.done
-    shapes: dict[str, list[int]] = {}
-    dtypes: dict[str, str] = {}
-    bar = tqdm(total=len(starts), desc="cache", disable=not progress, unit="batch")
-    bar.update(len(done))
-    for start in starts:
-        rows = slice(start, start + batch_size)
-        if start in done:
-            continue
-        acts = capture_batch(
-            model,
-            tokens[rows],
-            hook_names,
-            positions,
-            task.answer_pos[rows],
-            dtype,
-            device="cpu",
-            attention_mask=_attention_mask(model, task, rows),
-        )
-        acts[TOKENS_KEY] = tokens[rows].cpu()
-        acts[ANSWER_POS_KEY] = task.answer_pos[rows].cpu()
-        writer.write(start, acts)
-        bar.update(1)
-    bar.close()
-    # Shapes and dtypes come from the first shard so a resumed run needs no recomputation.
-    first = DiskCacheProbe(writer.path, writer.shards[0].file)
-    for h in hook_names:
-        shapes[h], dtypes[h] = first.shape_dtype(h)
-    for key in (TOKENS_KEY, ANSWER_POS_KEY):
-        shapes[key], dtypes[key] = first.shape_dtype(key)
-    writer.finish(shapes, dtypes)
+    with CacheWriter(store, _header(model, task, tokens, settings)) as writer:
+        done = writer.done
+        bar = tqdm(total=len(starts), desc="cache", disable=not progress, unit="batch")
+        bar.update(len(done & set(starts)))
+        for start in starts:
+            if start in done:
+                continue
+            rows = slice(start, start + batch_size)
+            acts = capture_batch(
+                model,
+                tokens[rows],
+                hook_names,
+                positions,
+                task.answer_pos[rows],
+                storage,
+                device="cpu",
+                attention_mask=_attention_mask(model, task, rows),
+            )
+            acts[TOKENS_KEY] = tokens[rows].cpu()
+            acts[ANSWER_POS_KEY] = task.answer_pos[rows].cpu()
+            writer.write(start, acts)
+            bar.update(1)
+        bar.close()
+        writer.finish()
     return DiskCache(writer.path)
 
 
-class DiskCacheProbe:
-    """Reads per-example shape and dtype of tensors in one shard without loading them."""
+def load_cache(path: str | os.PathLike[str], verify: bool = False) -> DiskCache:
+    """Open a finished on-disk cache for lazy reading.
 
-    def __init__(self, path: Any, file: str) -> None:
-        self.file = os.path.join(path, file)
-
-    def shape_dtype(self, name: str) -> tuple[list[int], str]:
-        from safetensors import safe_open
-
-        with safe_open(self.file, framework="pt") as f:
-            sl = f.get_slice(name)
-            shape = list(sl.get_shape())[1:]
-            dtype = {
-                "F32": "float32",
-                "F16": "float16",
-                "BF16": "bfloat16",
-                "F64": "float64",
-                "I64": "int64",
-                "I32": "int32",
-            }[sl.get_dtype()]
-        return shape, dtype
-
-
-def load_cache(path: str | os.PathLike[str]) -> DiskCache:
-    """Open a finished on-disk cache for lazy reading."""
-    return DiskCache(path)
+    Opening checks the manifest and every shard's size; each shard's header is checked when
+    first read. ``verify=True`` also checksums every shard now (reads the whole store once;
+    the same as calling ``.verify()``).
+    """
+    store = DiskCache(path)
+    if verify:
+        store.verify()
+    return store

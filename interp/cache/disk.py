@@ -1,25 +1,37 @@
 """Activations streamed to disk batch by batch and read back lazily.
 
-Layout of a store directory:
+Layout of a store directory (format ``interp-cache/2``):
 
-    manifest.json              what is stored, the input fingerprint, and the finished shards
-    shards.log                 while a run is unfinished: one line per finished shard
+    manifest.json              the settings that made it (model, inputs, names, positions, dtype,
+                               which, batch_size, n_examples and a fingerprint of them), each
+                               tensor's per-example shape and dtype, and the finished shards:
+                               file, first and end example, size in bytes, SHA-256
+    shards.log                 while a run is unfinished: one such line per finished shard
+    .lock                      while a run writes: its lock (`interp.cache.lock`)
     shard-00000032.safetensors one file per batch, named by its first example index: every
                                hook's activations for those examples, plus ``__tokens__``
-                               and ``__answer_pos__``
+                               and ``__answer_pos__``; its metadata repeats the fingerprint and
+                               its first and end example
 
-Every shard is written to a temporary name and renamed into place before its line is appended to
-the log, so a killed run leaves a valid set of shards that a rerun resumes from.
-Reads go through safetensors' memory map: ``store["blocks.3.hook_resid_post"][10:20]`` touches
-only the shard(s) holding examples 10..19 of that one hook.
+Every shard is written to a temporary name and renamed into place before its line (with its
+size and checksum) is appended to the log, so a killed run leaves a valid set of shards that a
+rerun resumes from. Reads go through safetensors' memory map: ``store["blocks.3.hook_resid_post"]
+[10:20]`` touches only the shard(s) holding examples 10..19 of that one hook.
+
+Verification, cheapest first: opening a store checks the manifest (format, field types, dtypes
+from an allow-list, shard names inside the store, shards contiguous from 0 to n_examples) and
+every shard's size on disk; the first read of a shard in a DiskCache checks its header (rows,
+shapes, dtypes, and the start and fingerprint in its metadata: a shard copied over another is
+caught here); `DiskCache.verify()` also checksums every shard (a full read of the store, so it
+is not done on every open: reading one example of a large shard would cost reading it all).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,103 +39,28 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
+from interp.cache import indexing
+from interp.cache.dtypes import stored_dtype
+from interp.cache.manifest import (
+    ANSWER_POS_KEY,
+    FORMAT,
+    MANIFEST,
+    SHARD_META,
+    TOKENS_KEY,
+    DamagedCache,
+    Shard,
+    check_finished,
+    damaged,
+    read_manifest,
+    rebuild,
+)
 from interp.errors import InterpError
-from interp.files import atomic_save_tensors, atomic_write_text
-
-FORMAT = "interp-cache/1"
-MANIFEST = "manifest.json"
-SHARD_LOG = "shards.log"
-TOKENS_KEY = "__tokens__"
-ANSWER_POS_KEY = "__answer_pos__"
-
-
-@dataclass(frozen=True)
-class Shard:
-    file: str
-    start: int
-    stop: int
-
-
-class CacheWriter:
-    """Appends batches to a store directory; resumes a matching unfinished store.
-
-    Finished shards are recorded by appending one line per shard to ``shards.log`` (constant
-    cost per batch, where rewriting the manifest would grow with the number of shards); the
-    manifest is written once at the start and once, complete, at the end.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], header: dict[str, Any]) -> None:
-        self.path = Path(path)
-        self.header = header
-        self.shards: list[Shard] = []
-        manifest = self.path / MANIFEST
-        if manifest.exists():
-            old = json.loads(manifest.read_text())
-            if old.get("fingerprint") != header["fingerprint"]:
-                raise InterpError(
-                    f"{self.path} already holds a different activation cache (other model, "
-                    "inputs, names, positions or dtype). Pass a new directory, or delete this "
-                    "one to recompute."
-                )
-            found = [Shard(**s) for s in old.get("shards", [])] + self._logged()
-            self.shards = sorted(
-                {s.start: s for s in found if (self.path / s.file).exists()}.values(),
-                key=lambda s: s.start,
-            )
-        elif self.path.exists() and any(self.path.iterdir()):
-            raise InterpError(
-                f"{self.path} exists and is not an interp activation cache; pass an empty or "
-                "new directory as store=."
-            )
-        else:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._write_manifest(complete=False)
-        for stale in self.path.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)  # leftovers of a killed write
-
-    def _logged(self) -> list[Shard]:
-        log = self.path / SHARD_LOG
-        if not log.exists():
-            return []
-        out = []
-        for line in log.read_text().splitlines():
-            try:
-                out.append(Shard(**json.loads(line)))
-            except (json.JSONDecodeError, TypeError):
-                continue  # a line cut short by a kill: its shard is simply redone
-        return out
-
-    @property
-    def done(self) -> set[int]:
-        return {s.start for s in self.shards}
-
-    def write(self, start: int, tensors: dict[str, Tensor]) -> None:
-        n = next(iter(tensors.values())).shape[0]
-        shard = Shard(file=f"shard-{start:08d}.safetensors", start=start, stop=start + n)
-        atomic_save_tensors(self.path / shard.file, tensors, {"format": FORMAT})
-        with open(self.path / SHARD_LOG, "a") as log:
-            log.write(json.dumps(shard.__dict__) + "\n")
-            log.flush()
-            os.fsync(log.fileno())
-        self.shards = sorted([*self.shards, shard], key=lambda s: s.start)
-
-    def finish(self, shapes: dict[str, list[int]], dtypes: dict[str, str]) -> None:
-        self.header["shapes"] = shapes
-        self.header["dtypes"] = dtypes
-        self._write_manifest(complete=True)
-        (self.path / SHARD_LOG).unlink(missing_ok=True)
-
-    def _write_manifest(self, complete: bool) -> None:
-        body = {
-            **self.header,
-            "complete": complete,
-            "shards": [s.__dict__ for s in self.shards],
-        }
-        atomic_write_text(self.path / MANIFEST, json.dumps(body, indent=1))
+from interp.files import check_readable, sha256_file
 
 
 class StoredActivation:
-    """One hook's activations on disk; index it by example like a tensor to read just that part."""
+    """One hook's activations on disk; index it like the tensor ``load()`` would return, and
+    only the examples needed are read."""
 
     def __init__(self, store: DiskCache, name: str) -> None:
         self._store = store
@@ -131,16 +68,16 @@ class StoredActivation:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (self._store.n_examples, *self._store.manifest["shapes"][self.name])
+        return self._store.shape_of(self.name)
 
     @property
     def dtype(self) -> torch.dtype:
-        return getattr(torch, self._store.manifest["dtypes"][self.name])
+        return self._store.dtype_of(self.name)
 
     def __len__(self) -> int:
         return self._store.n_examples
 
-    def __getitem__(self, idx: int | slice | Sequence[int] | Tensor) -> Tensor:
+    def __getitem__(self, idx: Any) -> Tensor:
         return self._store.read(self.name, idx)
 
     def load(self) -> Tensor:
@@ -156,21 +93,38 @@ class DiskCache(Mapping[str, StoredActivation]):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        manifest = self.path / MANIFEST
-        if not manifest.exists():
-            raise InterpError(f"{self.path} is not an activation cache (no {MANIFEST}).")
-        self.manifest: dict[str, Any] = json.loads(manifest.read_text())
-        if self.manifest.get("format") != FORMAT:
+        if not (self.path / MANIFEST).exists():
+            what = "does not exist" if not self.path.exists() else f"has no {MANIFEST}"
             raise InterpError(
-                f"{self.path}: unsupported cache format {self.manifest.get('format')}."
+                f"{self.path} is not an activation cache (it {what}); build one with "
+                f"interp.cache(model, task, store={str(self.path)!r})."
             )
-        if not self.manifest.get("complete"):
+        self.manifest: dict[str, Any] = read_manifest(self.path)
+        if self.manifest.get("complete") is not True:
             raise InterpError(
                 f"{self.path} is an unfinished cache (the run was interrupted). Run the same "
                 "interp.cache(...) call again with this store to resume it."
             )
-        self.shards = [Shard(**s) for s in self.manifest["shards"]]
+        self.shards: list[Shard] = check_finished(self.path, self.manifest)
+        for shard in self.shards:
+            self._check_size(shard)
+        self._dtypes = {k: stored_dtype(v) for k, v in self.manifest["dtypes"].items()}
         self._starts = torch.tensor([s.start for s in self.shards])
+        self._checked: set[int] = set()  # shards whose header was checked by this instance
+
+    def _check_size(self, shard: Shard) -> None:
+        file = self.path / shard.file
+        try:
+            size = file.stat().st_size
+        except FileNotFoundError:
+            raise damaged(self.path, file, "the shard is missing") from None
+        if size != shard.bytes:
+            raise damaged(
+                self.path,
+                file,
+                f"the shard has {size} bytes where the manifest records "
+                f"{shard.bytes} (cut short or replaced)",
+            )
 
     @property
     def names(self) -> list[str]:
@@ -179,6 +133,14 @@ class DiskCache(Mapping[str, StoredActivation]):
     @property
     def n_examples(self) -> int:
         return int(self.manifest["n_examples"])
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        return (self.n_examples, *self.manifest["shapes"][name])
+
+    def dtype_of(self, name: str) -> torch.dtype:
+        dtype = self._dtypes[name]
+        assert dtype is not None  # check_finished allowed only listed dtypes
+        return dtype
 
     def __getitem__(self, name: str) -> StoredActivation:
         if name not in self.manifest["names"]:
@@ -199,37 +161,34 @@ class DiskCache(Mapping[str, StoredActivation]):
     def answer_pos(self) -> Tensor:
         return self.read(ANSWER_POS_KEY, slice(None))
 
-    def read(self, name: str, idx: int | slice | Sequence[int] | Tensor) -> Tensor:
-        """Examples `idx` of hook `name`, reading only the shards that hold them."""
-        n = self.n_examples
-        if isinstance(idx, int):
-            if not -n <= idx < n:
-                raise IndexError(f"example {idx} out of range for {n} examples")
-            return self.read(name, [idx % n])[0]
-        if isinstance(idx, slice):
-            rows = range(n)[idx]
-            if idx.step in (None, 1):
-                return self._read_range(name, rows.start, rows.stop)
-            idx = list(rows)
-        rows_t = torch.as_tensor(idx, dtype=torch.long).reshape(-1)
-        if rows_t.numel() and (rows_t.min() < -n or rows_t.max() >= n):
-            raise IndexError(f"example indices out of range for {n} examples")
-        rows_t = rows_t % n if rows_t.numel() else rows_t
-        shard_of = torch.searchsorted(self._starts, rows_t, right=True) - 1
+    def read(self, name: str, idx: Any) -> Tensor:
+        """``tensor[idx]`` of hook `name`, reading only the shards that hold the examples."""
+        plan = indexing.plan(idx, self.shape_of(name))
+        rows = plan.rows
+        if isinstance(rows, range) and rows.step == 1:
+            block = self._read_range(name, rows.start, rows.stop)
+        else:
+            block = self._read_rows(name, torch.as_tensor(rows, dtype=torch.long))
+        return indexing.apply(block, plan.then)
+
+    def _empty(self, name: str) -> Tensor:
+        return torch.empty((0, *self.manifest["shapes"][name]), dtype=self.dtype_of(name))
+
+    def _read_rows(self, name: str, rows: Tensor) -> Tensor:
+        """Examples `rows` (in [0, n), any order) of `name`, in that order."""
+        if not rows.numel():
+            return self._empty(name)
+        shard_of = torch.searchsorted(self._starts, rows, right=True) - 1
         parts: list[Tensor] = []
         order: list[Tensor] = []
         for k in shard_of.unique().tolist():
             where = (shard_of == k).nonzero()[:, 0]
-            shard = self.shards[k]
-            local = rows_t[where] - shard.start
-            with safe_open(self.path / shard.file, framework="pt") as f:
-                sl = f.get_slice(name)
-                lo, hi = int(local.min()), int(local.max()) + 1
-                block = sl[lo:hi]
+            local = rows[where] - self.shards[k].start
+            lo, hi = int(local.min()), int(local.max()) + 1
+            with self._open(k) as f:
+                block = f.get_slice(name)[lo:hi]
             parts.append(block[local - lo])
             order.append(where)
-        if not parts:
-            return self._read_range(name, 0, 0)
         out = torch.cat(parts)
         inv = torch.empty_like(torch.cat(order))
         inv[torch.cat(order)] = torch.arange(len(inv))
@@ -237,16 +196,90 @@ class DiskCache(Mapping[str, StoredActivation]):
 
     def _read_range(self, name: str, start: int, stop: int) -> Tensor:
         parts = []
-        for shard in self.shards:
+        for k, shard in enumerate(self.shards):
             lo, hi = max(start, shard.start), min(stop, shard.stop)
-            if lo >= hi:
-                continue
-            with safe_open(self.path / shard.file, framework="pt") as f:
-                parts.append(f.get_slice(name)[lo - shard.start : hi - shard.start])
-        if not parts:
-            with safe_open(self.path / self.shards[0].file, framework="pt") as f:
-                return f.get_slice(name)[0:0]
-        return torch.cat(parts)
+            if lo < hi:
+                with self._open(k) as f:
+                    parts.append(f.get_slice(name)[lo - shard.start : hi - shard.start])
+        return torch.cat(parts) if parts else self._empty(name)
+
+    @contextmanager
+    def _open(self, k: int) -> Iterator[Any]:
+        """Shard `k`, opened; its header is checked the first time this instance opens it."""
+        file = self.path / self.shards[k].file
+        try:
+            handle = safe_open(file, framework="pt")
+        except Exception as e:
+            # safetensors reports an unreadable file as missing: tell which it is.
+            check_readable(file, "activation cache shard", rebuild(self.path))
+            raise damaged(self.path, file, f"the shard cannot be read ({e})") from None
+        with handle as f:
+            if k not in self._checked:
+                self._check_header(f, k)
+                self._checked.add(k)
+            yield f
+
+    def _check_header(self, f: Any, k: int) -> None:
+        shard = self.shards[k]
+        file = self.path / shard.file
+        try:
+            meta = json.loads((f.metadata() or {})[SHARD_META])
+            assert isinstance(meta, dict)
+        except (KeyError, ValueError, AssertionError):
+            raise damaged(self.path, file, "the shard lacks interp's metadata") from None
+        if meta.get("fingerprint") != self.manifest["fingerprint"]:
+            raise damaged(self.path, file, "the shard belongs to another activation cache")
+        if (meta.get("start"), meta.get("stop")) != (shard.start, shard.stop):
+            raise damaged(
+                self.path,
+                file,
+                f"the shard holds examples {meta.get('start')}..{meta.get('stop')} where the "
+                f"manifest expects {shard.start}..{shard.stop} (another shard copied over it?)",
+            )
+        keys = set(f.keys())
+        for name in [*self.names, TOKENS_KEY, ANSWER_POS_KEY]:
+            if name not in keys:
+                raise damaged(self.path, file, f"the shard lacks {name}")
+            sl = f.get_slice(name)
+            shape = list(sl.get_shape())
+            want = [shard.stop - shard.start, *self.manifest["shapes"][name]]
+            if shape != want:
+                raise damaged(
+                    self.path,
+                    file,
+                    f"{name} has shape {shape} ({shape[:1]} rows) where the "
+                    f"manifest records {want}",
+                )
+            if sl[0:0].dtype != self.dtype_of(name):  # an empty read: the header only
+                raise damaged(self.path, file, f"{name} is not {self.manifest['dtypes'][name]}")
+
+    def verify(self) -> None:
+        """Checksum every shard against the manifest (and check its size and header).
+
+        Reads the whole store once; raises an InterpError naming every damaged shard.
+        """
+        problems = []
+        for k, shard in enumerate(self.shards):
+            file = self.path / shard.file
+            try:
+                self._check_size(shard)
+                if sha256_file(file) != shard.sha256:
+                    raise damaged(self.path, file, "its checksum differs from the manifest's")
+                self._checked.discard(k)
+                with self._open(k):
+                    pass
+            except PermissionError:
+                problems.append(f"{file}: permission denied")
+            except DamagedCache as e:
+                problems.append(f"{e.file}: {e.problem}")
+            except InterpError as e:
+                problems.append(str(e))
+        if problems:
+            raise InterpError(
+                f"{len(problems)} damaged shard(s) in {self.path}:\n  "
+                + "\n  ".join(problems)
+                + f"\nThe activation cache is damaged; {rebuild(self.path)}."
+            )
 
     def to_activation_cache(self, model: Any) -> Any:
         """Load everything into a TransformerLens ActivationCache bound to `model` (a Model
@@ -258,3 +291,6 @@ class DiskCache(Mapping[str, StoredActivation]):
 
     def __repr__(self) -> str:
         return f"DiskCache({str(self.path)!r}, {self.n_examples} examples, {len(self)} hooks)"
+
+
+__all__ = ["FORMAT", "DiskCache", "StoredActivation"]
