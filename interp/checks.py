@@ -222,6 +222,55 @@ CONVENTIONS: dict[str, Callable[[str, Any], str | None]] = {
 }
 
 
+def _class_params(fn: Callable[..., Any]) -> dict[str, tuple[type, ...]]:
+    """Parameters annotated with interp classes only (``task: Task``, ``reference: Task |
+    None``): name -> the accepted classes (NoneType included when None is allowed)."""
+    out: dict[str, tuple[type, ...]] = {}
+    namespace = _namespace(fn)
+    for name, param in inspect.signature(fn).parameters.items():
+        ann = param.annotation
+        if not isinstance(ann, str):
+            continue
+        accepted: list[type] = []
+        for part in (x.strip() for x in ann.split("|")):
+            obj = type(None) if part == "None" else namespace.get(part)
+            if obj is type(None) or (
+                isinstance(obj, type) and getattr(obj, "__module__", "").startswith("interp.")
+            ):
+                accepted.append(obj)  # type: ignore[arg-type]
+            else:
+                break
+        else:
+            if any(a is not type(None) for a in accepted):
+                out[name] = tuple(accepted)
+    return out
+
+
+@functools.cache
+def _class_params_cached(fn: Callable[..., Any]) -> dict[str, tuple[type, ...]]:
+    return _class_params(fn)
+
+
+#: What to build instead, by class name, for the message when the wrong thing is passed.
+_HOW_TO_MAKE = {
+    "Task": "a Task: e.g. interp.tasks.ioi(model, n=64) or Task.from_prompts(model, [...])",
+    "Model": "a model handle: interp.load_model(...)",
+}
+
+
+def check_classes(fn: Callable[..., Any], bound: inspect.BoundArguments) -> None:
+    """Refuse a wrong object where an interp class is the only thing that works."""
+    for name, classes in _class_params_cached(fn).items():
+        if name not in bound.arguments:
+            continue
+        value = bound.arguments[name]
+        if isinstance(value, classes):
+            continue
+        cls = next(c for c in classes if c is not type(None))
+        want = _HOW_TO_MAKE.get(cls.__name__, f"a {cls.__name__}")
+        raise InterpError(f"{_where(fn)}: {name} must be {want}; got {type(value).__name__}.")
+
+
 def check_conventions(fn: Callable[..., Any], bound: inspect.BoundArguments) -> None:
     """Validate the arguments of a call of `fn` named in `CONVENTIONS`."""
     for name, value in bound.arguments.items():
@@ -251,6 +300,7 @@ def checked(fn: F) -> F:
             return fn(*args, **kwargs)  # let Python raise its own message for a wrong call
         check_literals(fn, bound)
         check_conventions(fn, bound)
+        check_classes(fn, bound)
         return fn(*args, **kwargs)
 
     wrapper.__interp_checked__ = True  # type: ignore[attr-defined]

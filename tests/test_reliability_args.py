@@ -274,3 +274,37 @@ def test_task_refuses_negative_ids_and_answer_positions_outside_the_prompt() -> 
 def test_from_tokens_refuses_answer_pos_on_padding(organism: Any) -> None:
     with pytest.raises(InterpError, match="padding"):
         interp.Task.from_tokens(organism, [[1, 2, 3], [4, 5]], answer_pos=[2, 2])
+
+
+# ------------------------------------------------------------------ found by a bad-input sweep
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda m, t: interp.load_model("organism", device="tpu"), "device='tpu' is not a torch"),
+        (lambda m, t: m.hook_name("z", m.n_layers), r"layer=\d+ does not exist"),
+        (lambda m, t: interp.attribution.direct_logit(m, None), "task must be a Task"),
+        (lambda m, t: interp.attribution.direct_logit(m, ["a b"]), "got list"),
+        (lambda m, t: interp.attribution.attention_patterns(m, t, [(0,)]), r"\(0,\) is not a"),
+        (
+            lambda m, t: interp.probes.sweep(m, interp.tasks.facts(m, n=8), contrast=(" a", " b")),
+            "probe='logistic' does not use them",
+        ),
+    ],
+)
+def test_swept_bad_inputs_say_what_to_do(organism: Any, call: Any, match: str) -> None:
+    task = interp.tasks.ioi(organism, n=4, seed=0)
+    with pytest.raises(InterpError, match=match):
+        call(organism, task)
+
+
+def test_sel_refuses_an_axis_the_result_does_not_have(organism: Any) -> None:
+    res = interp.attribution.direct_logit(organism, interp.tasks.ioi(organism, n=4), n_boot=10)
+    with pytest.raises(InterpError, match=r"\['heads'\] are not axes"):
+        res.sel(heads=1)
+    assert res.sel(layer=1, head=2) == res.values[1, 2]
+
+
+def test_negative_layers_count_from_the_end(organism: Any) -> None:
+    assert organism.hook_name("z", -1) == organism.hook_name("z", organism.n_layers - 1)

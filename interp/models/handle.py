@@ -235,12 +235,18 @@ class Model(Tokens):
 
     def hook_name(self, target: str, layer: int | None = None) -> str:
         """Canonical hook name of `target` (``"z"``, ``"resid_post"``, ...) at `layer`."""
+        if layer is not None and not -self.n_layers <= int(layer) < self.n_layers:
+            raise InterpError(
+                f"layer={layer} does not exist: {self.name} has layers 0..{self.n_layers - 1}."
+            )
+        if layer is not None:
+            layer = int(layer) % self.n_layers
         return _hooks.hook_name(target, layer)
 
     def hook_names_for(self, target: str, layers: Sequence[int] | None = None) -> list[str]:
         """`target`'s hook name at every layer (or the given ones)."""
         layers = range(self.n_layers) if layers is None else layers
-        return [_hooks.hook_name(target, layer) for layer in layers]
+        return [self.hook_name(target, layer) for layer in layers]
 
     def residual_names(self) -> list[str]:
         """The residual stream entering block 0, then after every block."""

@@ -84,7 +84,7 @@ def load_model(
     from transformer_lens import HookedTransformer
 
     tdtype = _parse_dtype(dtype)
-    dev = str(device) if device is not None else None
+    dev = _parse_device(device)
     if isinstance(spec, Model):
         _move(spec.tl, dev, tdtype)
         return spec
@@ -135,6 +135,18 @@ def _load_spec(spec: str, dev: str, tdtype: torch.dtype | None) -> Model:
             )
         return _load_local(local, dev, tdtype, name=local.name)
     return _load_hub(spec, dev, tdtype)
+
+
+def _parse_device(device: str | torch.device | None) -> str | None:
+    """Refuse a device torch does not know before any weights are read."""
+    if device is None:
+        return None
+    try:
+        return str(torch.device(device))
+    except (RuntimeError, TypeError):
+        raise InterpError(
+            f"device={device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:1' or 'mps'."
+        ) from None
 
 
 def _move(tl: Any, device: str | None, dtype: torch.dtype | None) -> None:

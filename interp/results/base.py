@@ -99,6 +99,11 @@ class Result:
 
     def sel(self, **where: Coord) -> Tensor:
         """Values at the given coordinates, e.g. ``res.sel(layer=3, head=5)``."""
+        unknown = sorted(set(where) - set(self.dims))
+        if unknown:
+            raise InterpError(
+                f"sel: {unknown} are not axes of this result; its axes are {self.dims}."
+            )
         index: list[Any] = []
         for d in self.dims:
             if d in where:

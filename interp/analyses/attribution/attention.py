@@ -43,6 +43,9 @@ def attention_patterns(
     task = as_task(model, prompt_or_task)
     if not heads:
         raise InterpError("Give at least one (layer, head) pair to show.")
+    for pair in heads:
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            raise InterpError(f"heads: {pair!r} is not a (layer, head) pair; give [(0, 1), ...].")
     for l, h in heads:
         if not (0 <= l < model.n_layers and 0 <= h < model.n_heads):
             raise InterpError(f"Head ({l}, {h}) does not exist in {model.name}.")

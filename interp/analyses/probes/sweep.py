@@ -89,8 +89,11 @@ def sweep(
             orientation, a salient feature unrelated to the label; adds how well each method
             predicts that orientation.
     """
-    if n_boot < 1:
-        raise InterpError(f"n_boot must be at least 1, got {n_boot}.")
+    if probe != "ccs" and (contrast is not None or distractor is not None):
+        raise InterpError(
+            f"contrast= and distractor= build CCS's contrast pairs; probe={probe!r} does not use "
+            "them. Pass probe='ccs', or drop them."
+        )
     model = model_or_cache if isinstance(model_or_cache, Model) else _maybe_model(model_or_cache)
     task = task_or_labels if isinstance(task_or_labels, Task) else None
     if probe == "ccs":
