@@ -176,6 +176,7 @@ def _real(
     def check(arg: str, v: Any) -> str | None:
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
             return f"{arg} must be a number, got {v!r}"
+        v = float(v)
         if not math.isfinite(v):
             return f"{arg} must be a finite number, got {v}"
         if v < lo or (open_lo and v == lo) or v > hi:

@@ -304,7 +304,7 @@ def probe_cmd(
         t,
         over=over,  # type: ignore[arg-type]
         probe=probe,  # type: ignore[arg-type]
-        split=int(split) if split.isdigit() else split,
+        split=int(split) if split.isdigit() else split,  # type: ignore[arg-type]
         distractor=words,
         seed=seed,
     )

@@ -268,7 +268,8 @@ def _patching_large(model: Any, out: Path, task: Any, seed: int, sizes: Sizes) -
     items.append(
         (
             "Attribution patching against exact patching",
-            f"<p>{model.name} is large ({model.n_layers} layers x {model.n_heads} heads), so the "
+            f"<p>{html.escape(model.name)} is large ({model.n_layers} layers x "
+            f"{model.n_heads} heads), so the "
             "demo patches exactly only the heads attribution patching ranks first (AtP needs "
             "two forward passes and one backward pass for every head), the residual stream "
             f"at the last {sizes.resid_positions} positions of layers {layers}, and path "
