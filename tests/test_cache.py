@@ -129,6 +129,8 @@ def test_store_guards(gpt2_random, task, tmp_path):
     with pytest.raises(InterpError, match="not an interp activation cache"):
         interp.cache(gpt2_random, task, names=["z"], store=tmp_path / "junk", progress=False)
     assert os.listdir(tmp_path / "junk") == ["notes.txt"]
+    with pytest.raises(InterpError, match="is a file"):
+        interp.cache(gpt2_random, task, store=tmp_path / "junk" / "notes.txt", progress=False)
     with pytest.raises(InterpError, match="batch_size"):
         interp.cache(gpt2_random, task, batch_size=0)
     with pytest.raises(InterpError, match="outside"):

@@ -54,6 +54,7 @@ from interp.cache.manifest import (
     read_manifest,
     rebuild,
 )
+from interp.cache.writer import CacheWriter  # re-exported: the writer lived here before
 from interp.errors import InterpError
 from interp.files import check_readable, sha256_file
 
@@ -293,4 +294,4 @@ class DiskCache(Mapping[str, StoredActivation]):
         return f"DiskCache({str(self.path)!r}, {self.n_examples} examples, {len(self)} hooks)"
 
 
-__all__ = ["FORMAT", "DiskCache", "StoredActivation"]
+__all__ = ["FORMAT", "CacheWriter", "DiskCache", "StoredActivation"]

@@ -23,6 +23,7 @@ from interp.cache.lock import StoreLock
 from interp.cache.manifest import (
     FORMAT,
     HEADER_FIELDS,
+    LOCK,
     MANIFEST,
     SHARD_LOG,
     SHARD_META,
@@ -69,6 +70,8 @@ class CacheWriter:
         self._lock = StoreLock(self.path)
 
     def __enter__(self) -> CacheWriter:
+        if self.path.exists() and not self.path.is_dir():
+            raise InterpError(f"store={str(self.path)!r} is a file; pass a directory.")
         if not (self.path / MANIFEST).exists() and self.path.is_dir():
             foreign = sorted(p.name for p in self.path.iterdir() if not is_leftover(p.name))
             if foreign:
@@ -80,7 +83,7 @@ class CacheWriter:
         self._lock.acquire()
         try:
             for p in self.path.iterdir():
-                if p.name != ".lock" and is_leftover(p.name):
+                if p.name != LOCK and is_leftover(p.name):
                     p.unlink(missing_ok=True)  # a temporary file of a killed write
             old = read_manifest(self.path) if (self.path / MANIFEST).exists() else None
             if old is not None:
