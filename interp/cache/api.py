@@ -18,6 +18,7 @@ from interp.cache.dtypes import dtype_name, storage_dtype
 from interp.cache.manifest import ANSWER_POS_KEY, FORMAT, TOKENS_KEY
 from interp.cache.names import resolve_names
 from interp.cache.writer import CacheWriter
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.tasks.task import Task
@@ -110,6 +111,7 @@ def cache(
 ) -> DiskCache: ...
 
 
+@checked
 def cache(
     model: Model | Any,
     task_or_prompts: Task | Sequence[str] | Tensor,
