@@ -4,7 +4,7 @@ A typo such as ``cache(..., which="clen")`` must not fall through to a default b
 functions declare string options as ``Literal[...]`` and carry ``@checked``, which validates
 every Literal-typed argument before the body runs, with the valid values and the nearest one in
 the message. The same decorator checks the parameters whose names mean the same thing across
-the package (``n_boot``, ``batch_size``, ``seed``, ``alpha`` ... see `CONVENTIONS`), so
+the package (``n_boot``, ``batch_size``, ``seed``, ``scale`` ... see `CONVENTIONS`), so
 ``n_boot=0`` or ``scale=nan`` is refused by name instead of failing deep inside. Options whose
 valid values are only known at run time (registered metric names, detector kinds) use `one_of`.
 """
@@ -213,7 +213,6 @@ CONVENTIONS: dict[str, Callable[[str, Any], str | None]] = {
     "max_new_tokens": _count(1),
     "n_restarts": _count(1),
     "seed": _integer,
-    "alpha": _unit_interval,
     "test_size": _unit_interval,
     "temperature": _real(0.0),
     "scale": _real(0.0),

@@ -121,7 +121,6 @@ BAD_CONVENTION_VALUES = {
     "max_new_tokens": 0,
     "n_restarts": 0,
     "seed": 1.5,
-    "alpha": 1.0,
     "test_size": 0.0,
     "temperature": -1.0,
     "scale": math.nan,
