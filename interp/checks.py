@@ -11,6 +11,7 @@ valid values are only known at run time (registered metric names, detector kinds
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import functools
 import inspect
@@ -44,7 +45,7 @@ def one_of(arg: str, value: Any, allowed: Iterable[Any], where: str = "", also: 
         also: other accepted forms, appended to the message (``"or a GaussianNoise"``).
     """
     allowed = list(allowed)
-    if any(value == a and type(value) is type(a) for a in allowed):
+    if any(_same(value, a) for a in allowed):
         return
     hint = ""
     if isinstance(value, str):
@@ -55,6 +56,11 @@ def one_of(arg: str, value: Any, allowed: Iterable[Any], where: str = "", also: 
     choices = f"use one of {_quoted(allowed)}" if len(allowed) > 1 else f"use {allowed[0]!r}"
     tail = f", or {also}" if also else ""
     raise InterpError(f"{call}: got {value!r}; {choices}{tail}.{hint}")
+
+
+def _same(value: Any, option: Any) -> bool:
+    # Type first: a tensor compared with == gives a tensor, and True == 1.
+    return type(value) is type(option) and bool(value == option)
 
 
 def literal_choices(annotation: Any) -> tuple[list[Any], list[Any]]:
@@ -102,11 +108,19 @@ def _literal_params(fn: Callable[..., Any]) -> dict[str, tuple[list[Any], list[A
                 continue
             # Annotations are strings (from __future__ import annotations): evaluate this one in
             # the function's module, where its aliases live.
-            ann = eval(ann, {**vars(typing), **_namespace(fn)})
+            ann = eval(ann, {}, _Names(_namespace(fn)))
         values, others = literal_choices(ann)
         if values:
             out[name] = (values, others)
     return out
+
+
+class _Names(dict[str, Any]):
+    """Names for evaluating an annotation; one imported only for type checkers reads as Any."""
+
+    def __missing__(self, key: str) -> Any:
+        # Lookups stop here before globals and builtins, so builtins (int, str) go here too.
+        return getattr(builtins, key, getattr(typing, key, Any))
 
 
 def _namespace(fn: Callable[..., Any]) -> dict[str, Any]:
@@ -135,11 +149,7 @@ def check_literals(fn: Callable[..., Any], bound: inspect.BoundArguments) -> Non
         if name not in bound.arguments:
             continue
         value = bound.arguments[name]
-        if any(value == v and type(value) is type(v) for v in values):
-            continue
-        if isinstance(value, float) and math.isnan(value):
-            pass  # NaN equals nothing; fall through to the type test and the error
-        elif any(_accepts(value, o) for o in others):
+        if any(_same(value, v) for v in values) or any(_accepts(value, o) for o in others):
             continue
         also = " or ".join(_type_name(o) for o in others)
         one_of(name, value, values, where=_where(fn), also=also)
