@@ -68,13 +68,13 @@ def test_generators_are_deterministic_per_seed(gpt2_random):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda m: interp.tasks.ioi(m, n=0), "n must be a positive integer"),
-        (lambda m: interp.tasks.ioi(m, n=4, corruption="noise"), "corruption must be"),
+        (lambda m: interp.tasks.ioi(m, n=0), "ioi: n must be at least 1, got 0"),
+        (lambda m: interp.tasks.ioi(m, n=4, corruption="noise"), r"corruption=...\): got 'noise'"),
         (lambda m: interp.tasks.ioi(m, n=4, templates=[99]), "templates must be indices"),
         (lambda m: interp.tasks.ioi(m, n=4, names=["Mary", "Zyxwvutsq"]), "single tokens"),
         (lambda m: interp.tasks.arithmetic(m, n=4, digits=0), "digits must be"),
-        (lambda m: interp.tasks.arithmetic(m, n=-1), "positive integer"),
-        (lambda m: interp.tasks.facts(m, n=4, kind="opinion"), "kind must be"),
+        (lambda m: interp.tasks.arithmetic(m, n=-1), "n must be at least 1, got -1"),
+        (lambda m: interp.tasks.facts(m, n=4, kind="opinion"), r"kind=...\): got 'opinion'"),
         (lambda m: interp.tasks.induction(m, n=0), "at least 1"),
     ],
 )

@@ -17,7 +17,6 @@ from typing import Any
 
 from interp.checks import checked
 from interp.errors import InterpError
-from interp.tasks.common import check_count
 from interp.tasks.task import Task
 
 _ANSWER = re.compile(r"so\s*((?:\d\s*)+)")
@@ -85,7 +84,6 @@ def arithmetic(model: Any, n: int = 64, seed: int = 0, digits: int | Sequence[in
         seed: random seed.
         digits: number of digits per operand, or several to mix (e.g. ``(2, 3)``).
     """
-    check_count("arithmetic", n)
     ks = [digits] if isinstance(digits, int) else list(digits)
     if not ks or any(not isinstance(k, int) or not 1 <= k <= 9 for k in ks):
         raise InterpError(f"arithmetic: digits must be integers in 1..9, got {digits!r}.")

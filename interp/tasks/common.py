@@ -1,4 +1,5 @@
-"""Helpers shared by the task generators: argument checks and single-token filtering."""
+"""Helpers shared by the task generators: single-token filtering (their arguments are checked
+by `interp.checks.checked`)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from interp.errors import InterpError
-
-
-def check_count(generator: str, n: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise InterpError(f"{generator}: n must be a positive integer, got {n!r}.")
 
 
 def single_token_words(model: Any, words: Sequence[str], what: str, need: int) -> list[str]:

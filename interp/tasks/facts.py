@@ -10,7 +10,7 @@ from typing import Any, Literal
 import torch
 
 from interp.checks import checked
-from interp.tasks.common import check_count, single_token_words
+from interp.tasks.common import single_token_words
 from interp.tasks.task import Task
 from interp.tasks.words import (
     CITIES,
@@ -97,7 +97,6 @@ def facts(
         split: for statements, draw false ones from the held-out half ("eval", default), the
             trained half ("train"), or both ("all").
     """
-    check_count("facts", n)
     people = single_token_words(model, WORLD_PEOPLE, "people", 4)
     for attr, values in ATTRIBUTES.items():
         single_token_words(model, values, f"{attr} values", len(values))

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from interp.checks import checked
 from interp.errors import InterpError
-from interp.tasks.common import check_count, single_token_words
+from interp.tasks.common import single_token_words
 from interp.tasks.task import Task
 from interp.tasks.words import IOI_TEMPLATES, NAMES, OBJECTS, PLACES
 
@@ -92,7 +92,6 @@ def ioi(
             template when you need every prompt to have the same token positions.
         names / places / objects: override the word lists.
     """
-    check_count("ioi", n)
     if templates is not None:
         bad = [t for t in templates if not 0 <= t < len(IOI_TEMPLATES)]
         if bad or not templates:

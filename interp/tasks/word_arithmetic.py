@@ -22,7 +22,6 @@ from typing import Any, Literal
 
 from interp.checks import checked
 from interp.errors import InterpError
-from interp.tasks.common import check_count
 from interp.tasks.task import Task
 
 _UNITS = (
@@ -189,7 +188,6 @@ def word_arithmetic(
         style: ``"words"`` ("What is seven plus five?") or ``"digits"`` ("What is 7 + 5?").
         instruction: text appended to the question (e.g. ``" Answer with a number only."``).
     """
-    check_count("word_arithmetic", n)
     ks = [steps] if isinstance(steps, int) else list(steps)
     if not ks or any(not isinstance(k, int) or not 1 <= k <= 4 for k in ks):
         raise InterpError(f"word_arithmetic: steps must be integers in 1..4, got {steps!r}.")
