@@ -37,10 +37,10 @@ class Tokens:
             return  # text, residual states and empty batches are not ids
         if tokens.dtype == torch.bool:
             raise InterpError(f"{what} is a boolean tensor; give integer token ids.")
-        lo, hi = int(tokens.min()), int(tokens.max())
-        if lo >= 0 and hi < self.d_vocab:
+        outside = (tokens < 0) | (tokens >= self.d_vocab)
+        if not bool(outside.any()):  # one device sync per forward pass
             return
-        bad = ((tokens < 0) | (tokens >= self.d_vocab)).nonzero()[0].tolist()
+        bad = outside.nonzero()[0].tolist()
         value = int(tokens[tuple(bad)])
         raise InterpError(
             f"{what} holds token id {value} at index {tuple(bad)}, outside {self.name}'s "
