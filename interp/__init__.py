@@ -25,7 +25,7 @@ _LAZY = {
     "report": ("interp.report", "report"),
     "load_cache": ("interp.cache.api", "load_cache"),
 }
-_SUBMODULES = {"tasks", "cache", "results", "viz", "analyses"}
+_SUBMODULES = {"tasks", "cache", "results", "stats", "viz", "analyses"}
 # Analysis families are reached as interp.attribution, interp.patching, ...
 _FAMILIES = {
     "attribution": "interp.analyses.attribution",
@@ -35,7 +35,7 @@ _FAMILIES = {
 }
 
 if TYPE_CHECKING:  # static names for type checkers and IDEs; runtime loads them lazily
-    from interp import analyses, cache, results, tasks, viz  # noqa: F401
+    from interp import analyses, cache, results, stats, tasks, viz  # noqa: F401
     from interp.analyses import attribution, patching, probes, trajectories  # noqa: F401
     from interp.cache.api import load_cache  # noqa: F401
     from interp.errors import InterpError  # noqa: F401

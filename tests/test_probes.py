@@ -23,6 +23,8 @@ from interp.analyses.probes import (
 from interp.analyses.probes import protocol as P
 from interp.analyses.probes.ccs import contrast_differences, sign_free_accuracy
 from interp.errors import InterpError
+from interp.stats import accuracy, f1, r2, roc_auc
+from interp.stats import metrics as stat_metrics
 
 
 def planted(n=600, d=32, margin=1.5, seed=0):
@@ -208,20 +210,20 @@ def test_mass_mean_probe_is_the_difference_of_class_means():
 @pytest.mark.parametrize("pairwise", [True, False])  # both exact AUROC paths
 def test_metrics_equal_sklearn_including_ties(pairwise, monkeypatch):
     if not pairwise:
-        monkeypatch.setattr(P, "PAIRWISE_MAX", 0)
+        monkeypatch.setattr(stat_metrics, "PAIRWISE_MAX", 0)
     g = torch.Generator().manual_seed(3)
     y = torch.randint(0, 2, (3, 60), generator=g)
     s = torch.randint(0, 5, (3, 60), generator=g).double()  # many ties
     pred = (s > 2).long()
     for u in range(3):
-        assert abs(float(P.auroc(s[u], y[u])) - roc_auc_score(y[u], s[u])) < 1e-12
-        assert abs(float(P.f1(pred[u], y[u])) - f1_score(y[u], pred[u])) < 1e-12
-    assert torch.isnan(P.auroc(s[0], torch.ones(60, dtype=torch.long)))
+        assert abs(float(roc_auc(s[u], y[u])) - roc_auc_score(y[u], s[u])) < 1e-12
+        assert abs(float(f1(pred[u], y[u])) - f1_score(y[u], pred[u])) < 1e-12
+    assert torch.isnan(roc_auc(s[0], torch.ones(60, dtype=torch.long)))
     # Bootstrap weights (resample counts) equal the metric on the resampled copy.
     yy = y[0]
     idx = torch.randint(0, 60, (60,), generator=g)
     w = torch.bincount(idx, minlength=60).double()[None]
-    for fn, x in ((P.auroc, s), (P.f1, pred), (P.accuracy, pred), (P.r2, s)):
+    for fn, x in ((roc_auc, s), (f1, pred), (accuracy, pred), (r2, s)):
         weighted = fn(x, yy, w)[0]
         copied = fn(x[:, idx], yy[idx])
         torch.testing.assert_close(weighted, copied.double(), atol=1e-12, rtol=0)
@@ -229,9 +231,9 @@ def test_metrics_equal_sklearn_including_ties(pairwise, monkeypatch):
     W = torch.stack(
         [torch.bincount(torch.randint(0, 60, (60,), generator=g), minlength=60) for _ in range(7)]
     ).double()
-    every = P.auroc(s, yy, W)
+    every = roc_auc(s, yy, W)
     for b in range(7):
-        torch.testing.assert_close(every[b], P.auroc(s, yy, W[b : b + 1])[0], atol=1e-12, rtol=0)
+        torch.testing.assert_close(every[b], roc_auc(s, yy, W[b : b + 1])[0], atol=1e-12, rtol=0)
         for u in range(3):
             ref = roc_auc_score(yy.numpy(), s[u].numpy(), sample_weight=W[b].numpy())
             assert abs(float(every[b, u]) - ref) < 1e-12

@@ -200,20 +200,6 @@ def test_bootstrap_interval_covers_mean_and_is_reproducible():
     assert torch.equal(bootstrap_mean(x, seed=1)[1], lo)
 
 
-@pytest.mark.parametrize("alpha", [0.05, 0.1, 0.3])
-def test_bootstrap_percentiles_equal_torch_quantile(alpha):
-    from interp.results.stats import _percentiles
-
-    boots = torch.randn(999, 7, dtype=torch.float64)
-    q = torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64)
-    want = torch.quantile(boots, q, dim=0)
-    for got, ref in zip(_percentiles(boots, alpha), want, strict=True):
-        torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
-    boots[3, 2] = float("nan")  # NaN columns give NaN, as torch.quantile does
-    lo, hi = _percentiles(boots, alpha)
-    assert lo[2].isnan() and hi[2].isnan() and not lo[:2].isnan().any()
-
-
 def test_report_is_self_contained(tmp_path):
     norms = ResidualNorms(values=torch.rand(2, 4), dims=("layer", "pos"), title="norms")
     path = interp.report(

@@ -12,7 +12,7 @@ from interp.errors import InterpError
 from interp.results.base import Coord
 from interp.results.meta import make_meta
 from interp.results.residual import ResidualNorms
-from interp.results.stats import bootstrap_mean
+from interp.stats import bootstrap_mean
 
 
 def residual_norms(

@@ -12,8 +12,8 @@ from interp.results.io import load_result
 from interp.results.patching import AtPResult, PatchResult, PathPatchResult
 from interp.results.probes import ProbeResult
 from interp.results.residual import ResidualNorms
-from interp.results.stats import bootstrap_mean
 from interp.results.trajectories import TrajectoryResult
+from interp.stats import bootstrap_mean
 
 __all__ = [
     "AblationResult",

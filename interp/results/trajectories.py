@@ -17,10 +17,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import torch
 from plotly.subplots import make_subplots
 
 from interp.errors import InterpError
 from interp.results.base import RankBy, Result
+from interp.stats import roc_curve
 from interp.viz.figures import line
 from interp.viz.theme import apply_theme
 
@@ -31,16 +33,6 @@ RIGHT, WRONG = "#2ca02c", "#d62728"
 LABELLED = ("majority_vote", "first_sample", "net_change", "early_net_change", "mean_logprob")
 # Signals shown by default in the per-signal views: the paper's three and the best baseline.
 DEFAULT_VIEW = ("net_change", "cumulative_change", "aligned_change", "mean_logprob")
-
-
-def _roc(score: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False- and true-positive rates over all thresholds (ties move together)."""
-    order = np.argsort(-score, kind="stable")
-    s, t = score[order], y[order]
-    distinct = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
-    tp = np.cumsum(t)[distinct]
-    fp = np.cumsum(1 - t)[distinct]
-    return np.r_[0.0, fp / max(1, fp[-1])], np.r_[0.0, tp / max(1, tp[-1])]
 
 
 class TrajectoryResult(Result):
@@ -154,10 +146,10 @@ class TrajectoryResult(Result):
         for s in self._signals(signals):
             sub = df[df[s].notna()]
             score = sub[s].to_numpy(dtype=float) * orient.get(s, 1)
-            fpr, tpr = _roc(score, sub["correct"].to_numpy(dtype=float))
+            fpr, tpr = roc_curve(torch.tensor(score), torch.tensor(sub["correct"].to_numpy(float)))
             auc = float(self.sel(signal=s, metric="auroc")) if s in self.coords["signal"] else None
             name = s if auc is None else f"{s} ({auc:.2f})"
-            fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=name))
+            fig.add_trace(go.Scatter(x=fpr.numpy(), y=tpr.numpy(), mode="lines", name=name))
         fig.add_trace(
             go.Scatter(
                 x=[0, 1],

@@ -14,7 +14,7 @@ from interp.models import Model, load_model
 from interp.results.attribution import AblationResult
 from interp.results.base import Coord
 from interp.results.meta import make_meta
-from interp.results.stats import bootstrap_mean
+from interp.stats import bootstrap_mean
 from interp.tasks.metrics import Metric, get_metric, metric_name, require_finite, warn_nonfinite
 from interp.tasks.task import Task
 

@@ -13,7 +13,7 @@ from interp.models import Model, load_model
 from interp.results.attribution import SUM_RTOL, DLAResult
 from interp.results.base import Coord
 from interp.results.meta import make_meta
-from interp.results.stats import bootstrap_mean
+from interp.stats import bootstrap_mean
 from interp.tasks.task import Task
 
 By = Literal["head", "layer", "component", "position"]

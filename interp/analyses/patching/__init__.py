@@ -6,7 +6,7 @@ from interp.analyses.patching.exact import activation_patch
 from interp.analyses.patching.nodes import TARGETS, Node
 from interp.analyses.patching.path import path_patch
 from interp.analyses.patching.runs import GaussianNoise
-from interp.results.stats import spearman
+from interp.stats import spearman
 
 __all__ = [
     "TARGETS",

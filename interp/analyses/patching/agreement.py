@@ -10,7 +10,7 @@ from interp.checks import checked
 from interp.errors import InterpError
 from interp.results.base import Result
 from interp.results.patching import AtPResult
-from interp.results.stats import spearman
+from interp.stats import spearman
 
 
 @checked

@@ -25,7 +25,7 @@ from interp.models import Model, load_model
 from interp.results.base import Coord
 from interp.results.meta import make_meta
 from interp.results.patching import PatchResult
-from interp.results.stats import bootstrap_ratio
+from interp.stats import bootstrap_ratio
 from interp.tasks.metrics import Metric, metric_name, require_finite, warn_nonfinite
 from interp.tasks.task import Task
 

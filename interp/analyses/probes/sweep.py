@@ -39,6 +39,7 @@ from interp.errors import InterpError
 from interp.models import Model
 from interp.results.meta import make_meta
 from interp.results.probes import ProbeResult
+from interp.stats import accuracy, bootstrap, f1, r2, roc_auc
 from interp.tasks.task import Task
 
 ProbeKind = Literal["logistic", "mass_mean", "ridge", "ccs"]
@@ -226,14 +227,14 @@ def _metrics(
 
     def compute(w: Tensor | None) -> Tensor:  # -> [U, M], or [B, U, M] for resample weights
         if regression:
-            task_r2, ctrl_r2 = P.r2(scores, y, w), P.r2(cscores, c, w)
+            task_r2, ctrl_r2 = r2(scores, y, w), r2(cscores, c, w)
             return torch.stack([task_r2, ctrl_r2, task_r2 - ctrl_r2], -1)
         pred, cpred = (scores > 0).long(), (cscores > 0).long()
-        acc, cacc = P.accuracy(pred, y, w), P.accuracy(cpred, c, w)
-        return torch.stack([acc, P.f1(pred, y, w), P.auroc(scores, y, w), cacc, acc - cacc], -1)
+        acc, cacc = accuracy(pred, y, w), accuracy(cpred, c, w)
+        return torch.stack([acc, f1(pred, y, w), roc_auc(scores, y, w), cacc, acc - cacc], -1)
 
     values = compute(None)
-    lo, hi = P.bootstrap(compute, scores.shape[1], n_boot, seed)
+    lo, hi = bootstrap(compute, scores.shape[1], n_boot, seed)
     return values, lo, hi
 
 
@@ -390,12 +391,12 @@ def _ccs_sweep(
         out = []
         for _, target in targets:
             for m in range(3):
-                acc = P.accuracy(preds[m], target, w)
+                acc = accuracy(preds[m], target, w)
                 out.append(torch.maximum(acc, 1 - acc))
         return torch.stack(out, -1)
 
     values = compute(None)
-    lo, hi = P.bootstrap(compute, len(ev), n_boot, seed)
+    lo, hi = bootstrap(compute, len(ev), n_boot, seed)
     res = _result(
         fp,
         over,

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
-from interp.analyses.probes import protocol as P
 from interp.analyses.trajectories.signals import (
     change_signals,
     cross_layer_change,
@@ -27,6 +27,7 @@ from interp.analyses.trajectories.signals import (
 from interp.analyses.trajectories.trace import Trace
 from interp.checks import checked
 from interp.errors import InterpError
+from interp.stats import bootstrap, roc_auc
 
 # Which direction of each signal predicts a correct answer: METHODS.md section 8 for the change
 # signals and the confidence baselines. The effective-rank family and cross-layer change have no
@@ -205,10 +206,8 @@ def auroc_table(
         shuffled = y[torch.randperm(len(y), generator=g)]
         row: dict[str, object] = {"signal": name, "n": len(y)}
         for label, target in (("auroc", y), ("null_auroc", shuffled)):
-            row[label] = float(P.auroc(score, target))
-            lo, hi = P.bootstrap(
-                lambda w, s=score, t=target: P.auroc(s, t, w), len(y), n_boot, seed
-            )
+            row[label] = float(roc_auc(score, target))
+            lo, hi = bootstrap(partial(roc_auc, score, target), len(y), n_boot, seed)
             row[f"{label}_low"], row[f"{label}_high"] = float(lo), float(hi)
         out.append(row)
     return pd.DataFrame(out)

@@ -1,0 +1,115 @@
+"""The package layout DESIGN.md asks for: no analysis family reaches into another one.
+
+Code two families share lives a level down (`interp.stats`, `interp.cache`, `interp.results`,
+...). Imports are read with `ast` (module-level and inside functions, relative ones resolved), as
+are attribute chains such as ``interp.probes.sweep`` reached through ``import interp``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ANALYSES = Path(__file__).resolve().parents[1] / "interp" / "analyses"
+FAMILIES = sorted(p.name for p in ANALYSES.iterdir() if (p / "__init__.py").is_file())
+# Top-level names under which `interp/__init__.py` exposes each family.
+ALIASES = {"attribution", "patching", "probes", "trajectories"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ANALYSES.parents[1]).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def references(source: str, module: str, is_package: bool = False) -> list[tuple[int, str]]:
+    """(line, dotted name) of every module or ``interp.`` attribute chain `source` refers to,
+    read as the text of `module` (a package's ``__init__`` when `is_package`)."""
+    package = module if is_package else module.rpartition(".")[0]
+    out: list[tuple[int, str]] = []
+    inner: set[int] = set()  # attribute nodes inside a chain already read
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: drop (level - 1) trailing parts of the package
+                parts = package.split(".")
+                parts = parts[: len(parts) - (node.level - 1)]
+                base = ".".join([*parts, base] if base else parts)
+            # `from interp.analyses import probes` names a module too
+            out += [(node.lineno, f"{base}.{a.name}") for a in node.names]
+        elif isinstance(node, ast.Attribute) and id(node) not in inner:
+            chain, cur = [node.attr], node.value
+            while isinstance(cur, ast.Attribute):
+                inner.add(id(cur))
+                chain.append(cur.attr)
+                cur = cur.value
+            if isinstance(cur, ast.Name) and cur.id == "interp":
+                out.append((node.lineno, ".".join(["interp", *reversed(chain)])))
+    return sorted(out)
+
+
+def imported(path: Path) -> list[tuple[int, str]]:
+    return references(path.read_text(), module_name(path), path.name == "__init__.py")
+
+
+def family_of(name: str) -> str | None:
+    parts = name.split(".")
+    if parts[:2] == ["interp", "analyses"] and len(parts) > 2 and parts[2] in FAMILIES:
+        return parts[2]
+    if parts[0] == "interp" and len(parts) > 1 and parts[1] in ALIASES:
+        return parts[1]
+    return None
+
+
+def test_the_families_are_found():
+    assert set(FAMILIES) >= ALIASES
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_no_family_imports_another(family):
+    bad = []
+    for path in sorted((ANALYSES / family).rglob("*.py")):
+        for line, name in imported(path):
+            other = family_of(name)
+            if other is not None and other != family:
+                bad.append(f"{path.relative_to(ANALYSES.parents[1])}:{line} uses {name}")
+    assert not bad, "analysis families import each other (move shared code down):\n" + "\n".join(
+        bad
+    )
+
+
+def test_the_walker_sees_each_import_form():
+    """The checker itself: every way of reaching another family is caught."""
+    src = (
+        "import interp\n"
+        "import interp.analyses.probes.protocol as P\n"
+        "from interp.analyses.probes import protocol\n"
+        "from interp.analyses import probes\n"
+        "from ..patching import agreement\n"
+        "from . import signals\n"
+        "def f():\n"
+        "    from interp.stats import roc_auc\n"
+        "    return interp.probes.sweep(interp.stats.spearman)\n"
+    )
+    names = [n for _, n in references(src, "interp.analyses.trajectories.scoring")]
+    assert [family_of(n) for n in names] == [
+        None,
+        "probes",
+        "probes",
+        "probes",
+        "patching",
+        "trajectories",
+        None,
+        "probes",
+        None,
+    ], names
+    init = references(
+        "from .signals import x\nfrom ..probes import y\n", "interp.analyses.trajectories", True
+    )
+    assert [n for _, n in init] == [
+        "interp.analyses.trajectories.signals.x",
+        "interp.analyses.probes.y",
+    ]
