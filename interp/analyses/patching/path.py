@@ -36,7 +36,7 @@ from interp.kernels import fused
 from interp.models import Model, load_model
 from interp.results.base import Coord
 from interp.results.patching import PathPatchResult
-from interp.tasks.metrics import Metric, require_finite
+from interp.tasks.metrics import Metric, require_finite, warn_nonfinite
 from interp.tasks.task import Task
 
 Receivers = str | Sequence[NodeLike]
@@ -92,6 +92,7 @@ def path_patch(
     orig_m, new_m = runner.orig_metric.float().cpu(), runner.new_metric.float().cpu()
     clean_m, corrupt_m = (orig_m, new_m) if direction == "noise" else (new_m, orig_m)
     raw = runner.run(progress)  # [n_senders, batch]
+    warn_nonfinite(raw.T, "patched runs", [str(s) for s in senders])
     if grid:
         full = torch.full((len(task), model.n_layers, model.n_heads), float("nan"))
         full[:, :first] = raw.T.reshape(len(task), first, model.n_heads)
@@ -122,6 +123,7 @@ def path_patch(
         seed=seed,
         params={"senders": "all heads" if grid else coords["sender"], "receivers": recv_desc},
         title=f"Path patching ({direction}) to {_recv_title(recv_desc)}",
+        warn_nan=False,  # cells no sender can reach are NaN by design; raw was checked above
     )
 
 
