@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from interp.tasks.words import (
@@ -55,9 +54,3 @@ def build_tokenizer() -> Any:
         unk_token="<unk>",
         model_max_length=64,
     )
-
-
-def save_tokenizer(out: Path) -> Any:
-    tok = build_tokenizer()
-    tok.save_pretrained(str(out))
-    return tok
