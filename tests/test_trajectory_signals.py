@@ -186,6 +186,20 @@ def test_sampling_rejects_bad_input(organism):
         sample(organism, task, n=2, max_new_tokens=64)
 
 
+def test_sampling_defaults_are_evaluates_and_fit_the_organism(organism):
+    import inspect
+
+    from interp.analyses.trajectories.pipeline import evaluate
+    from interp.analyses.trajectories.sampling import sample
+
+    shared = ("n", "max_new_tokens", "temperature", "chunk", "seed")
+    ev, sa = inspect.signature(evaluate).parameters, inspect.signature(sample).parameters
+    assert {p: sa[p].default for p in shared} == {p: ev[p].default for p in shared}
+    # With every default, the organism's own arithmetic task fits its 64-token context.
+    traces = sample(organism, interp.tasks.arithmetic(organism, n=1, seed=0), progress=False)
+    assert len(traces) == sa["n"].default
+
+
 def _trace(chunks, correct, logprobs=(-0.1, -0.2), i=0, s=0):
     from interp.analyses.trajectories.sampling import Trace
 

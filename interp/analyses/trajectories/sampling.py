@@ -32,10 +32,10 @@ from interp.tasks.task import Task
 def sample(
     model: Model | Any,
     task: Task,
-    n: int = 4,
-    max_new_tokens: int = 64,
+    n: int = 6,
+    max_new_tokens: int = 48,
     temperature: float = 1.0,
-    chunk: int = 8,
+    chunk: int = 4,
     seed: int = 0,
     progress: bool = True,
     store: str | Path | None = None,
@@ -47,7 +47,8 @@ def sample(
             without a tokenizer works too: answers are then decoded as ``#id`` labels, and the
             checker sees those).
         task: prompts with ``targets`` and a ``checker`` (e.g. ``interp.tasks.arithmetic``).
-        n: samples per prompt.
+        n: samples per prompt (the defaults are `evaluate`'s, which fit the organism's
+            64-token context with its arithmetic prompts).
         max_new_tokens: generation stops there or at end-of-text.
         temperature: 0 for greedy decoding.
         chunk: tokens per pooled chunk (the signals' `k`).
