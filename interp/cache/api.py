@@ -144,28 +144,29 @@ def cache(
     model = load_model(model)
     storage = storage_dtype(dtype)
     task = as_task(model, task_or_prompts)
-    if batch_size < 1:
-        raise InterpError(f"batch_size must be at least 1, got {batch_size}.")
     hook_names = resolve_names(names, model.hook_names)
     check_positions(positions, task.seq_len)
     tokens = task.clean_tokens if which == "clean" else task.need_corrupt()
     n = len(task)
     starts = list(range(0, n, batch_size))
 
+    def capture(start: int, device: Any) -> dict[str, Tensor]:
+        rows = slice(start, start + batch_size)
+        return capture_batch(
+            model,
+            tokens[rows],
+            hook_names,
+            positions,
+            task.answer_pos[rows],
+            storage,
+            device=device,
+            attention_mask=_attention_mask(model, task, rows),
+        )
+
     if store is None:
         parts: dict[str, list[Tensor]] = {h: [] for h in hook_names}
         for start in tqdm(starts, desc="cache", disable=not progress, unit="batch"):
-            rows = slice(start, start + batch_size)
-            acts = capture_batch(
-                model,
-                tokens[rows],
-                hook_names,
-                positions,
-                task.answer_pos[rows],
-                storage,
-                device=model.device,
-                attention_mask=_attention_mask(model, task, rows),
-            )
+            acts = capture(start, model.device)
             for h in hook_names:
                 parts[h].append(acts[h])
         return model.activation_cache({h: torch.cat(v) for h, v in parts.items()})
@@ -185,16 +186,7 @@ def cache(
             if start in done:
                 continue
             rows = slice(start, start + batch_size)
-            acts = capture_batch(
-                model,
-                tokens[rows],
-                hook_names,
-                positions,
-                task.answer_pos[rows],
-                storage,
-                device="cpu",
-                attention_mask=_attention_mask(model, task, rows),
-            )
+            acts = capture(start, "cpu")
             acts[TOKENS_KEY] = tokens[rows].cpu()
             acts[ANSWER_POS_KEY] = task.answer_pos[rows].cpu()
             writer.write(start, acts)
