@@ -21,6 +21,7 @@ from interp.errors import InterpError
 CHUNK = 100  # resamples evaluated at once by `bootstrap` (bounds ROC-AUC's [B, U, m] sums)
 
 
+@checked
 def resample_counts(n: int, n_boot: int, seed: int) -> Float[Tensor, "n_boot n"]:
     """How often each of ``n`` examples is drawn in each of ``n_boot`` resamples with
     replacement (float64, rows sum to ``n``), from ``torch.Generator().manual_seed(seed)``."""
@@ -62,6 +63,7 @@ def percentile_interval(
     return both[:, 0].reshape(shape), both[:, 1].reshape(shape)
 
 
+@checked
 def bootstrap(
     fn: Callable[[Tensor], Tensor],
     n_eval: int,
@@ -111,6 +113,7 @@ def bootstrap_mean(
     return mean.to(dt), lo.reshape(shape).to(dt), hi.reshape(shape).to(dt)
 
 
+@checked
 def bootstrap_ratio(
     numerator: Float[Tensor, "n ..."],
     denominator: Float[Tensor, " n"],

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.checks import checked
 
+
+@checked
 @dataclass
 class Trace:
     """One sampled answer and its trajectory.
