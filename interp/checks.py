@@ -222,6 +222,7 @@ CONVENTIONS: dict[str, Callable[[str, Any], str | None]] = {
     "projection_dim": _count(1),
     "max_new_tokens": _count(1),
     "n_restarts": _count(1),
+    "chunk": _count(1),
     "seed": _integer,
     "test_size": _unit_interval,
     "temperature": _real(0.0),
@@ -244,9 +245,7 @@ def _class_params(fn: Callable[..., Any]) -> dict[str, tuple[type, ...]]:
         accepted: list[type] = []
         for part in (x.strip() for x in ann.split("|")):
             obj = type(None) if part == "None" else namespace.get(part)
-            if obj is type(None) or (
-                isinstance(obj, type) and getattr(obj, "__module__", "").startswith("interp.")
-            ):
+            if obj is type(None) or (isinstance(obj, type) and obj.__name__ in _HOW_TO_MAKE):
                 accepted.append(obj)  # type: ignore[arg-type]
             else:
                 break
@@ -261,10 +260,10 @@ def _class_params_cached(fn: Callable[..., Any]) -> dict[str, tuple[type, ...]]:
     return _class_params(fn)
 
 
-#: What to build instead, by class name, for the message when the wrong thing is passed.
+#: The interp classes nothing else can stand in for, and how to build one, for the message.
+#: (A `Model` argument is not here: load_model converts TransformerLens objects and names.)
 _HOW_TO_MAKE = {
     "Task": "a Task: e.g. interp.tasks.ioi(model, n=64) or Task.from_prompts(model, [...])",
-    "Model": "a model handle: interp.load_model(...)",
 }
 
 
@@ -277,7 +276,7 @@ def check_classes(fn: Callable[..., Any], bound: inspect.BoundArguments) -> None
         if isinstance(value, classes):
             continue
         cls = next(c for c in classes if c is not type(None))
-        want = _HOW_TO_MAKE.get(cls.__name__, f"a {cls.__name__}")
+        want = _HOW_TO_MAKE[cls.__name__]
         raise InterpError(f"{_where(fn)}: {name} must be {want}; got {type(value).__name__}.")
 
 

@@ -891,3 +891,38 @@ def test_exact_atp_and_path_patching_on_models_without_norm_or_tokenizer(which, 
     torch.testing.assert_close(path.raw, act.raw[last], atol=1e-4, rtol=1e-4)
     grid = path_patch(model, task, receivers=[f"q:L{last}H0"], n_boot=10, progress=False)
     assert torch.isfinite(grid.values[:last]).all()
+
+
+def test_patching_a_gqa_model_loaded_ungrouped():
+    """With ungroup_grouped_query_attention, hook_k/hook_v hold one head per query head; the
+    engine's key-value shapes follow the handle's n_key_value_heads (it crashed on z and k)."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    def build(ungroup):
+        torch.manual_seed(0)
+        cfg = HookedTransformerConfig(
+            n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, d_vocab=50, n_ctx=16,
+            act_fn="silu", normalization_type="RMS", positional_embedding_type="rotary",
+            rotary_dim=8, n_key_value_heads=2, gated_mlp=True, seed=0,
+            ungroup_grouped_query_attention=ungroup,
+        )  # fmt: skip
+        return interp.load_model(HookedTransformer(cfg))
+
+    grouped, ungrouped = build(False), build(True)
+    assert (grouped.n_key_value_heads, ungrouped.n_key_value_heads) == (2, 4)
+    gen = torch.Generator().manual_seed(1)
+    clean, corrupt = (
+        torch.randint(1, 50, (4, 8), generator=gen),
+        torch.randint(1, 50, (4, 8), generator=gen),
+    )
+    tasks = [
+        interp.Task.from_tokens(m, clean, corrupt=corrupt, answers=[(1, 2)] * 4)
+        for m in (grouped, ungrouped)
+    ]
+    z = [
+        activation_patch(m, t, target="z", n_boot=10, progress=False)
+        for m, t in zip((grouped, ungrouped), tasks)
+    ]
+    torch.testing.assert_close(z[1].raw, z[0].raw, atol=1e-5, rtol=1e-5)
+    k = activation_patch(ungrouped, tasks[1], target="k", n_boot=10, progress=False)
+    assert k.values.shape == (2, 4) and torch.isfinite(k.values).all()

@@ -33,6 +33,7 @@ PUBLIC_MODULES = [
     "interp.analyses.probes",
     "interp.analyses.trajectories",
     "interp.organism",
+    "interp.stats",
 ]
 
 
@@ -120,6 +121,7 @@ BAD_CONVENTION_VALUES = {
     "projection_dim": 0,
     "max_new_tokens": 0,
     "n_restarts": 0,
+    "chunk": 0,
     "seed": 1.5,
     "test_size": 0.0,
     "temperature": -1.0,
@@ -307,3 +309,11 @@ def test_sel_refuses_an_axis_the_result_does_not_have(organism: Any) -> None:
 
 def test_negative_layers_count_from_the_end(organism: Any) -> None:
     assert organism.hook_name("z", -1) == organism.hook_name("z", organism.n_layers - 1)
+
+
+def test_a_transformer_lens_model_is_still_accepted_where_model_is_annotated(organism: Any) -> None:
+    # `model: Model` parameters go through load_model, which converts TransformerLens objects.
+    task = interp.tasks.ioi(organism, n=4, seed=0)
+    ref = interp.attribution.direct_logit(organism, task, n_boot=10)
+    res = interp.attribution.direct_logit(organism.tl, task, n_boot=10)
+    assert torch.equal(res.values, ref.values)

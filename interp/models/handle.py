@@ -117,8 +117,12 @@ class Model(Tokens):
 
     @property
     def n_key_value_heads(self) -> int:
+        """Key-value heads as hook_k / hook_v hold them: one per query head when the model was
+        loaded with ``ungroup_grouped_query_attention`` (TransformerLens repeats them)."""
         kv = getattr(self.cfg, "n_key_value_heads", None)
-        return int(kv) if kv else self.n_heads
+        if not kv or getattr(self.cfg, "ungroup_grouped_query_attention", False):
+            return self.n_heads
+        return int(kv)
 
     @property
     def d_model(self) -> int:
