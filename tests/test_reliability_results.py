@@ -30,6 +30,11 @@ def _res(scale: float = 1.0, n: int = 3) -> Result:
     )
 
 
+def _tensors(out: Path) -> Path:
+    """The tensors file the saved header names."""
+    return out / json.loads((out / "result.json").read_text())["tensors"]
+
+
 def _mode(p: Path) -> int:
     return stat.S_IMODE(p.stat().st_mode)
 
@@ -48,9 +53,9 @@ def test_saved_result_and_report_get_the_normal_mode(tmp_path, umask):
     out = Path(_res().save(tmp_path / "team" / "r"))
     assert _mode(out) == 0o755
     assert _mode(out / "result.json") == 0o644
-    assert _mode(out / "tensors.safetensors") == 0o644  # safetensors alone makes it 0600
+    assert _mode(_tensors(out)) == 0o644  # safetensors alone makes it 0600
     _res(2.0).save(out)  # replacing keeps the mode
-    assert _mode(out / "tensors.safetensors") == 0o644 and _mode(out / "result.json") == 0o644
+    assert _mode(_tensors(out)) == 0o644 and _mode(out / "result.json") == 0o644
     page = interp.report([_res()], tmp_path / "team" / "report.html")
     assert _mode(page) == 0o644
 
@@ -59,7 +64,7 @@ def test_saved_result_and_report_get_the_normal_mode(tmp_path, umask):
 def test_unreadable_files_say_permission_denied(tmp_path, monkeypatch):
     out = Path(_res().save(tmp_path / "r"))
     real_access = os.access
-    for name in ("result.json", "tensors.safetensors"):
+    for name in ("result.json", _tensors(out).name):
         # As root chmod does not block reads: deny through os.access as the kernel would.
         monkeypatch.setattr(
             os, "access", lambda p, m, name=name: not str(p).endswith(name) and real_access(p, m)
@@ -90,13 +95,18 @@ def test_damaged_or_missing_files_name_the_file_and_the_fix(tmp_path):
     with pytest.raises(InterpError, match=r"result\.json.*damaged.*save"):
         interp.load_result(out)
     (out / "result.json").write_text(header)
-    blob = (out / "tensors.safetensors").read_bytes()
-    (out / "tensors.safetensors").write_bytes(blob[:-8])
-    with pytest.raises(InterpError, match=r"tensors\.safetensors.*damaged.*save"):
+    tensors = _tensors(out)
+    blob = tensors.read_bytes()
+    tensors.write_bytes(blob[:-8])
+    with pytest.raises(InterpError, match=re.escape(tensors.name) + ".*damaged.*save"):
         interp.load_result(out)
-    (out / "tensors.safetensors").unlink()
-    with pytest.raises(InterpError, match=r"tensors\.safetensors.*missing.*save"):
+    tensors.unlink()
+    with pytest.raises(InterpError, match=re.escape(tensors.name) + ".*missing.*save"):
         interp.load_result(out)
+    for bad in ("../elsewhere.safetensors", 3):  # a hand-edited name never leaves the directory
+        (out / "result.json").write_text(json.dumps({**json.loads(header), "tensors": bad}))
+        with pytest.raises(InterpError, match=r"result\.json.*damaged.*tensors file name"):
+            interp.load_result(out)
     with pytest.raises(InterpError, match=r"no result\.json"):
         interp.load_result(tmp_path)
     with pytest.raises(InterpError, match="does not exist"):
@@ -112,16 +122,18 @@ def test_saving_again_keeps_other_files(tmp_path):
     assert (out / "notes.txt").read_text() == "keep me" and (out / "plots").is_dir()
     back = interp.load_result(out)
     assert back.meta["scale"] == 2.0 and tensors_equal(back.values, _res(2.0).values)
-    assert sorted(os.listdir(out)) == ["notes.txt", "plots", "result.json", "tensors.safetensors"]
+    # The old tensors file is gone: nothing but the new result and the user's files.
+    assert sorted(os.listdir(out)) == ["notes.txt", "plots", "result.json", _tensors(out).name]
 
 
 @pytest.mark.parametrize("fail_at", [1, 2])
 @pytest.mark.parametrize("error", [OSError, KeyboardInterrupt])
 def test_interrupted_save_is_never_a_mixed_result(tmp_path, monkeypatch, fail_at, error):
-    """The process dies at the first or second rename: the old result loads whole, or loading
-    says the save was interrupted; no temporary file stays behind."""
+    """The process dies at the tensors rename or at the header's (the commit point): the old
+    result loads whole and unchanged; no temporary or orphan tensors file stays behind."""
     out = Path(_res().save(tmp_path / "r"))
     (out / "notes.txt").write_text("keep me")
+    before = sorted(os.listdir(out))
     real_replace = os.replace
     calls = []
 
@@ -135,17 +147,30 @@ def test_interrupted_save_is_never_a_mixed_result(tmp_path, monkeypatch, fail_at
     with pytest.raises(error):
         _res(2.0).save(out)  # same shapes: only the save id can tell old from new
     monkeypatch.setattr(os, "replace", real_replace)
-    assert sorted(os.listdir(out)) == ["notes.txt", "result.json", "tensors.safetensors"]
-    try:
-        back = interp.load_result(out)
-    except InterpError as e:
-        assert "interrupted" in str(e) and "save" in str(e)
-    else:  # only the old result, whole
-        assert back.meta["scale"] == 1.0
-        assert tensors_equal(back.values, _res().values)
-        assert tensors_equal(back.extras["raw"], _res().extras["raw"])
-    _res(3.0).save(out)  # saving again repairs it
+    assert str(calls[-1]).endswith("result.json" if fail_at == 2 else ".safetensors")
+    assert sorted(os.listdir(out)) == before
+    back = interp.load_result(out)  # only the old result, whole
+    assert back.meta["scale"] == 1.0 and back.title == "x1.0"
+    assert tensors_equal(back.values, _res().values)
+    assert tensors_equal(back.extras["raw"], _res().extras["raw"])
+    _res(3.0).save(out)  # saving again works
     assert interp.load_result(out).meta["scale"] == 3.0
+    assert sorted(os.listdir(out)) == ["notes.txt", "result.json", _tensors(out).name]
+
+
+def test_results_saved_with_the_old_layout_load_and_are_replaced_cleanly(tmp_path):
+    """Before per-save names: tensors.safetensors, and no "tensors" key in result.json."""
+    out = Path(_res().save(tmp_path / "r"))
+    header = json.loads((out / "result.json").read_text())
+    _tensors(out).rename(out / "tensors.safetensors")
+    del header["tensors"]
+    (out / "result.json").write_text(json.dumps(header))
+    (out / "notes.txt").write_text("keep me")
+    back = interp.load_result(out)
+    assert back.meta["scale"] == 1.0 and tensors_equal(back.extras["raw"], _res().extras["raw"])
+    _res(2.0).save(out)  # the legacy tensors file goes once the new header is in place
+    assert sorted(os.listdir(out)) == ["notes.txt", "result.json", _tensors(out).name]
+    assert interp.load_result(out).meta["scale"] == 2.0
 
 
 def test_failed_first_save_leaves_no_directory(tmp_path, monkeypatch):

@@ -1,9 +1,12 @@
-"""Save and load results exactly: a directory with result.json and tensors.safetensors.
+"""Save and load results exactly: a directory with result.json and tensors-<save id>.safetensors.
 
-Tensor fields (and dicts of tensors) go to safetensors, everything else to JSON. Each file is
-written under a temporary name and renamed into place with the normal file mode (interp.files);
-the two files share a save id, so a crash between the renames is reported, never loaded mixed.
-Other files in the directory (a user's notes) are left alone.
+Tensor fields (and dicts of tensors) go to safetensors, everything else to JSON. Each save writes
+its tensors under a new name, then renames result.json (which names that file) into place: the
+header's rename is the single commit point, so a crash at any moment leaves either the old result
+or the new one, whole. Only then is the old tensors file removed. Files are written under a
+temporary name and renamed with the normal file mode (interp.files). Other files in the
+directory (a user's notes) are left alone. Results saved before per-save tensor names (a plain
+tensors.safetensors, no "tensors" key in the header) still load.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,8 +31,12 @@ from interp.results.base import Result, result_class
 
 FORMAT = "interp-result/1"
 HEADER = "result.json"
-TENSORS = "tensors.safetensors"
-SAVE_ID = "interp_save_id"  # safetensors metadata key matching the header's "save_id"
+TENSORS = "tensors.safetensors"  # the tensors file of results saved before per-save names
+_TENSORS_NAME = re.compile(r"tensors(-[0-9a-f]+)?\.safetensors")
+
+
+def _tensors_name(save_id: str) -> str:
+    return f"tensors-{save_id}.safetensors"
 
 
 def _encode_json(value: Any) -> Any:
@@ -90,10 +98,13 @@ def _header_and_tensors(result: Result) -> tuple[dict[str, Any], dict[str, Tenso
 
 
 def _is_own(name: str) -> bool:
-    """A file a save writes: the two result files or their temporaries (.NAME.*.tmp)."""
-    return name in (HEADER, TENSORS) or (
-        name.endswith(".tmp") and name.startswith((f".{HEADER}.", f".{TENSORS}."))
-    )
+    """A file a save writes: the header, a tensors file, or their temporaries (.NAME.*.tmp)."""
+    if name == HEADER or _TENSORS_NAME.fullmatch(name):
+        return True
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return False
+    base = name[1:].split(".tmp", 1)[0].rsplit(".", 1)[0]  # .NAME.<random>.tmp -> NAME
+    return base == HEADER or bool(_TENSORS_NAME.fullmatch(base))
 
 
 def _check_target(target: Path) -> bool:
@@ -110,40 +121,67 @@ def _check_target(target: Path) -> bool:
     return False
 
 
-def save_result(result: Result, path: str | os.PathLike[str]) -> str:
-    """Write `result` into directory `path`: tensors.safetensors, then result.json.
+def _named_tensors(header: Any) -> str | None:
+    """The tensors file a parsed header names (TENSORS for older saves); None if malformed.
 
-    Only those two files are replaced (each atomically), so anything else a user keeps in the
-    directory stays. Both carry the same save id; `load_result` refuses a pair whose ids differ
-    (a save interrupted between the two renames) instead of mixing old and new.
+    Only a plain name of the form a save writes is accepted, so a hand-edited header can never
+    make a save or a load touch a file outside the result directory.
+    """
+    if not isinstance(header, dict):
+        return None
+    name = header.get("tensors", TENSORS)
+    return name if isinstance(name, str) and _TENSORS_NAME.fullmatch(name) else None
+
+
+def _current_tensors(target: Path) -> str | None:
+    """The tensors file the header now in `target` names; None if there is no readable header."""
+    try:
+        return _named_tensors(json.loads((target / HEADER).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def save_result(result: Result, path: str | os.PathLike[str]) -> str:
+    """Write `result` into directory `path`: tensors-<save id>.safetensors, then result.json.
+
+    The new tensors file never replaces the old one; renaming result.json (which names the new
+    tensors file) into place commits the save, so an interrupted save leaves the previous result
+    loadable and unchanged. The previous tensors file is removed after the commit. Anything else
+    a user keeps in the directory stays.
     """
     target = Path(path)
     header, tensors = _header_and_tensors(result)  # unsaveable metadata fails before any write
     created = _check_target(target)
     header["save_id"] = uuid.uuid4().hex
+    name = header["tensors"] = _tensors_name(header["save_id"])
     try:
         # mkdir honours the umask: the directory gets the normal mode, like the files.
         target.mkdir(parents=True, exist_ok=True)
-        atomic_save_tensors(target / TENSORS, tensors, {SAVE_ID: header["save_id"]})
-        atomic_write_text(target / HEADER, json.dumps(header, indent=1))
+        atomic_save_tensors(target / name, tensors, {})
+        previous = {TENSORS, _current_tensors(target)} - {None, name}
+        atomic_write_text(target / HEADER, json.dumps(header, indent=1))  # the commit point
     except BaseException:
-        if created:  # a first save that failed leaves nothing; a replaced one stays refused
-            (target / TENSORS).unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                target.rmdir()
+        if _current_tensors(target) != name:  # not committed: the previous result stays whole
+            (target / name).unlink(missing_ok=True)
+            if created:  # a first save that failed leaves nothing
+                with contextlib.suppress(OSError):
+                    target.rmdir()
         raise
+    for old in previous:
+        # The save is committed; a tensors file that cannot be removed is only left over.
+        with contextlib.suppress(OSError):
+            (target / str(old)).unlink(missing_ok=True)
     return str(target)
 
 
-def _open_tensors(src: Path) -> tuple[dict[str, str], dict[str, Tensor]]:
-    """Metadata and tensors of a result's safetensors file; problems name the file."""
-    path = src / TENSORS
+def _open_tensors(path: Path) -> dict[str, Tensor]:
+    """The tensors of a result's safetensors file; problems name the file."""
     fix = "save the result again with Result.save"
     check_readable(path, "result tensors", fix)
     try:
         with safe_open(str(path), framework="pt") as f:
             names = f.keys()
-            return dict(f.metadata() or {}), {k: f.get_tensor(k) for k in names}
+            return {k: f.get_tensor(k) for k in names}
     except PermissionError:
         raise InterpError(f"{path}: permission denied reading the result tensors; {fix}.") from None
     except (SafetensorError, OSError) as e:
@@ -167,14 +205,13 @@ def load_result(path: str | os.PathLike[str]) -> Result:
         raise InterpError(f"{src}: unsupported result format {header.get('format')!r}.")
     cls = result_class(str(header.get("kind")))
     specs = header["fields"]
-    uses_tensors = any(isinstance(s, dict) and "json" not in s for s in specs.values())
-    meta, tensors = _open_tensors(src) if uses_tensors else ({}, {})
-    if "save_id" in header and meta.get(SAVE_ID) != header["save_id"]:
-        # Results saved before save ids existed have none: nothing to compare.
+    name = _named_tensors(header)  # "tensors" is absent from older saves: TENSORS
+    if name is None:
         raise InterpError(
-            f"{src}: {HEADER} and {TENSORS} come from different saves (a save was interrupted "
-            "between writing them); save the result again."
+            f"{src / HEADER}: the result header is damaged (bad tensors file name "
+            f"{header.get('tensors')!r}); {fix}."
         )
+    tensors = _open_tensors(src / name)  # `values` is always a tensor: every result has one
     kwargs: dict[str, Any] = {}
     try:
         for name, spec in specs.items():
