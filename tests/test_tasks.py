@@ -286,3 +286,11 @@ def test_word_arithmetic_questions_have_unambiguous_targets(gpt2_random):
         )
         assert str(eval(digits)) == target  # operator precedence agrees with left to right
     assert interp.tasks.registry.GENERATORS["word_arithmetic"] is interp.tasks.word_arithmetic
+
+
+def test_word_arithmetic_settings_with_no_question_are_refused_not_looped():
+    from interp.tasks.word_arithmetic import sample_questions
+
+    # Three minuses of operands <= 2 always go negative: no question exists (this hung).
+    with pytest.raises(InterpError, match=r"only 0 of 2 questions .* raise max_operand"):
+        sample_questions(2, 0, [3], 2, ["minus"])

@@ -134,7 +134,11 @@ def sample_questions(
     """Questions whose running value stays in 0..999 (no negative or huge answers)."""
     rng = random.Random(seed)
     out: list[Question] = []
-    while len(out) < n:
+    # Some settings admit no question at all (three minuses of operands <= 2 always go
+    # negative): give up after many draws instead of looping forever.
+    for _ in range(1000 * n):
+        if len(out) == n:
+            break
         k = rng.choice(list(steps))
         operands = tuple(rng.randint(1, max_operand) for _ in range(k + 1))
         # "times" only before any "plus"/"minus": read left to right, the value is also what
@@ -144,6 +148,12 @@ def sample_questions(
         running = [Question(operands[: j + 2], chosen[: j + 1]).value for j in range(k)]
         if all(0 <= v < 1000 for v in running):
             out.append(q)
+    if len(out) < n:
+        raise InterpError(
+            f"word_arithmetic: only {len(out)} of {n} questions with steps={list(steps)}, "
+            f"ops={list(ops)} and max_operand={max_operand} keep every running value in 0..999; "
+            "raise max_operand, or use fewer steps or other ops."
+        )
     return out
 
 
