@@ -151,6 +151,17 @@ def test_top_ranks_by_magnitude_and_sel():
         res.top(0)
 
 
+def test_top_refuses_an_unknown_rank_by(monkeypatch):
+    """An unknown ranking (a subclass's rank_by outside abs/desc/asc) is an error, not ascending."""
+    res = _grid()
+    assert res.top(1, by="desc").value.item() == 3.0
+    monkeypatch.setattr(Result, "rank_by", "largest")
+    with pytest.raises(InterpError, match="cannot rank by 'largest'"):
+        res.top(2)
+    with pytest.raises(InterpError, match="largest"):
+        res.top(2, by="largest")  # type: ignore[arg-type]
+
+
 def test_construction_checks():
     with pytest.raises(InterpError, match="2 axes"):
         Result(values=torch.zeros(2, 2), dims=("layer",))

@@ -144,8 +144,12 @@ class Result:
             )
         elif order == "desc":
             idx = np.argsort(-np.nan_to_num(df["value"].to_numpy(), nan=-np.inf), kind="stable")
-        else:
+        elif order == "asc":
             idx = np.argsort(np.nan_to_num(df["value"].to_numpy(), nan=np.inf), kind="stable")
+        else:  # a subclass's rank_by (or an unchecked `by`) outside RankBy
+            raise InterpError(
+                f"{type(self).__name__} cannot rank by {order!r}; use 'abs', 'desc' or 'asc'."
+            )
         return df.iloc[idx[:k]].reset_index(drop=True)
 
     # ------------------------------------------------------------- views
