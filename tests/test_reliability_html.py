@@ -15,6 +15,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import plotly.graph_objects as go
 import pytest
 import torch
 
@@ -24,6 +26,7 @@ from interp.errors import InterpError
 from interp.results import base
 from interp.results.base import Result
 from interp.viz.html import result_html
+from interp.viz.theme import apply_theme
 
 PAYLOAD = "</script><script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(1)>"
@@ -302,3 +305,60 @@ def test_report_refuses_bad_input_before_writing(tmp_path):
     with pytest.raises(InterpError, match="string pairs"):
         interp.report([("heading", 3)], tmp_path / "r.html")
     assert os.listdir(tmp_path) == []
+
+
+def _shown(fig: Any) -> list[str]:
+    """Every string plotly renders as markup in `fig`: trace labels and texts, titles, notes."""
+    out: list[str] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, list | tuple) or (hasattr(v, "dtype") and v.dtype.kind in "OUS"):
+            for x in list(v.ravel() if hasattr(v, "ravel") else v):
+                walk(x)
+
+    for t in fig.data:
+        for f in ("x", "y", "text", "hovertext", "name", "customdata"):
+            if f in t:
+                walk(t[f])
+    lay = fig.layout
+    out += [lay.title.text or ""] + [a.text or "" for a in lay.annotations]
+    fig.for_each_xaxis(lambda a: out.append(a.title.text or ""))
+    fig.for_each_yaxis(lambda a: out.append(a.title.text or ""))
+    for s in lay.sliders:
+        out += [s.currentvalue.prefix or ""] + [st.label or "" for st in s.steps]
+    return out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_figure_label_is_escaped_once(kind):
+    """The figure labels of every view show as typed: escaped once in apply_theme (the
+    trajectories view put signal names on its x axis unescaped)."""
+    res = make(kind, "<b>x</b>")
+    figs = [res.plot()] + ([res.scatter(exact=res)] if kind == "atp" else [])
+    for fig in figs:
+        shown = _shown(fig)
+        assert not [s for s in shown if "<b>x" in s or "&amp;lt;" in s], shown
+    if kind == "trajectories":
+        assert "&lt;b&gt;x&lt;/b&gt;" in list(figs[0].data[0].x)
+
+
+def test_apply_theme_escapes_every_label_once_and_keeps_numbers():
+    fig = go.Figure(go.Bar(x=["<i>a", "a&b"], y=[1.0, 2.0], name="<n>", text=["<t>", "u"]))
+    fig.add_trace(
+        go.Scatter(x=[1, 2], y=[3, 4], customdata=np.array([["<c>"], ["d"]], dtype=object))
+    )
+    fig.add_hline(y=0.5, annotation_text="<h>")
+    fig.update_layout(sliders=[{"currentvalue": {"prefix": "<p>: "}, "steps": [{"label": "<s>"}]}])
+    fig.update_xaxes(title="<x>")
+    apply_theme(fig, title="<T>")
+    apply_theme(fig)  # a second theming (a builder's, then its caller's) does not escape again
+    assert list(fig.data[0].x) == ["&lt;i&gt;a", "a&amp;b"] and fig.data[0].name == "&lt;n&gt;"
+    assert list(fig.data[0].text) == ["&lt;t&gt;", "u"] and list(fig.data[0].y) == [1.0, 2.0]
+    assert list(fig.data[1].x) == [1, 2] and fig.data[1].customdata[0, 0] == "&lt;c&gt;"
+    assert fig.layout.annotations[0].text == "&lt;h&gt;"
+    assert fig.layout.title.text == "&lt;T&gt;" and fig.layout.xaxis.title.text == "&lt;x&gt;"
+    slider = fig.layout.sliders[0]
+    assert slider.currentvalue.prefix == "&lt;p&gt;: " and slider.steps[0].label == "&lt;s&gt;"
+    assert fig.data[0].hovertemplate is None  # templates are markup, left alone

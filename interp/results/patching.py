@@ -19,7 +19,7 @@ from interp.errors import InterpError
 from interp.results.attribution import head_grid
 from interp.results.base import Result
 from interp.viz.figures import heatmap
-from interp.viz.theme import apply_theme, plotly_text
+from interp.viz.theme import apply_theme
 
 
 class PatchResult(Result):
@@ -109,10 +109,8 @@ class AtPResult(PatchResult):
             raise InterpError(
                 f"Exact result shape {tuple(ex.shape)} != AtP shape {tuple(self.values.shape)}."
             )
-        names = [
-            plotly_text(
-                " ".join(str(self.label(d, i)) for d, i in zip(self.dims, idx, strict=True))
-            )
+        names = [  # raw: apply_theme escapes them for plotly
+            " ".join(str(self.label(d, i)) for d, i in zip(self.dims, idx, strict=True))
             for idx in np.ndindex(*self.values.shape)
         ]
         x = ex.detach().double().reshape(-1).numpy()

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
 
 def _texts(values: Sequence[Any]) -> list[str]:
-    # Labels are often token strings ("<b>", "a&b"): shown as typed, never as plotly markup.
-    return [plotly_text(v) for v in values]
+    # Labels are often token strings ("<b>", "a&b"); apply_theme escapes them for plotly.
+    return [str(v) for v in values]
 
 
 def _grid_texts(rows: Sequence[Sequence[Any]]) -> np.ndarray:
@@ -54,9 +54,10 @@ def heatmap(
     else:
         kw = {"colorscale": UNSIGNED_SCALE}
     custom = _grid_texts(hover) if hover is not None else None
-    ylabel, xlabel, value_label = (plotly_text(s) for s in (ylabel, xlabel, value_label))
+    # A hover template is markup: labels put into it are escaped here (apply_theme leaves it).
+    hy, hx, hv = (plotly_text(s) for s in (ylabel, xlabel, value_label))
     hovertemplate = (
-        f"{ylabel} %{{y}}<br>{xlabel} %{{x}}<br>{value_label} %{{z:.4g}}"
+        f"{hy} %{{y}}<br>{hx} %{{x}}<br>{hv} %{{z:.4g}}"
         + ("<br>%{customdata}" if custom is not None else "")
         + "<extra></extra>"
     )
@@ -97,17 +98,16 @@ def bar(
             "color": "#555",
         }
     colors = ["#d62728" if val >= 0 else "#1f77b4" for val in np.nan_to_num(v)]
-    value_label = plotly_text(value_label)
     fig = go.Figure(
         go.Bar(
             x=_texts(labels),
             y=v,
             error_y=err,
             marker_color=colors,
-            hovertemplate=f"%{{x}}<br>{value_label} %{{y:.4g}}<extra></extra>",
+            hovertemplate=f"%{{x}}<br>{plotly_text(value_label)} %{{y:.4g}}<extra></extra>",
         )
     )
-    fig.update_xaxes(title=plotly_text(xlabel), type="category")
+    fig.update_xaxes(title=xlabel, type="category")
     fig.update_yaxes(title=value_label, zeroline=True, zerolinecolor="#888")
     return apply_theme(fig, title=title)
 
@@ -122,7 +122,7 @@ def line(
 ) -> go.Figure:
     """One line per series, with an optional shaded confidence band per series."""
     fig = go.Figure()
-    xs = [plotly_text(v) if isinstance(v, str) else v for v in x]
+    xs = list(x)
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
     for i, (name, ys) in enumerate(series.items()):
         color = palette[i % len(palette)]
@@ -142,12 +142,10 @@ def line(
                 )
             )
         fig.add_trace(
-            go.Scatter(
-                x=xs, y=_np(ys), name=plotly_text(name), mode="lines+markers", line={"color": color}
-            )
+            go.Scatter(x=xs, y=_np(ys), name=name, mode="lines+markers", line={"color": color})
         )
-    fig.update_xaxes(title=plotly_text(xlabel))
-    fig.update_yaxes(title=plotly_text(value_label))
+    fig.update_xaxes(title=xlabel)
+    fig.update_yaxes(title=value_label)
     return apply_theme(fig, title=title)
 
 
@@ -202,10 +200,10 @@ def default_figure(res: Result, **kw: Any) -> go.Figure:
     fig.update_layout(
         sliders=[
             {
-                "currentvalue": {"prefix": f"{plotly_text(lead)}: "},
+                "currentvalue": {"prefix": f"{lead}: "},
                 "steps": [
                     {
-                        "label": plotly_text(s),
+                        "label": s,
                         "method": "animate",
                         "args": [[s], {"mode": "immediate"}],
                     }
@@ -214,4 +212,4 @@ def default_figure(res: Result, **kw: Any) -> go.Figure:
             }
         ]
     )
-    return fig
+    return apply_theme(fig)  # the slider's labels; what heatmap escaped stays as it is
