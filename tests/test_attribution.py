@@ -214,7 +214,7 @@ def test_attention_view_is_offline(organism):
         (lambda m, t: direct_logit(m, t, by="neuron"), r"by=...\): got 'neuron'"),
         (lambda m, t: direct_logit(m, t, token=" Zyzzyva"), "not in organism's vocabulary"),
         (lambda m, t: direct_logit(m, t, token=10**7), "outside the vocabulary"),
-        (lambda m, t: detect_heads(m, kind="succession"), "Unknown detector"),
+        (lambda m, t: detect_heads(m, kind="succession"), r"kind: got 'succession'; use one of"),
         (lambda m, t: detect_heads(m, kind="next_token"), "causal"),
         (lambda m, t: ablate(m, t, heads=[(9, 0)]), "does not exist"),
         (lambda m, t: ablate(m, t, how="scramble"), "how="),

@@ -30,8 +30,6 @@ def induction(
         vocab: optional candidate token ids (default: the tokenizer's whole-word tokens, or
             every id of a model without a tokenizer; such tasks have no prompt strings).
     """
-    if n < 1:
-        raise InterpError(f"induction: n must be at least 1, got {n}.")
     if seq_len < 2:
         raise InterpError(f"induction: seq_len must be at least 2, got {seq_len}.")
     total = len(model.prefix_ids) + 2 * seq_len - 1

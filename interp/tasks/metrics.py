@@ -14,6 +14,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.checks import one_of
 from interp.errors import InterpError
 
 if TYPE_CHECKING:
@@ -122,10 +123,7 @@ def get_metric(metric: str | Metric, reference_logits: Tensor | None = None) -> 
         if reference_logits is None:
             raise InterpError("The 'kl' metric needs reference logits (usually the clean run).")
         return kl_to(reference_logits)
-    if metric not in METRICS:
-        raise InterpError(
-            f"Unknown metric {metric!r}; use one of {[*METRICS, 'kl']} or a callable."
-        )
+    one_of("metric", metric, [*METRICS, "kl"], also="a callable (logits, task) -> [batch]")
     return METRICS[metric]
 
 

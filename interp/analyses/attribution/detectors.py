@@ -32,7 +32,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.checks import checked
+from interp.checks import checked, one_of
 from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.results.attribution import HeadScores
@@ -64,10 +64,7 @@ def target_pattern(kind: str, p0: int, seq_len: int) -> Float[Tensor, "seq seq"]
 
 
 def _unknown(kind: str) -> None:
-    raise InterpError(
-        f"Unknown detector {kind!r}: use one of {list(KINDS)}, a [seq, seq] target tensor, "
-        "or a function (prefix_len, T) -> tensor."
-    )
+    one_of("kind", kind, KINDS, also="a [seq, seq] target tensor or a function (prefix_len, T)")
 
 
 def _positional_pattern(kind: str, n: int) -> Float[Tensor, "seq seq"]:
@@ -206,11 +203,8 @@ def detect_heads(
     """
     model = load_model(model)
     model.require(ANALYSIS, "attention")
-    if n < 1 or seq_len < 2 or batch_size < 1:
-        raise InterpError(
-            f"detect_heads needs n >= 1, seq_len >= 2 and batch_size >= 1, got {n}, {seq_len}, "
-            f"{batch_size}."
-        )
+    if seq_len < 2:  # n and batch_size are checked by @checked
+        raise InterpError(f"detect_heads needs seq_len >= 2, got {seq_len}.")
     if isinstance(kind, str):
         if kind not in KINDS:
             _unknown(kind)

@@ -42,7 +42,7 @@ from interp.models import Model, load_model
 from interp.models.kv import attention_scale
 from interp.results.base import Coord
 from interp.results.patching import AtPResult
-from interp.tasks.metrics import Metric, require_finite
+from interp.tasks.metrics import Metric
 from interp.tasks.task import Task
 
 
@@ -136,8 +136,7 @@ def attribution_patch(
                 else model.unembed(_activations(model, clean, [])[1])
             )
         readout = make_readout(model, task, metric, clean_logits)
-        source_m = resid_metric(model, readout, src_resid)
-        require_finite(source_m, "the source run")
+        source_m = resid_metric(model, readout, src_resid, "the source run")
         effects, base_metric = _effects(model, base, src_acts, readout, targets, per_position, star)
     source_m = source_m.float().cpu()
     base_metric = base_metric.detach()  # the gradients are in `effects`; keep no graph
@@ -255,8 +254,9 @@ def _effects(
             if model.has_hook(model.hook_name(t, l))
         ]
     with torch.enable_grad(), model.hooks(hooks):
-        m = resid_metric(model, readout, model.forward(base.tokens, stop_at_layer=L))
-        require_finite(m, "the unpatched base run")
+        m = resid_metric(
+            model, readout, model.forward(base.tokens, stop_at_layer=L), "the unpatched base run"
+        )
         total = m.sum()  # prompts are independent, so d(total)/d(a_b) = dM_b/d(a_b)
         names = sorted(acts)
         passes: list[int | None] = [None, *(range(L) if star else [])]

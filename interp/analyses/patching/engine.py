@@ -37,7 +37,6 @@ from interp.kernels import fused
 from interp.models import Model
 from interp.models import kv as kvc
 from interp.models.lean import LeanBlocks
-from interp.tasks.metrics import require_finite
 from interp.tasks.task import Task
 
 
@@ -85,15 +84,13 @@ class Patcher:
             base_names |= set(hooks)
         self.base_cache, base_logits = _run_cache(model, base, base_names, self.T)
         self.source_cache, source_logits = _run_cache(model, source, set(hooks), self.T)
-        self.source_metric = run_metric(readout, source_logits)
+        self.source_metric = run_metric(readout, source_logits, "the source run")
         self.base_logits = base_logits  # [B, T, V]
         rows = torch.arange(self.B, device=base_logits.device)
         self.answer_pos = readout.task.answer_pos.to(base_logits.device)
         self.base_answer = base_logits[rows, self.answer_pos]  # [B, V]
         self._tasks: dict[int, Task] = {}
-        self.base_metric = run_metric(readout, base_logits)
-        require_finite(self.base_metric, "the unpatched base run")
-        require_finite(self.source_metric, "the source run")
+        self.base_metric = run_metric(readout, base_logits, "the unpatched base run")
         self.trims = self.skip_pos and self.mid and _trimmable(model, readout, self.answer_pos)
         self.lean = LeanBlocks.build(model) if self.mid else None
         self._lean_checked = False

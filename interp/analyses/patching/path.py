@@ -36,7 +36,7 @@ from interp.kernels import fused
 from interp.models import Model, load_model
 from interp.results.base import Coord
 from interp.results.patching import PathPatchResult
-from interp.tasks.metrics import Metric, require_finite, warn_nonfinite
+from interp.tasks.metrics import Metric, warn_nonfinite
 from interp.tasks.task import Task
 
 Receivers = str | Sequence[NodeLike]
@@ -190,10 +190,8 @@ class _PathRunner:
         names = [*model.hook_names_for("z"), *model.hook_names_for("resid_pre")]
         self.orig_cache, orig_logits = _cache(model, orig, names, self.T)
         self.new_cache, new_logits = _cache(model, new, sorted({s.hook for s in senders}), self.T)
-        self.orig_metric = run_metric(readout, orig_logits)
-        self.new_metric = run_metric(readout, new_logits)
-        require_finite(self.orig_metric, "the unpatched run")
-        require_finite(self.new_metric, "the source run")
+        self.orig_metric = run_metric(readout, orig_logits, "the unpatched run")
+        self.new_metric = run_metric(readout, new_logits, "the source run")
         self.B = orig.tokens.shape[0]
 
     def run(self, progress: bool) -> Tensor:

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from interp.errors import InterpError
 from interp.models import Model
-from interp.tasks.metrics import Metric, get_metric
+from interp.tasks.metrics import Metric, get_metric, require_finite
 from interp.tasks.task import Task
 
 DEFAULT_BUDGET = 1 << 30  # bytes of activations per stacked forward
@@ -81,25 +81,35 @@ def make_readout(
     return Readout(task, fn, answer_only, seq_len)
 
 
-def run_metric(readout: Readout, logits: Float[Tensor, "batch seq vocab"]) -> Tensor:
-    """Metric per prompt of an unpatched run's logits (stays on the device)."""
+def run_metric(readout: Readout, logits: Float[Tensor, "batch seq vocab"], run: str) -> Tensor:
+    """Metric per prompt of an unpatched run's logits (stays on the device).
+
+    Every normalised score divides by the unpatched runs' metrics, so a NaN/inf there is an
+    error here, before any patched run (`run` names the run in the message).
+    """
     task = readout.task
     if readout.answer_only:
         rows = torch.arange(len(task), device=logits.device)
         logits = logits[rows, task.answer_pos.to(logits.device)][:, None]
         task = replace(task, answer_pos=torch.zeros(len(task), dtype=torch.long))
-    return readout(logits, task)
+    out = readout(logits, task)
+    require_finite(out, run)
+    return out
 
 
 def resid_metric(
-    model: Model, readout: Readout, resid: Float[Tensor, "batch seq d_model"]
+    model: Model, readout: Readout, resid: Float[Tensor, "batch seq d_model"], run: str
 ) -> Float[Tensor, " batch"]:
     """Metric per prompt from an unpatched run's final residual stream, unembedding only the
-    answer rows for built-in metrics (differentiable: attribution patching backpropagates it)."""
+    answer rows for built-in metrics (differentiable: attribution patching backpropagates it);
+    non-finite values are an error, as in `run_metric`."""
     task = readout.task
     if readout.answer_only:
         rows = torch.arange(len(task), device=resid.device)
         logits = model.unembed(resid[rows, task.answer_pos.to(resid.device)][:, None])
         task = replace(task, answer_pos=torch.zeros(len(task), dtype=torch.long))
-        return readout(logits, task)
-    return readout(model.unembed(resid), task)
+        out = readout(logits, task)
+    else:
+        out = readout(model.unembed(resid), task)
+    require_finite(out, run)
+    return out
