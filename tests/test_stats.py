@@ -234,3 +234,46 @@ def test_spearman_matches_an_independent_computation():
     assert abs(spearman(x, x.reshape(-1) * 2 + 1) - 1) < 1e-12  # flattened, monotone
     assert abs(spearman(x, -x) + 1) < 1e-12
     assert np.isnan(spearman(x, torch.ones(20)))  # a constant has no ranking
+
+
+def test_ranks_of_integers_are_float_average_ranks():
+    # empty_like kept the int dtype: the half ranks of ties were truncated
+    got = ranks(torch.tensor([1, 1, 2]))
+    assert got.dtype == torch.float64
+    assert torch.equal(got, torch.tensor([0.5, 0.5, 2.0], dtype=torch.float64))
+    assert torch.equal(
+        ranks(torch.tensor([True, False, True])), torch.tensor([1.5, 0.0, 1.5]).double()
+    )
+
+
+def test_spearman_of_a_tensor_with_nan_is_nan():
+    # NaN ranked above every number: [1, nan, 3] read as perfectly monotone-ish (0.5)
+    assert np.isnan(spearman(torch.tensor([1.0, float("nan"), 3.0]), torch.tensor([1.0, 2.0, 3.0])))
+    assert np.isnan(spearman(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([float("nan")] * 3)))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, -0.1, 1.5, float("nan")])
+def test_every_bootstrap_refuses_an_alpha_outside_the_unit_interval(alpha):
+    x = torch.randn(10, 3)
+    with pytest.raises(InterpError, match="alpha"):
+        percentile_interval(x, alpha)
+    with pytest.raises(InterpError, match="alpha"):
+        bootstrap(lambda w: w @ x.double(), 10, 20, 0, alpha=alpha)
+    with pytest.raises(InterpError, match="alpha"):
+        bootstrap_ratio(x, torch.ones(10), n_boot=20, alpha=alpha)
+    for n in (1, 10):  # one sample has no interval, but a wrong alpha is still wrong
+        with pytest.raises(InterpError, match="alpha"):
+            bootstrap_mean(x[:n], n_boot=20, alpha=alpha)
+    with pytest.raises(InterpError, match="alpha"):
+        bootstrap_ratio(x[:1], torch.ones(1), n_boot=20, alpha=alpha)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a second device")
+def test_ranks_and_roc_curve_stay_on_the_inputs_device():
+    v = torch.tensor([3.0, 1.0, 1.0, 2.0], device="cuda")
+    assert ranks(v).device == v.device
+    assert torch.equal(ranks(v).cpu(), ranks(v.cpu()))
+    y = torch.tensor([1.0, 0.0, 1.0, 0.0], device="cuda")
+    for got, want in zip(roc_curve(v, y), roc_curve(v.cpu(), y.cpu()), strict=True):
+        assert got.device == v.device
+        assert torch.equal(got.cpu(), want)

@@ -129,10 +129,11 @@ def roc_curve(
     scores move together, so the trapezoidal area under the curve is `roc_auc`."""
     order = torch.argsort(-score, stable=True)
     s, t = score[order], y[order].double()
-    distinct = torch.cat([torch.nonzero(s.diff()).flatten(), torch.tensor([len(s) - 1])])
+    last = torch.tensor([len(s) - 1], device=score.device)
+    distinct = torch.cat([torch.nonzero(s.diff()).flatten(), last])
     tp = t.cumsum(0)[distinct]
     fp = (1 - t).cumsum(0)[distinct]
-    zero = torch.zeros(1, dtype=torch.float64)
+    zero = torch.zeros(1, dtype=torch.float64, device=score.device)
     return (
         torch.cat([zero, fp / max(1.0, float(fp[-1]))]),
         torch.cat([zero, tp / max(1.0, float(tp[-1]))]),

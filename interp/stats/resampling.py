@@ -32,6 +32,13 @@ def resample_counts(n: int, n_boot: int, seed: int) -> Float[Tensor, "n_boot n"]
     return counts
 
 
+def check_alpha(alpha: float, where: str) -> None:
+    """Refuse an interval level outside (0, 1) (every bootstrap's interval goes through
+    `percentile_interval`, which calls this)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+        raise InterpError(f"{where}: alpha must be in (0, 1), got {alpha!r}.")
+
+
 @checked
 def percentile_interval(
     boots: Float[Tensor, "n_boot ..."],
@@ -46,6 +53,7 @@ def percentile_interval(
     ~1.5x slower). ``nan="omit"``: NaN resamples are left out (`torch.nanquantile`), for
     statistics undefined on some resamples, such as ROC-AUC of a resample with one class.
     """
+    check_alpha(alpha, "percentile_interval")
     q = torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64)
     if nan == "omit":
         lo, hi = torch.nanquantile(boots.double(), q, dim=0)
@@ -96,12 +104,11 @@ def bootstrap_mean(
     """
     if samples.ndim == 0 or samples.shape[0] == 0:
         raise InterpError("bootstrap_mean needs at least one sample along axis 0.")
-    if not 0 < alpha < 1:
-        raise InterpError(f"alpha must be in (0, 1), got {alpha}.")
     x = samples.detach().double()
     mean = x.mean(0)
     n = x.shape[0]
     if n == 1:
+        check_alpha(alpha, "bootstrap_mean")  # no interval to compute, but alpha is still wrong
         return mean.float(), mean.float(), mean.float()
     counts = resample_counts(n, n_boot, seed)
     flat = x.reshape(n, -1).cpu()
@@ -138,6 +145,7 @@ def bootstrap_ratio(
     ratio = flat.mean(0) / den.mean()
     shape = num.shape[1:]
     if n == 1:
+        check_alpha(alpha, "bootstrap_ratio")
         r = ratio.reshape(shape).float()
         return r, r, r
     counts = resample_counts(n, n_boot, seed)
