@@ -397,6 +397,26 @@ def test_manifest_plus_leftovers_resumes(organism, task, tmp_path, monkeypatch):
     assert torch.equal(load_cache(path)[HOOK].load(), build(organism, task, None)[HOOK])
 
 
+def test_rerun_on_a_finished_read_only_store_takes_no_lock_and_writes_nothing(
+    organism, task, fresh, monkeypatch
+):
+    import interp.cache.lock as lock_mod
+
+    before = files_of(fresh)
+    mtime = (fresh / "manifest.json").stat().st_mtime_ns
+    want = load_cache(fresh)[HOOK].load()
+
+    def read_only(self):  # what locking a store in a directory one may not write gives
+        raise PermissionError(13, "Permission denied", str(self.file))
+
+    monkeypatch.setattr(lock_mod.StoreLock, "acquire", read_only)
+    monkeypatch.setattr(files_mod.os, "replace", lambda *a: pytest.fail("a write"))
+    again = build(organism, task, fresh)
+    assert torch.equal(again[HOOK].load(), want)
+    assert (fresh / "manifest.json").stat().st_mtime_ns == mtime
+    assert files_of(fresh) == before and not (fresh / ".lock").exists()
+
+
 @pytest.mark.parametrize(
     "change, expect",
     [

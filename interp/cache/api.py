@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal, overload
 
 import torch
@@ -15,7 +16,17 @@ from tqdm.auto import tqdm
 from interp.cache.capture import Positions, capture_batch, check_positions
 from interp.cache.disk import DiskCache
 from interp.cache.dtypes import dtype_name, storage_dtype
-from interp.cache.manifest import ANSWER_POS_KEY, FORMAT, TOKENS_KEY
+from interp.cache.manifest import (
+    ANSWER_POS_KEY,
+    FORMAT,
+    MANIFEST,
+    TOKENS_KEY,
+    DamagedCache,
+    check_header,
+    mismatch_error,
+    read_manifest,
+    same_cache,
+)
 from interp.cache.names import resolve_names
 from interp.cache.writer import CacheWriter
 from interp.checks import checked
@@ -71,6 +82,27 @@ def _header(model: Model, task: Task, tokens: Tensor, settings: dict[str, Any]) 
     header = json.loads(json.dumps(header))  # as the manifest will hold it (tuples -> lists)
     header["fingerprint"] = hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()
     return header
+
+
+def _finished(path: Path, header: dict[str, Any]) -> DiskCache | None:
+    """The store at `path` if it is finished and made with `header`'s settings.
+
+    Reusing it takes no lock and writes nothing, so a read-only (team) store reruns fine. A
+    store that is unfinished or damaged (a shard missing or cut) is left to the writer, which
+    resumes or redoes it.
+    """
+    if not (path / MANIFEST).is_file():
+        return None
+    old = read_manifest(path)
+    if old.get("complete") is not True:
+        return None
+    check_header(path, old)
+    if not same_cache(old, header):
+        raise mismatch_error(path, old, header)
+    try:
+        return DiskCache(path)
+    except DamagedCache:
+        return None
 
 
 def _attention_mask(model: Model, task: Task, rows: slice) -> Tensor | None:
@@ -178,10 +210,14 @@ def cache(
         "which": which,
         "batch_size": batch_size,
     }
-    with CacheWriter(store, _header(model, task, tokens, settings)) as writer:
-        done = writer.done
+    header = _header(model, task, tokens, settings)
+    finished = _finished(Path(store), header)
+    if finished is not None:
+        return finished
+    with CacheWriter(store, header) as writer:
+        done = writer.done  # only starts of this run's batches (see CacheWriter._resume)
         bar = tqdm(total=len(starts), desc="cache", disable=not progress, unit="batch")
-        bar.update(len(done & set(starts)))
+        bar.update(len(done))
         for start in starts:
             if start in done:
                 continue

@@ -43,18 +43,15 @@ from interp.cache import indexing
 from interp.cache.dtypes import stored_dtype
 from interp.cache.manifest import (
     ANSWER_POS_KEY,
-    FORMAT,
     MANIFEST,
     SHARD_META,
     TOKENS_KEY,
     DamagedCache,
     Shard,
     check_finished,
-    damaged,
     read_manifest,
     rebuild,
 )
-from interp.cache.writer import CacheWriter  # re-exported: the writer lived here before
 from interp.errors import InterpError
 from interp.files import check_readable, sha256_file
 
@@ -118,9 +115,9 @@ class DiskCache(Mapping[str, StoredActivation]):
         try:
             size = file.stat().st_size
         except FileNotFoundError:
-            raise damaged(self.path, file, "the shard is missing") from None
+            raise DamagedCache(self.path, file, "the shard is missing") from None
         if size != shard.bytes:
-            raise damaged(
+            raise DamagedCache(
                 self.path,
                 file,
                 f"the shard has {size} bytes where the manifest records "
@@ -213,7 +210,7 @@ class DiskCache(Mapping[str, StoredActivation]):
         except Exception as e:
             # safetensors reports an unreadable file as missing: tell which it is.
             check_readable(file, "activation cache shard", rebuild(self.path))
-            raise damaged(self.path, file, f"the shard cannot be read ({e})") from None
+            raise DamagedCache(self.path, file, f"the shard cannot be read ({e})") from None
         with handle as f:
             if k not in self._checked:
                 self._check_header(f, k)
@@ -227,11 +224,11 @@ class DiskCache(Mapping[str, StoredActivation]):
             meta = json.loads((f.metadata() or {})[SHARD_META])
             assert isinstance(meta, dict)
         except (KeyError, ValueError, AssertionError):
-            raise damaged(self.path, file, "the shard lacks interp's metadata") from None
+            raise DamagedCache(self.path, file, "the shard lacks interp's metadata") from None
         if meta.get("fingerprint") != self.manifest["fingerprint"]:
-            raise damaged(self.path, file, "the shard belongs to another activation cache")
+            raise DamagedCache(self.path, file, "the shard belongs to another activation cache")
         if (meta.get("start"), meta.get("stop")) != (shard.start, shard.stop):
-            raise damaged(
+            raise DamagedCache(
                 self.path,
                 file,
                 f"the shard holds examples {meta.get('start')}..{meta.get('stop')} where the "
@@ -240,19 +237,21 @@ class DiskCache(Mapping[str, StoredActivation]):
         keys = set(f.keys())
         for name in [*self.names, TOKENS_KEY, ANSWER_POS_KEY]:
             if name not in keys:
-                raise damaged(self.path, file, f"the shard lacks {name}")
+                raise DamagedCache(self.path, file, f"the shard lacks {name}")
             sl = f.get_slice(name)
             shape = list(sl.get_shape())
             want = [shard.stop - shard.start, *self.manifest["shapes"][name]]
             if shape != want:
-                raise damaged(
+                raise DamagedCache(
                     self.path,
                     file,
                     f"{name} has shape {shape} ({shape[:1]} rows) where the "
                     f"manifest records {want}",
                 )
             if sl[0:0].dtype != self.dtype_of(name):  # an empty read: the header only
-                raise damaged(self.path, file, f"{name} is not {self.manifest['dtypes'][name]}")
+                raise DamagedCache(
+                    self.path, file, f"{name} is not {self.manifest['dtypes'][name]}"
+                )
 
     def verify(self) -> None:
         """Checksum every shard against the manifest (and check its size and header).
@@ -265,7 +264,7 @@ class DiskCache(Mapping[str, StoredActivation]):
             try:
                 self._check_size(shard)
                 if sha256_file(file) != shard.sha256:
-                    raise damaged(self.path, file, "its checksum differs from the manifest's")
+                    raise DamagedCache(self.path, file, "its checksum differs from the manifest's")
                 self._checked.discard(k)
                 with self._open(k):
                     pass
@@ -294,4 +293,4 @@ class DiskCache(Mapping[str, StoredActivation]):
         return f"DiskCache({str(self.path)!r}, {self.n_examples} examples, {len(self)} hooks)"
 
 
-__all__ = ["FORMAT", "CacheWriter", "DiskCache", "StoredActivation"]
+__all__ = ["DiskCache", "StoredActivation"]

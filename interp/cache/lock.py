@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import TracebackType
 
 from interp.cache.manifest import LOCK
 from interp.errors import InterpError
@@ -60,15 +59,3 @@ class StoreLock:
         self.file.unlink(missing_ok=True)  # while still held, so no one locks a removed file
         os.close(self._fd)
         self._fd = None
-
-    def __enter__(self) -> StoreLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()

@@ -78,9 +78,6 @@ class DamagedCache(InterpError):
         super().__init__(f"{file}: {problem}. The activation cache is damaged; {rebuild(path)}.")
 
 
-damaged = DamagedCache
-
-
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -111,7 +108,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     file = path / MANIFEST
     body = read_json(file, "activation cache manifest", rebuild(path))
     if not isinstance(body, dict):
-        raise damaged(path, file, "the manifest is not a JSON object")
+        raise DamagedCache(path, file, "the manifest is not a JSON object")
     fmt = body.get("format")
     if fmt == FORMAT:
         return body
@@ -129,20 +126,22 @@ def check_header(path: Path, body: dict[str, Any]) -> None:
     file = path / MANIFEST
     missing = [f for f in (*HEADER_FIELDS, "fingerprint") if f not in body]
     if missing:
-        raise damaged(path, file, f"the manifest lacks {missing}")
+        raise DamagedCache(path, file, f"the manifest lacks {missing}")
     for field in ("model", "model_id", "task", "inputs", "which", "fingerprint"):
         if not isinstance(body[field], str):
-            raise damaged(path, file, f"{field} is {body[field]!r}, not a string")
+            raise DamagedCache(path, file, f"{field} is {body[field]!r}, not a string")
     names = body["names"]
     if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
-        raise damaged(path, file, f"names is {names!r}, not a list of hook names")
+        raise DamagedCache(path, file, f"names is {names!r}, not a list of hook names")
     if len(set(names)) != len(names) or {TOKENS_KEY, ANSWER_POS_KEY} & set(names):
-        raise damaged(path, file, f"names {names} repeat a name or use a reserved one")
+        raise DamagedCache(path, file, f"names {names} repeat a name or use a reserved one")
     for field in ("batch_size", "n_examples"):
         if not (_is_int(body[field]) and body[field] >= 1):
-            raise damaged(path, file, f"{field} is {body[field]!r}, not a positive integer")
+            raise DamagedCache(path, file, f"{field} is {body[field]!r}, not a positive integer")
     if body["dtype"] is not None and body["dtype"] not in STORAGE_DTYPES:
-        raise damaged(path, file, f"dtype is {body['dtype']!r}, not one of {list(STORAGE_DTYPES)}")
+        raise DamagedCache(
+            path, file, f"dtype is {body['dtype']!r}, not one of {list(STORAGE_DTYPES)}"
+        )
 
 
 def check_finished(path: Path, body: dict[str, Any]) -> list[Shard]:
@@ -152,26 +151,28 @@ def check_finished(path: Path, body: dict[str, Any]) -> list[Shard]:
     keys = [*body["names"], TOKENS_KEY, ANSWER_POS_KEY]
     shapes, dtypes = body.get("shapes"), body.get("dtypes")
     if not (isinstance(shapes, dict) and isinstance(dtypes, dict)):
-        raise damaged(path, file, "the manifest lacks the shapes and dtypes of its tensors")
+        raise DamagedCache(path, file, "the manifest lacks the shapes and dtypes of its tensors")
     if set(shapes) != set(keys) or set(dtypes) != set(keys):
-        raise damaged(path, file, f"shapes and dtypes do not list exactly {keys}")
+        raise DamagedCache(path, file, f"shapes and dtypes do not list exactly {keys}")
     for key in keys:
         shape = shapes[key]
         if not (isinstance(shape, list) and all(_is_int(d) and d >= 0 for d in shape)):
-            raise damaged(path, file, f"the shape of {key} is {shape!r}")
+            raise DamagedCache(path, file, f"the shape of {key} is {shape!r}")
         if stored_dtype(dtypes[key]) is None:
-            raise damaged(path, file, f"the dtype of {key} is {dtypes[key]!r}, not a known dtype")
+            raise DamagedCache(
+                path, file, f"the dtype of {key} is {dtypes[key]!r}, not a known dtype"
+            )
     entries = body.get("shards")
     if not isinstance(entries, list) or not entries:
-        raise damaged(path, file, "the manifest lists no shards")
+        raise DamagedCache(path, file, "the manifest lists no shards")
     shards: list[Shard] = []
     for entry in entries:
         shard = parse_shard(entry)
         if isinstance(shard, str):
-            raise damaged(path, file, shard)
+            raise DamagedCache(path, file, shard)
         expected = shards[-1].stop if shards else 0
         if shard.start != expected:
-            raise damaged(
+            raise DamagedCache(
                 path,
                 file,
                 f"shard {shard.file} starts at example {shard.start} where {expected} was "
@@ -180,7 +181,9 @@ def check_finished(path: Path, body: dict[str, Any]) -> list[Shard]:
         shards.append(shard)
     n = body["n_examples"]
     if shards[-1].stop != n:
-        raise damaged(path, file, f"the shards hold {shards[-1].stop} examples, not n_examples={n}")
+        raise DamagedCache(
+            path, file, f"the shards hold {shards[-1].stop} examples, not n_examples={n}"
+        )
     return shards
 
 
@@ -198,6 +201,11 @@ def _differences(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:
         else:
             out.append(f"{field}: stored {old!r}, given {new!r}")
     return out
+
+
+def same_cache(stored: dict[str, Any], header: dict[str, Any]) -> bool:
+    """Whether a stored manifest was made with every setting of `header` (see HEADER_FIELDS)."""
+    return all(stored.get(f) == header[f] for f in HEADER_FIELDS)
 
 
 def mismatch_error(path: Path, stored: dict[str, Any], given: dict[str, Any]) -> InterpError:

@@ -22,7 +22,6 @@ from interp.cache.dtypes import STORED_DTYPES, dtype_name
 from interp.cache.lock import StoreLock
 from interp.cache.manifest import (
     FORMAT,
-    HEADER_FIELDS,
     LOCK,
     MANIFEST,
     SHARD_LOG,
@@ -33,6 +32,7 @@ from interp.cache.manifest import (
     mismatch_error,
     parse_shard,
     read_manifest,
+    same_cache,
     shard_file,
 )
 from interp.errors import InterpError
@@ -88,12 +88,10 @@ class CacheWriter:
             old = read_manifest(self.path) if (self.path / MANIFEST).exists() else None
             if old is not None:
                 self._resume(old)
-            n, batch = self.header["n_examples"], self.header["batch_size"]
-            if not (old and old.get("complete") is True and len(self.shards) == -(-n // batch)):
-                # Fold the log into the manifest: the log restarts empty and whole.
-                with _disk_full_hint(self.path):
-                    self._write_manifest(complete=False)
-                (self.path / SHARD_LOG).unlink(missing_ok=True)
+            # Fold the log into the manifest: the log restarts empty and whole.
+            with _disk_full_hint(self.path):
+                self._write_manifest(complete=False)
+            (self.path / SHARD_LOG).unlink(missing_ok=True)
         except BaseException:
             self._lock.release()
             raise
@@ -113,7 +111,7 @@ class CacheWriter:
 
     def _resume(self, old: dict[str, Any]) -> None:
         check_header(self.path, old)
-        if any(old[f] != self.header[f] for f in HEADER_FIELDS):
+        if not same_cache(old, self.header):
             raise mismatch_error(self.path, old, self.header)
         entries = list(old.get("shards") or []) + self._logged()
         for entry in entries:
