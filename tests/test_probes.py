@@ -22,6 +22,7 @@ from interp.analyses.probes import (
 )
 from interp.analyses.probes import protocol as P
 from interp.analyses.probes.ccs import contrast_differences, sign_free_accuracy
+from interp.analyses.probes.sweep import orient_folds
 from interp.errors import InterpError
 from interp.stats import accuracy, f1, r2, roc_auc
 from interp.stats import metrics as stat_metrics
@@ -335,6 +336,36 @@ def test_ccs_and_baselines_find_a_planted_contrast():
     assert float(sign_free_accuracy(KMeansBaseline().fit(diffs).predict(diffs), y)[0]) > 0.95
     cos = abs(float(ccs.coef_[0].float() @ u)) / float(ccs.coef_[0].norm())
     assert cos > 0.9
+
+
+def test_kfold_ccs_orients_every_fold_before_pooling():
+    # A separable contrast; under 4-fold CV two folds' CCS directions come out with the other
+    # sign. Pooling first and taking max(acc, 1 - acc) then read 0.5; each fold is perfect.
+    g = torch.Generator().manual_seed(4)
+    n, d = 120, 8
+    u = torch.randn(d, generator=g)
+    u /= u.norm()
+    y = torch.arange(n) % 2
+    base = torch.randn(n, d, generator=g)
+    s = (2 * y - 1)[:, None].float()
+    xp = (base + 2 * s * u + 0.3 * torch.randn(n, d, generator=g))[None]
+    xn = (base - 2 * s * u + 0.3 * torch.randn(n, d, generator=g))[None]
+    spl = P.make_split(y, 4, seed=0)
+    parts = []
+    for train, test in spl.folds:
+        ccs = CCSProbe(n_restarts=2, n_steps=200, seed=0).fit(xp[:, train], xn[:, train])
+        parts.append(ccs.predict(xp[:, test], xn[:, test]))
+    per_fold = [
+        float((p[0] == y[te]).double().mean()) for p, (_, te) in zip(parts, spl.folds, strict=True)
+    ]
+    assert sorted(per_fold) == [0.0, 0.0, 1.0, 1.0]  # two folds flipped, none wrong
+    pred, target = torch.cat(parts, -1), y[spl.eval_index]
+    assert float(sign_free_accuracy(pred, target)[0]) == 0.5  # the pooled reading
+    oriented = orient_folds(pred, target, [len(te) for _, te in spl.folds])
+    assert float(accuracy(oriented, target)[0]) == 1.0
+    # One fold (holdout): orienting is max(acc, 1 - acc) of that fold.
+    flipped = 1 - pred[:, :30]
+    assert float(accuracy(orient_folds(flipped, target[:30], [30]), target[:30])[0]) == 1.0
 
 
 def test_contrast_pairs_that_differ_by_a_constant_are_ties():

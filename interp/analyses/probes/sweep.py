@@ -387,12 +387,17 @@ def _ccs_sweep(
         f"{t}{'accuracy' if m == 'ccs' else m + '_accuracy'}" for t, _ in targets for m in methods
     ]
 
+    # Each fold's direction has its own arbitrary sign: orient every fold before pooling (one
+    # flipped fold would otherwise pull the pooled accuracy towards 0.5), then bootstrap plain
+    # accuracy of the oriented predictions (no max(acc, 1 - acc) inside a resample).
+    sizes = [len(test) for _, test in spl.folds]
+    oriented = [orient_folds(preds, target, sizes) for _, target in targets]
+
     def compute(w: Tensor | None) -> Tensor:
         out = []
-        for _, target in targets:
+        for o, (_, target) in zip(oriented, targets, strict=True):
             for m in range(3):
-                acc = accuracy(preds[m], target, w)
-                out.append(torch.maximum(acc, 1 - acc))
+                out.append(accuracy(o[m], target, w))
         return torch.stack(out, -1)
 
     values = compute(None)
@@ -426,3 +431,17 @@ def _ccs_sweep(
         }
     )
     return res
+
+
+def orient_folds(pred: Tensor, y: Tensor, sizes: Sequence[int]) -> Tensor:
+    """Binary out-of-fold predictions ``[..., m]`` of directions whose sign is arbitrary,
+    concatenated fold by fold (``sizes`` examples each), with every fold's predictions flipped
+    where they agree with ``y`` on fewer than half of that fold's examples.
+
+    The accuracy of the result is the mean over folds (weighted by size) of each fold's
+    ``max(acc, 1 - acc)`` (METHODS section 7); with one fold (holdout) it is that fold's."""
+    out = []
+    for p, t in zip(pred.split(list(sizes), -1), y.split(list(sizes)), strict=True):
+        acc = (p == t).double().mean(-1, keepdim=True)
+        out.append(torch.where(acc < 0.5, 1 - p, p))
+    return torch.cat(out, -1)
