@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import Tensor
 
 from interp.errors import InterpError
@@ -37,32 +37,35 @@ def normal_mode(path: str | os.PathLike[str], directory: bool = False) -> None:
     os.chmod(path, umask_mode(0o777 if directory else 0o666))
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to `path` via a temporary file in the same directory and an atomic rename."""
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same directory, fsynced, and an
+    atomic rename: the file is whole or absent, also after a power loss."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        normal_mode(tmp)
+        normal_mode(tmp)  # mkstemp creates the file 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """UTF-8 text written whole or not at all (see `atomic_write_bytes`)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def tensor_bytes(tensors: dict[str, Tensor], metadata: dict[str, str]) -> bytes:
+    """The safetensors serialisation of `tensors` with `metadata`."""
+    return save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
 
 
 def atomic_save_tensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str]) -> None:
     """safetensors file written whole or not at all, with the normal file mode."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        normal_mode(tmp)  # safetensors (re)creates the file 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, tensor_bytes(tensors, metadata))
 
 
 def check_readable(path: Path, what: str, fix: str) -> None:

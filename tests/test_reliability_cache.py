@@ -344,6 +344,30 @@ def test_manifest_records_sizes_and_checksums(fresh):
 # 3. Storage dtypes: floating dtypes and their names only, refused before anything runs.
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names fds through /proc")
+def test_shards_are_fsynced_once_and_not_read_back(organism, task, tmp_path, monkeypatch):
+    synced, reads = [], []
+    real_fsync, real_sha = files_mod.os.fsync, files_mod.sha256_file
+
+    def fsync(fd):
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(files_mod.os, "fsync", fsync)
+    monkeypatch.setattr(files_mod, "sha256_file", lambda p, **k: reads.append(p) or real_sha(p))
+    path = build(organism, task, tmp_path / "c").path
+    for i in (0, 3, 6, 9):  # the temporary file of each shard is fsynced before its rename
+        assert sum(n.startswith(f".shard-{i:08d}.safetensors.") for n in synced) == 1, synced
+    assert reads == []  # each checksum is of the bytes written, not of a re-read file
+    for entry in manifest_of(path)["shards"]:
+        assert real_sha(path / entry["file"]) == entry["sha256"]
+        assert (path / entry["file"]).stat().st_size == entry["bytes"]
+    synced.clear()
+    files_mod.atomic_save_tensors(tmp_path / "t.safetensors", {"x": torch.ones(2)}, {"k": "v"})
+    assert [n.startswith(".t.safetensors.") for n in synced] == [True]
+    assert torch.equal(load_file(tmp_path / "t.safetensors")["x"], torch.ones(2))
+
+
 def test_non_float_dtypes_are_refused_before_any_work(organism, task, tmp_path, monkeypatch):
     def no_forward(*a, **k):
         raise AssertionError("a forward pass ran before dtype was checked")
@@ -527,20 +551,28 @@ def test_unreadable_manifest_says_permission_denied(fresh, monkeypatch):
 
 
 def _interrupt_after(monkeypatch, k, exc=None):
-    """Make the shard writer fail (KeyboardInterrupt by default) once k shards are written."""
-    real = files_mod.save_file
+    """Make the shard writer fail (KeyboardInterrupt by default) once k shards are written.
+
+    KeyboardInterrupt comes while the shard is serialised; `exc` comes once its temporary file
+    is written (at its fsync), so the writer must remove a partly finished file."""
+    real = files_mod.save
     count = {"n": 0}
 
-    def save(tensors, filename, metadata=None):
+    def fail_once(fd):
+        monkeypatch.setattr(files_mod.os, "fsync", real_fsync)
+        raise exc
+
+    real_fsync = files_mod.os.fsync
+
+    def save(tensors, metadata=None):
         if count["n"] >= k:
             if exc is None:
                 raise KeyboardInterrupt
-            Path(filename).write_bytes(b"\0" * 64)  # a partly written file, then the failure
-            raise exc
+            monkeypatch.setattr(files_mod.os, "fsync", fail_once)  # this shard's file
         count["n"] += 1
-        return real(tensors, filename, metadata=metadata)
+        return real(tensors, metadata=metadata)
 
-    monkeypatch.setattr(files_mod, "save_file", save)
+    monkeypatch.setattr(files_mod, "save", save)
 
 
 def test_interrupted_run_resumes_byte_identical(organism, task, tmp_path, monkeypatch):
@@ -580,15 +612,15 @@ def test_full_disk_propagates_and_resumes(organism, task, tmp_path, monkeypatch)
 def test_concurrent_writer_gets_a_clear_error(organism, task, tmp_path, monkeypatch):
     path = tmp_path / "c"
     first_shard, go = threading.Event(), threading.Event()
-    real = files_mod.save_file
+    real = files_mod.save
 
-    def save(tensors, filename, metadata=None):
-        out = real(tensors, filename, metadata=metadata)
+    def save(tensors, metadata=None):
+        out = real(tensors, metadata=metadata)
         first_shard.set()
         assert go.wait(60)
         return out
 
-    monkeypatch.setattr(files_mod, "save_file", save)
+    monkeypatch.setattr(files_mod, "save", save)
     result = {}
     writer = threading.Thread(target=lambda: result.update(c=build(organism, task, path)))
     writer.start()

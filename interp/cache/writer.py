@@ -7,6 +7,7 @@ opening to closing, so two runs never write one store at once.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ from interp.cache.manifest import (
     shard_file,
 )
 from interp.errors import InterpError
-from interp.files import atomic_save_tensors, atomic_write_text, sha256_file
+from interp.files import atomic_write_bytes, atomic_write_text, tensor_bytes
 
 
 @contextmanager
@@ -147,8 +148,9 @@ class CacheWriter:
         own = {"format": FORMAT, "fingerprint": self.header["fingerprint"], "start": start}
         meta = {SHARD_META: json.dumps({**own, "stop": stop}, sort_keys=True)}
         with _disk_full_hint(self.path):
-            atomic_save_tensors(path, tensors, meta)
-            shard = Shard(path.name, start, stop, path.stat().st_size, sha256_file(path))
+            data = tensor_bytes(tensors, meta)  # serialised once: hashed and written
+            atomic_write_bytes(path, data)
+            shard = Shard(path.name, start, stop, len(data), hashlib.sha256(data).hexdigest())
             with open(self.path / SHARD_LOG, "a") as log:
                 log.write(json.dumps(shard.to_json()) + "\n")
                 log.flush()
