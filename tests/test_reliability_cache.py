@@ -118,6 +118,19 @@ def test_mask_reads_only_the_shards_it_needs(store, monkeypatch):
     assert opened == ["shard-00000003.safetensors", "shard-00000006.safetensors"]
 
 
+def test_uint8_indices_are_masks_and_float_tensors_are_refused_unread(store, full, monkeypatch):
+    s = store[HOOK]
+    rows = np.array([1, 0, 0, 1, 1, 0, 0, 0, 0, 1], dtype=np.uint8)
+    assert torch.equal(s[rows], full[rows]) and s[rows].shape[0] == 4
+    assert torch.equal(s[torch.from_numpy(rows)], full[torch.from_numpy(rows)])
+    for zero_d in (np.array(1, dtype=np.uint8), torch.tensor(1, dtype=torch.uint8)):
+        assert torch.equal(s[zero_d], full[zero_d]) and s[zero_d].shape == (1, *full.shape)
+    fresh = load_cache(store.path)
+    monkeypatch.setattr(disk_mod, "safe_open", lambda *a, **k: pytest.fail("a shard was read"))
+    with pytest.raises(IndexError, match="long, int, byte or bool"):
+        fresh[HOOK][torch.tensor(1.0)]
+
+
 _ints = st.integers(-N - 2, N + 1)
 _masks = st.lists(st.booleans(), min_size=N, max_size=N)
 FIRST_AXIS = st.one_of(
@@ -138,6 +151,11 @@ FIRST_AXIS = st.one_of(
     _masks,
     _masks.map(torch.tensor),
     _masks.map(np.array),
+    _masks.map(lambda m: np.array(m, dtype=np.uint8)),  # a mask to torch, as a uint8 tensor
+    _masks.map(lambda m: torch.tensor(m, dtype=torch.uint8)),
+    st.booleans().map(lambda b: np.array(b, dtype=np.uint8)),  # 0-d uint8: a new axis
+    st.booleans().map(lambda b: torch.tensor(b, dtype=torch.uint8)),
+    st.floats(-N, N).map(torch.tensor),  # 0-d float tensor: refused
     st.lists(_ints, min_size=1, max_size=6).map(torch.tensor),
     st.lists(_ints, min_size=1, max_size=6).map(lambda v: torch.tensor(v, dtype=torch.int32)),
     st.lists(_ints, min_size=4, max_size=4).map(lambda v: torch.tensor(v).reshape(2, 2)),

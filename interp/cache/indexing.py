@@ -44,15 +44,18 @@ def _whole(idx: Any, shape: tuple[int, ...], probe: bool = False) -> Plan:
     return Plan(range(shape[0]), _Whole(idx))
 
 
+def _is_mask_dtype(x: Tensor | np.ndarray) -> bool:
+    # uint8 is a (deprecated) mask to torch, for tensors and numpy arrays alike.
+    return x.dtype in (torch.bool, torch.uint8, np.bool_, np.uint8)
+
+
 def _is_int(x: Any) -> bool:
     if isinstance(x, bool | np.bool_):
         return False
     if isinstance(x, int | np.integer):
         return True
-    if isinstance(x, Tensor | np.ndarray) and x.ndim == 0:
-        return x.dtype not in (torch.bool, np.bool_) and (
-            not x.dtype.is_floating_point if isinstance(x, Tensor) else x.dtype.kind in "iu"
-        )
+    if isinstance(x, Tensor | np.ndarray) and x.ndim == 0 and not _is_mask_dtype(x):
+        return not x.dtype.is_floating_point if isinstance(x, Tensor) else x.dtype.kind in "iu"
     return False
 
 
@@ -68,8 +71,8 @@ def _as_index_tensor(x: Any) -> Tensor | None:
             return torch.tensor([int(v) for v in x], dtype=torch.long)
         return None
     if isinstance(x, np.ndarray):
-        if x.dtype == np.bool_:
-            return torch.from_numpy(x.copy())
+        if _is_mask_dtype(x):
+            return _as_index_tensor(torch.from_numpy(x.copy()))  # the tensor rule
         if x.dtype.kind in "iu" or x.size == 0:
             return torch.from_numpy(x.astype(np.int64))
         return None
@@ -87,7 +90,7 @@ def _dims_used(item: Any) -> int:
     if item is None or item is Ellipsis or isinstance(item, bool | np.bool_):
         return 0
     if isinstance(item, Tensor | np.ndarray) and item.ndim == 0:
-        return 0 if item.dtype in (torch.bool, np.bool_) else 1
+        return 0 if _is_mask_dtype(item) else 1
     if isinstance(item, Tensor | np.ndarray | list):
         t = _as_index_tensor(item)
         if t is not None and t.dtype == torch.bool:
@@ -119,8 +122,12 @@ def plan(idx: Any, shape: tuple[int, ...]) -> Plan:
         if item.step == 0:
             raise ValueError("slice step cannot be zero")
         return Plan(range(n)[item], (*items[:p], slice(None), *items[p + 1 :]))
+    if isinstance(item, Tensor) and item.ndim == 0 and not _is_mask_dtype(item):
+        # A 0-d float (or complex) tensor: refused by torch, before anything is read.
+        raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
     if isinstance(item, Tensor | np.ndarray) and item.ndim == 0:
-        return _whole(idx, shape)  # a 0-d bool: a new axis, like None with a mask
+        # A 0-d mask: a new axis, like None with a mask; a 0-d numpy float: torch decides.
+        return _whole(idx, shape, probe=not _is_mask_dtype(item))
     if not isinstance(item, list | np.ndarray | Tensor):
         return _whole(idx, shape, probe=not isinstance(item, bool))  # torch decides
     index = _as_index_tensor(item)
