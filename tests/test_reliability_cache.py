@@ -386,6 +386,17 @@ def test_shards_are_fsynced_once_and_not_read_back(organism, task, tmp_path, mon
     assert torch.equal(load_file(tmp_path / "t.safetensors")["x"], torch.ones(2))
 
 
+def test_numpy_positions_are_stored_as_ints(organism, task, tmp_path):
+    for k, pos in enumerate(([np.int64(1), np.int32(-1)], np.int64(2), torch.tensor(0))):
+        want = build(organism, task, None, positions=pos)[HOOK]
+        got = build(organism, task, tmp_path / f"c{k}", positions=pos)
+        assert torch.equal(got[HOOK].load(), want)
+        stored = manifest_of(got.path)["positions"]
+        assert stored == ([1, -1] if k == 0 else int(pos))
+        again = build(organism, task, got.path, positions=stored)  # the same cache
+        assert torch.equal(again[HOOK].load(), want)
+
+
 def test_non_float_dtypes_are_refused_before_any_work(organism, task, tmp_path, monkeypatch):
     def no_forward(*a, **k):
         raise AssertionError("a forward pass ran before dtype was checked")

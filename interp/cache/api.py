@@ -177,7 +177,7 @@ def cache(
     storage = storage_dtype(dtype)
     task = as_task(model, task_or_prompts)
     hook_names = resolve_names(names, model.hook_names)
-    check_positions(positions, task.seq_len)
+    positions = check_positions(positions, task.seq_len)
     tokens = task.clean_tokens if which == "clean" else task.need_corrupt()
     n = len(task)
     starts = list(range(0, n, batch_size))

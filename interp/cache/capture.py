@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -22,18 +23,27 @@ def pos_axis(hook_name: str) -> int:
     return 2 if short_form(hook_name) in _QUERY_AXIS_2 else 1
 
 
-def check_positions(positions: Positions, seq_len: int) -> None:
-    """Reject positions that cannot be read before any forward pass."""
+def check_positions(positions: Any, seq_len: int) -> Positions:
+    """Reject positions that cannot be read before any forward pass; return them normalised
+    (None, ``"last"``, a Python int or a list of Python ints: numpy and 0-d tensor integers
+    become ints, so the store's manifest can hold them)."""
     if positions is None or positions == "last":
-        return
+        return positions
     if isinstance(positions, str):
         raise InterpError(f"positions={positions!r}: use None (all), 'last', an int or a list.")
-    idx = [positions] if isinstance(positions, int) else list(positions)
+    single = not isinstance(positions, list | tuple)
+    try:
+        idx = [operator.index(p) for p in ([positions] if single else positions)]
+    except TypeError:
+        raise InterpError(
+            f"positions={positions!r}: use None (all), 'last', an int or a list of ints."
+        ) from None
     if not idx:
         raise InterpError("positions is an empty list: give at least one position or None.")
-    bad = [p for p in idx if not -seq_len <= int(p) < seq_len]
+    bad = [p for p in idx if not -seq_len <= p < seq_len]
     if bad:
         raise InterpError(f"Positions {bad} are outside the prompts' length {seq_len}.")
+    return idx[0] if single else idx
 
 
 def select_positions(
