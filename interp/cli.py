@@ -40,14 +40,6 @@ ModelOpt = Annotated[
 ]
 
 
-def _dtype(name: str | None) -> Any:
-    if name is None:
-        return None
-    from interp.models.loading import _parse_dtype
-
-    return _parse_dtype(name)
-
-
 @app.command()
 def info(
     model: Annotated[
@@ -59,13 +51,10 @@ def info(
 ) -> None:
     """Architecture, parameter count, source and hook names of a model (and its card, if it
     has one). With --json, stdout holds only the JSON (loading messages go to stderr)."""
-    import contextlib
-
     from interp.cache.names import layer_pattern
     from interp.models import load_model
 
-    with contextlib.redirect_stdout(sys.stderr):  # loaders that print must not spoil --json
-        m = load_model(model, device="cpu")
+    m = load_model(model, device="cpu")  # it sends loaders' prints to stderr: --json stays clean
     data = asdict(m.info())
     names = list(dict.fromkeys(layer_pattern(h) for h in m.hook_names))
     if as_json:
@@ -114,9 +103,7 @@ def cache_cmd(
         except ValueError:
             raise InterpError(f"--positions {positions!r}: use all, last or e.g. 0,3,-1") from None
         pos = idx[0] if len(idx) == 1 else idx
-    store = cache(
-        m, t, names=names, positions=pos, batch_size=batch_size, store=out, dtype=_dtype(dtype)
-    )
+    store = cache(m, t, names=names, positions=pos, batch_size=batch_size, store=out, dtype=dtype)
     typer.echo(f"cached {len(store)} hooks x {store.n_examples} examples -> {out}")
 
 

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import torch
 from typer.testing import CliRunner
 
 from interp.cli import app
@@ -28,14 +29,15 @@ def test_info_prints_architecture_and_hooks(tiny_hf_dir):
 
 
 def test_info_smollm2_prints_architecture_and_clean_json(smollm2, monkeypatch):
-    import interp.models
+    import interp.models.loading
 
-    def load(spec, device=None):  # the session's SmolLM2, announced on stdout like TL does
+    def load(spec, dev, tdtype):  # the session's SmolLM2, announced on stdout like TL does
         assert spec == "smollm2"
         print("Moving model to device:  cpu")
         return smollm2
 
-    monkeypatch.setattr(interp.models, "load_model", load)
+    # The real load_model (and its redirect of stdout) runs; only the loading itself is faked.
+    monkeypatch.setattr(interp.models.loading, "_load_spec", load)
     out = runner.invoke(app, ["info", "smollm2", "--no-hooks"])
     assert out.exit_code == 0, out.output
     assert "n_layers: 30" in out.output and "n_key_value_heads: 3" in out.output
@@ -72,6 +74,17 @@ def test_cache_command_streams_to_disk(tiny_hf_dir, tmp_path):
 
     store = interp.load_cache(tmp_path / "c")
     assert store.n_examples == 6 and store["blocks.1.attn.hook_z"].shape == (6, 4, 8)
+
+
+def test_cache_command_takes_every_dtype_name(tiny_hf_dir, tmp_path):
+    for k, name in enumerate(("half", "fp16", "float16")):
+        args = ["cache", str(tiny_hf_dir), "--task", "induction", "--n", "4", "--dtype", name]
+        out = runner.invoke(app, [*args, "--out", str(tmp_path / f"c{k}")])
+        assert out.exit_code == 0, out.output
+        import interp
+
+        store = interp.load_cache(tmp_path / f"c{k}")
+        assert store["blocks.0.hook_resid_post"].dtype == torch.float16
 
 
 def test_demo_writes_report_and_result(tiny_hf_dir, tmp_path):

@@ -10,30 +10,17 @@ from typing import Any
 
 import torch
 
+from interp.dtypes import STORAGE_DTYPES, dtype_name, float_dtype_name
 from interp.errors import InterpError
 
-# What `interp.cache(..., dtype=...)` may store activations as: floating types only (an integer
-# type would truncate activations, and safetensors has no code for some of them).
-STORAGE_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "float64": torch.float64,
-}
-# Other spellings users write for the same types.
-_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16"}
-_ALIASES |= {"bf16": "bfloat16", "fp64": "float64", "double": "float64"}
+__all__ = ["STORAGE_DTYPES", "STORED_DTYPES", "dtype_name", "storage_dtype", "stored_dtype"]
+
 # What a store may contain: the storage types plus the integer bookkeeping (tokens, positions).
 STORED_DTYPES: dict[str, torch.dtype] = {
     **STORAGE_DTYPES,
     "int64": torch.int64,
     "int32": torch.int32,
 }
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    """``torch.float16`` -> ``"float16"``."""
-    return str(dtype).removeprefix("torch.")
 
 
 def storage_dtype(value: Any) -> torch.dtype | None:
@@ -44,13 +31,7 @@ def storage_dtype(value: Any) -> torch.dtype | None:
     """
     if value is None:
         return None
-    if isinstance(value, torch.dtype):
-        name = dtype_name(value)
-    elif isinstance(value, str):
-        key = value.strip().lower().removeprefix("torch.")
-        name = _ALIASES.get(key, key)
-    else:
-        name = ""
+    name = float_dtype_name(value)
     if name in STORAGE_DTYPES:
         return STORAGE_DTYPES[name]
     accepted = ", ".join(f"torch.{n}" for n in STORAGE_DTYPES)

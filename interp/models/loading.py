@@ -45,18 +45,15 @@ def organism_dir() -> Path:
 def _parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
-    table = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "float64": torch.float64,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-    }
-    if dtype not in table:
-        raise InterpError(f"Unknown dtype {dtype!r}; use one of {sorted(table)}.")
-    return table[dtype]
+    from interp.dtypes import STORAGE_DTYPES, float_dtype_name
+
+    name = float_dtype_name(dtype)
+    if name not in STORAGE_DTYPES:
+        raise InterpError(
+            f"Unknown dtype {dtype!r}; use one of {sorted(STORAGE_DTYPES)} "
+            "(or 'fp32', 'fp16', 'half', 'bf16', 'double')."
+        )
+    return STORAGE_DTYPES[name]
 
 
 def _default_device() -> str:
