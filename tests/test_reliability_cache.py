@@ -131,6 +131,38 @@ def test_uint8_indices_are_masks_and_float_tensors_are_refused_unread(store, ful
         fresh[HOOK][torch.tensor(1.0)]
 
 
+def test_a_read_checks_only_the_shard_and_name_it_reads(store, full, monkeypatch):
+    sliced = []
+    real = disk_mod.safe_open
+
+    class Spy:
+        def __init__(self, f, **k):
+            self.inner, self.file = real(f, **k), os.path.basename(f)
+
+        def __enter__(self):
+            self.f = self.inner.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
+
+        def get_slice(self, name):
+            sliced.append((self.file, name))
+            return self.f.get_slice(name)
+
+        def __getattr__(self, attr):
+            return getattr(self.f, attr)
+
+    monkeypatch.setattr(disk_mod, "safe_open", Spy)
+    fresh = load_cache(store.path)
+    assert torch.equal(fresh[HOOK][4:6], full[4:6])
+    assert torch.equal(fresh[HOOK][5], full[5])
+    assert set(sliced) == {("shard-00000003.safetensors", HOOK)}
+    sliced.clear()
+    assert torch.equal(fresh[HOOK][2:8], full[2:8])
+    assert {f for f, _ in sliced} == {f"shard-{i:08d}.safetensors" for i in (0, 3, 6)}
+
+
 _ints = st.integers(-N - 2, N + 1)
 _masks = st.lists(st.booleans(), min_size=N, max_size=N)
 FIRST_AXIS = st.one_of(

@@ -28,6 +28,7 @@ is not done on every open: reading one example of a large shard would cost readi
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -107,8 +108,11 @@ class DiskCache(Mapping[str, StoredActivation]):
         for shard in self.shards:
             self._check_size(shard)
         self._dtypes = {k: stored_dtype(v) for k, v in self.manifest["dtypes"].items()}
-        self._starts = torch.tensor([s.start for s in self.shards])
-        self._checked: set[int] = set()  # shards whose header was checked by this instance
+        self._first_rows = [s.start for s in self.shards]
+        self._starts = torch.tensor(self._first_rows)
+        # What this instance checked: shards' metadata, and (shard, name) shapes and dtypes.
+        self._checked_meta: set[int] = set()
+        self._checked: set[tuple[int, str]] = set()
 
     def _check_size(self, shard: Shard) -> None:
         file = self.path / shard.file
@@ -183,7 +187,7 @@ class DiskCache(Mapping[str, StoredActivation]):
             where = (shard_of == k).nonzero()[:, 0]
             local = rows[where] - self.shards[k].start
             lo, hi = int(local.min()), int(local.max()) + 1
-            with self._open(k) as f:
+            with self._open(k, name) as f:
                 block = f.get_slice(name)[lo:hi]
             parts.append(block[local - lo])
             order.append(where)
@@ -194,16 +198,20 @@ class DiskCache(Mapping[str, StoredActivation]):
 
     def _read_range(self, name: str, start: int, stop: int) -> Tensor:
         parts = []
-        for k, shard in enumerate(self.shards):
+        k = max(bisect.bisect_right(self._first_rows, start) - 1, 0)  # the shard holding start
+        while start < stop and k < len(self.shards) and self.shards[k].start < stop:
+            shard = self.shards[k]
             lo, hi = max(start, shard.start), min(stop, shard.stop)
-            if lo < hi:
-                with self._open(k) as f:
-                    parts.append(f.get_slice(name)[lo - shard.start : hi - shard.start])
+            with self._open(k, name) as f:
+                parts.append(f.get_slice(name)[lo - shard.start : hi - shard.start])
+            k += 1
         return torch.cat(parts) if parts else self._empty(name)
 
     @contextmanager
-    def _open(self, k: int) -> Iterator[Any]:
-        """Shard `k`, opened; its header is checked the first time this instance opens it."""
+    def _open(self, k: int, name: str) -> Iterator[Any]:
+        """Shard `k`, opened to read `name`. The first time this instance opens the shard its
+        metadata is checked, and the first time it reads `name` there, that tensor's shape and
+        dtype."""
         file = self.path / self.shards[k].file
         try:
             handle = safe_open(file, framework="pt")
@@ -212,12 +220,15 @@ class DiskCache(Mapping[str, StoredActivation]):
             check_readable(file, "activation cache shard", rebuild(self.path))
             raise DamagedCache(self.path, file, f"the shard cannot be read ({e})") from None
         with handle as f:
-            if k not in self._checked:
-                self._check_header(f, k)
-                self._checked.add(k)
+            if k not in self._checked_meta:
+                self._check_meta(f, k)
+                self._checked_meta.add(k)
+            if (k, name) not in self._checked:
+                self._check_tensor(f, k, name)
+                self._checked.add((k, name))
             yield f
 
-    def _check_header(self, f: Any, k: int) -> None:
+    def _check_meta(self, f: Any, k: int) -> None:
         shard = self.shards[k]
         file = self.path / shard.file
         try:
@@ -234,24 +245,24 @@ class DiskCache(Mapping[str, StoredActivation]):
                 f"the shard holds examples {meta.get('start')}..{meta.get('stop')} where the "
                 f"manifest expects {shard.start}..{shard.stop} (another shard copied over it?)",
             )
-        keys = set(f.keys())
-        for name in [*self.names, TOKENS_KEY, ANSWER_POS_KEY]:
-            if name not in keys:
-                raise DamagedCache(self.path, file, f"the shard lacks {name}")
-            sl = f.get_slice(name)
-            shape = list(sl.get_shape())
-            want = [shard.stop - shard.start, *self.manifest["shapes"][name]]
-            if shape != want:
-                raise DamagedCache(
-                    self.path,
-                    file,
-                    f"{name} has shape {shape} ({shape[:1]} rows) where the "
-                    f"manifest records {want}",
-                )
-            if sl[0:0].dtype != self.dtype_of(name):  # an empty read: the header only
-                raise DamagedCache(
-                    self.path, file, f"{name} is not {self.manifest['dtypes'][name]}"
-                )
+
+    def _check_tensor(self, f: Any, k: int, name: str) -> None:
+        shard = self.shards[k]
+        file = self.path / shard.file
+        keys = f.keys()  # a safetensors handle, not a dict
+        if name not in keys:
+            raise DamagedCache(self.path, file, f"the shard lacks {name}")
+        sl = f.get_slice(name)
+        shape = list(sl.get_shape())
+        want = [shard.stop - shard.start, *self.manifest["shapes"][name]]
+        if shape != want:
+            raise DamagedCache(
+                self.path,
+                file,
+                f"{name} has shape {shape} ({shape[:1]} rows) where the manifest records {want}",
+            )
+        if sl[0:0].dtype != self.dtype_of(name):  # an empty read: the header only
+            raise DamagedCache(self.path, file, f"{name} is not {self.manifest['dtypes'][name]}")
 
     def verify(self) -> None:
         """Checksum every shard against the manifest (and check its size and header).
@@ -265,9 +276,11 @@ class DiskCache(Mapping[str, StoredActivation]):
                 self._check_size(shard)
                 if sha256_file(file) != shard.sha256:
                     raise DamagedCache(self.path, file, "its checksum differs from the manifest's")
-                self._checked.discard(k)
-                with self._open(k):
-                    pass
+                self._checked_meta.discard(k)
+                self._checked = {c for c in self._checked if c[0] != k}
+                for name in [*self.names, TOKENS_KEY, ANSWER_POS_KEY]:
+                    with self._open(k, name):
+                        pass
             except PermissionError:
                 problems.append(f"{file}: permission denied")
             except DamagedCache as e:
