@@ -19,6 +19,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.analyses.trajectories import sampling as S
 from interp.analyses.trajectories.acceptance import sequential_acceptance
 from interp.analyses.trajectories.sampling import sample
 from interp.analyses.trajectories.scoring import (
@@ -117,17 +118,17 @@ def evaluate(
     source: Model | Any | Sequence[Trace],
     task: Task | None = None,
     *,
-    n: int = 6,
-    max_new_tokens: int = 48,
-    temperature: float = 1.0,
-    chunk: int = 4,
+    n: int = S.DEFAULT_N,
+    max_new_tokens: int = S.DEFAULT_MAX_NEW_TOKENS,
+    temperature: float = S.DEFAULT_TEMPERATURE,
+    chunk: int = S.DEFAULT_CHUNK,
     k: int | None = None,
     early: int = 3,
     projection_dim: int = 16,
     calibration: float = 0.5,
     answer_of: Callable[[str], str] | None = None,
     n_boot: int = 1000,
-    seed: int = 0,
+    seed: int = S.DEFAULT_SEED,
     store: str | Path | None = None,
     progress: bool = True,
 ) -> TrajectoryResult:

@@ -27,16 +27,24 @@ from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.tasks.task import Task
 
+# The sampling defaults, shared with `evaluate`: they fit the organism's 64-token context with
+# its arithmetic prompts (n, max_new_tokens, chunk, temperature, seed are checked by @checked).
+DEFAULT_N = 6
+DEFAULT_MAX_NEW_TOKENS = 48
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_CHUNK = 4
+DEFAULT_SEED = 0
+
 
 @checked
 def sample(
     model: Model | Any,
     task: Task,
-    n: int = 6,
-    max_new_tokens: int = 48,
-    temperature: float = 1.0,
-    chunk: int = 4,
-    seed: int = 0,
+    n: int = DEFAULT_N,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    temperature: float = DEFAULT_TEMPERATURE,
+    chunk: int = DEFAULT_CHUNK,
+    seed: int = DEFAULT_SEED,
     progress: bool = True,
     store: str | Path | None = None,
 ) -> list[Trace]:
@@ -60,12 +68,6 @@ def sample(
             interruption). Read it back with ``load_traces``.
     """
     model = load_model(model)
-    if n < 1:
-        raise InterpError(f"n must be at least 1 (samples per prompt), got {n}.")
-    if max_new_tokens < 1 or chunk < 1:
-        raise InterpError("max_new_tokens and chunk must be at least 1.")
-    if temperature < 0:
-        raise InterpError(f"temperature must be >= 0 (0 = greedy), got {temperature}.")
     if task.checker is None or task.targets is None:
         raise InterpError(
             f"Task {task.name!r} has no checker and targets: trajectory analyses need to know "
@@ -174,8 +176,10 @@ def _sample_prompt(
         if done.all():
             break
         with model.hooks(grabs):
+            # The ids stay on the host: Model.__call__'s range check is then a host op (no
+            # device sync per token), and TransformerLens moves them to the model's device.
             logits = model(
-                nxt[:, None].to(model.device),
+                nxt[:, None],
                 past_kv_cache=cache,
                 attention_mask=torch.ones(n, 1, dtype=torch.long, device=model.device),
             )[:, -1]
