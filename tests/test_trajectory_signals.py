@@ -341,3 +341,38 @@ def test_sampling_without_a_tokenizer_labels_answers_by_id(notok):
         assert len(tr.tokens) == 5 and tr.text == " ".join(f"#{t}" for t in tr.tokens)
         assert tr.chunks.shape == (3, notok.n_layers, notok.d_model)
         assert tr.correct == (7 in tr.tokens)
+
+
+def test_auroc_table_equals_one_bootstrap_per_signal_and_label():
+    # Signals are scored in groups sharing a NaN mask; each row must be what a bootstrap of
+    # that signal alone gives (same seed, same resamples), bit for bit.
+    import pandas as pd
+
+    from interp.analyses.trajectories.scoring import ORIENTATION, auroc_table, orientation
+    from interp.stats import bootstrap, roc_auc
+
+    rng = np.random.default_rng(0)
+    m = 80
+    correct = rng.integers(0, 2, m).astype(bool)
+    cols: dict[str, object] = {"correct": correct}
+    for j, name in enumerate(ORIENTATION):
+        v = np.round(rng.normal(size=m) + 0.5 * correct * (j % 3), 1)  # ties
+        if j % 3 == 1:
+            v[:7] = np.nan
+        cols[name] = v
+    table = pd.DataFrame(cols)
+    got = auroc_table(table, n_boot=200, seed=3).set_index("signal")
+    assert list(got.index) == list(ORIENTATION)
+    for name in ORIENTATION:
+        sub = table[table[name].notna()]
+        y = torch.tensor(sub["correct"].to_numpy(), dtype=torch.long)
+        score = torch.tensor(sub[name].to_numpy(dtype=float)) * orientation(name)
+        shuffled = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(3))]
+        for label, target in (("auroc", y), ("null_auroc", shuffled)):
+            lo, hi = bootstrap(lambda w, t=target, s=score: roc_auc(s, t, w), len(y), 200, 3)
+            assert got.loc[name, label] == float(roc_auc(score, target))
+            assert (got.loc[name, f"{label}_low"], got.loc[name, f"{label}_high"]) == (
+                float(lo),
+                float(hi),
+            )
+        assert got.loc[name, "n"] == len(y)

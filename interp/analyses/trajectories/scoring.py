@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -195,22 +194,37 @@ def auroc_table(
             "All traces are right (or all wrong): ROC-AUC needs both; sample more answers or at "
             "a higher temperature."
         )
-    out = []
+    # Signals defined on the same traces share labels, shuffled labels and resample counts:
+    # one roc_auc over their stacked scores per group, one bootstrap for both labels.
+    groups: dict[bytes, list[str]] = {}
     for name in names:
-        sub = table[table[name].notna()]
+        groups.setdefault(table[name].notna().to_numpy().tobytes(), []).append(name)
+    rows: dict[str, dict[str, object]] = {}
+    for members in groups.values():
+        sub = table[table[members[0]].notna()]
         y = torch.tensor(sub["correct"].to_numpy(), dtype=torch.long)
         if y.unique().numel() < 2:
             continue
-        score = torch.tensor(sub[name].to_numpy(dtype=float)) * orientation(name)
+        scores = torch.stack(
+            [torch.tensor(sub[name].to_numpy(dtype=float)) * orientation(name) for name in members]
+        )
         g = torch.Generator().manual_seed(seed)
         shuffled = y[torch.randperm(len(y), generator=g)]
-        row: dict[str, object] = {"signal": name, "n": len(y)}
-        for label, target in (("auroc", y), ("null_auroc", shuffled)):
-            row[label] = float(roc_auc(score, target))
-            lo, hi = bootstrap(partial(roc_auc, score, target), len(y), n_boot, seed)
-            row[f"{label}_low"], row[f"{label}_high"] = float(lo), float(hi)
-        out.append(row)
-    return pd.DataFrame(out)
+
+        def both(
+            w: Tensor | None, s: Tensor = scores, y: Tensor = y, y0: Tensor = shuffled
+        ) -> Tensor:
+            return torch.stack([roc_auc(s, y, w), roc_auc(s, y0, w)], -1)  # [(B,) U, 2]
+
+        values = both(None)
+        lo, hi = bootstrap(both, len(y), n_boot, seed)
+        for j, name in enumerate(members):
+            row: dict[str, object] = {"signal": name, "n": len(y)}
+            for c, label in enumerate(("auroc", "null_auroc")):
+                row[label] = float(values[j, c])
+                row[f"{label}_low"], row[f"{label}_high"] = float(lo[j, c]), float(hi[j, c])
+            rows[name] = row
+    return pd.DataFrame([rows[name] for name in names if name in rows])
 
 
 def _normalised(text: str) -> str:
