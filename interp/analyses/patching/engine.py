@@ -31,7 +31,7 @@ from interp.analyses.patching.readout import (
     Readout,
     run_metric,
 )
-from interp.analyses.patching.runs import Input
+from interp.analyses.patching.runs import Input, run_cache
 from interp.errors import InterpError
 from interp.kernels import fused
 from interp.models import Model
@@ -82,8 +82,8 @@ class Patcher:
         self.skip_unchanged = skip_unchanged
         if skip_unchanged:
             base_names |= set(hooks)
-        self.base_cache, base_logits = _run_cache(model, base, base_names, self.T)
-        self.source_cache, source_logits = _run_cache(model, source, set(hooks), self.T)
+        self.base_cache, base_logits = run_cache(model, base, base_names, self.T)
+        self.source_cache, source_logits = run_cache(model, source, set(hooks), self.T)
         self.source_metric = run_metric(readout, source_logits, "the source run")
         self.base_logits = base_logits  # [B, T, V]
         rows = torch.arange(self.B, device=base_logits.device)
@@ -322,20 +322,6 @@ def _within(node: Node, seq_len: int) -> bool:
     return (node.pos is None or node.pos < seq_len) and (
         node.src_pos is None or node.src_pos < seq_len
     )
-
-
-def _run_cache(
-    model: Model, inp: Input, names: set[str], seq_len: int
-) -> tuple[dict[str, Tensor], Tensor]:
-    tokens = inp.tokens[:, :seq_len]
-    store: dict[str, Tensor] = {}
-
-    def keep(act: Tensor, hook: Any) -> None:
-        store[hook.name] = act.detach()
-
-    with torch.inference_mode(), model.hooks([*inp.hooks, *((n, keep) for n in sorted(names))]):
-        logits = model(tokens)
-    return store, logits
 
 
 def _masks(

@@ -29,7 +29,14 @@ from interp.analyses.patching.readout import (
     parse_budget,
     run_metric,
 )
-from interp.analyses.patching.runs import Corruption, Direction, Input, base_and_source, inputs
+from interp.analyses.patching.runs import (
+    Corruption,
+    Direction,
+    Input,
+    base_and_source,
+    inputs,
+    run_cache,
+)
 from interp.checks import checked
 from interp.errors import InterpError
 from interp.kernels import fused
@@ -188,8 +195,8 @@ class _PathRunner:
         self.budget = budget
         self.T = readout.seq_len
         names = [*model.hook_names_for("z"), *model.hook_names_for("resid_pre")]
-        self.orig_cache, orig_logits = _cache(model, orig, names, self.T)
-        self.new_cache, new_logits = _cache(model, new, sorted({s.hook for s in senders}), self.T)
+        self.orig_cache, orig_logits = run_cache(model, orig, names, self.T)
+        self.new_cache, new_logits = run_cache(model, new, {s.hook for s in senders}, self.T)
         self.orig_metric = run_metric(readout, orig_logits, "the unpatched run")
         self.new_metric = run_metric(readout, new_logits, "the source run")
         self.B = orig.tokens.shape[0]
@@ -303,16 +310,3 @@ def _take_heads(recorded: Tensor, heads: list[int]) -> Callable[[Tensor, Any], T
         return out
 
     return hook
-
-
-def _cache(
-    model: Model, inp: Input, names: Sequence[str], seq_len: int
-) -> tuple[dict[str, Tensor], Tensor]:
-    store: dict[str, Tensor] = {}
-
-    def keep(act: Tensor, hook: Any) -> None:
-        store[hook.name] = act.detach()
-
-    with torch.inference_mode(), model.hooks([*inp.hooks, *((n, keep) for n in names)]):
-        logits: Tensor = model(inp.tokens[:, :seq_len])
-    return store, logits

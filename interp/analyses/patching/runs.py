@@ -7,9 +7,9 @@ replacement, preferred) and Gaussian noise added to the token embeddings of chos
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Bool
@@ -118,3 +118,18 @@ def base_and_source(clean: Input, corrupt: Input, direction: Direction) -> tuple
     if direction == "noise":
         return clean, corrupt
     raise InterpError(f"direction={direction!r}: use 'denoise' or 'noise'.")
+
+
+def run_cache(
+    model: Model, inp: Input, names: Iterable[str], seq_len: int
+) -> tuple[dict[str, Tensor], Tensor]:
+    """One unpatched run of `inp` (its first `seq_len` positions), keeping the activations at
+    hooks `names`; returns them and the logits."""
+    store: dict[str, Tensor] = {}
+
+    def keep(act: Tensor, hook: Any) -> None:
+        store[hook.name] = act.detach()
+
+    with torch.inference_mode(), model.hooks([*inp.hooks, *((n, keep) for n in sorted(names))]):
+        logits: Tensor = model(inp.tokens[:, :seq_len])
+    return store, logits
