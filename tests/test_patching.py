@@ -921,7 +921,7 @@ def test_patching_a_gqa_model_loaded_ungrouped():
     ]
     z = [
         activation_patch(m, t, target="z", n_boot=10, progress=False)
-        for m, t in zip((grouped, ungrouped), tasks)
+        for m, t in zip((grouped, ungrouped), tasks, strict=True)
     ]
     torch.testing.assert_close(z[1].raw, z[0].raw, atol=1e-5, rtol=1e-5)
     k = activation_patch(ungrouped, tasks[1], target="k", n_boot=10, progress=False)

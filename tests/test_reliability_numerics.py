@@ -73,7 +73,7 @@ def test_float16_direct_logit_attribution_works_and_adds_up(organism: Any) -> No
     assert res16.meta["model_dtype"] == "float16"
     err = res16.check_sum_to_total()  # default tolerance follows the model's dtype
     assert err > 1e-4  # so the float32 default would have refused it
-    with pytest.raises(InterpError, match="rtol 0.0001"):
+    with pytest.raises(InterpError, match=r"rtol 0\.0001"):
         res16.check_sum_to_total(rtol=1e-4)
     assert res32.check_sum_to_total() < 1e-4
     # Same attribution up to float16 rounding (values ~5, fp16 eps ~1e-3).
