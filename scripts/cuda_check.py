@@ -152,6 +152,21 @@ def speed(model: Any, task: interp.Task, peer_layers: list[int]) -> dict[str, An
     }
 
 
+def stats_on_device(device: str) -> dict[str, Any]:
+    """interp.stats keeps tensors on the input's device (ranks, roc_curve), equal to CPU."""
+    from interp.stats import ranks, roc_curve
+
+    v = torch.tensor([3.0, 1.0, 1.0, 2.0], device=device)
+    y = torch.tensor([1.0, 0.0, 1.0, 0.0], device=device)
+    out = {
+        "ranks_device": str(ranks(v).device),
+        "ranks_equal": torch.equal(ranks(v).cpu(), ranks(v.cpu())),
+    }
+    pairs = zip(roc_curve(v, y), roc_curve(v.cpu(), y.cpu()), strict=True)
+    out["roc_curve_equal"] = all(g.device == v.device and torch.equal(g.cpu(), w) for g, w in pairs)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="cuda_check.json")
@@ -163,6 +178,7 @@ def main() -> None:
     gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else None
     result: dict[str, Any] = {"gpu": gpu, "torch": torch.__version__}
     if not args.speed_only:
+        result["stats"] = stats_on_device(args.device)
         organism = interp.load_model("organism", device=args.device)
         result["organism"] = check_model(
             "organism", organism, interp.tasks.ioi(organism, n=6, seed=0, templates=[0])

@@ -266,14 +266,3 @@ def test_every_bootstrap_refuses_an_alpha_outside_the_unit_interval(alpha):
             bootstrap_mean(x[:n], n_boot=20, alpha=alpha)
     with pytest.raises(InterpError, match="alpha"):
         bootstrap_ratio(x[:1], torch.ones(1), n_boot=20, alpha=alpha)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a second device")
-def test_ranks_and_roc_curve_stay_on_the_inputs_device():
-    v = torch.tensor([3.0, 1.0, 1.0, 2.0], device="cuda")
-    assert ranks(v).device == v.device
-    assert torch.equal(ranks(v).cpu(), ranks(v.cpu()))
-    y = torch.tensor([1.0, 0.0, 1.0, 0.0], device="cuda")
-    for got, want in zip(roc_curve(v, y), roc_curve(v.cpu(), y.cpu()), strict=True):
-        assert got.device == v.device
-        assert torch.equal(got.cpu(), want)
