@@ -8,88 +8,18 @@ models work); ``pattern`` is ``[batch, head, dest, src]``; the residual-like tar
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from interp.errors import InterpError
 from interp.models import Model
-from interp.models.hooks import hook_name
+from interp.nodes import Node, canonical
 
 RESID_TARGETS = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out")
 HEAD_TARGETS = ("z", "q", "k", "v")
 TARGETS = (*RESID_TARGETS, *HEAD_TARGETS, "pattern")
 
-# TransformerLens calls head outputs "attn_head_out"; DESIGN.md's example says "head_out".
-ALIASES = {"head_out": "z", "attn_head_out": "z", "result": "z"}
-
 PerPosition = bool | Literal["dest_src"]
-
-
-def canonical(target: str) -> str:
-    """The activation name for a target, accepting the aliases of head outputs."""
-    return ALIASES.get(target, target)
-
-
-@dataclass(frozen=True, order=True)
-class Node:
-    """One patchable component.
-
-    Attributes:
-        target: one of `TARGETS`.
-        layer: block index.
-        head: query head (z, q, pattern) or key-value head (k, v); None for residual targets.
-        pos: position (for ``pattern``: the destination position); None = all positions.
-        src_pos: ``pattern`` only: one source position; None = the whole row.
-    """
-
-    target: str
-    layer: int
-    head: int | None = None
-    pos: int | None = None
-    src_pos: int | None = None
-
-    @property
-    def hook(self) -> str:
-        return hook_name(self.target, self.layer)
-
-    @property
-    def start(self) -> int:
-        """First position whose computation the patch can change (causal models)."""
-        return 0 if self.pos is None else self.pos
-
-    def __str__(self) -> str:
-        s = f"{self.target}:L{self.layer}"
-        if self.head is not None:
-            s += f"H{self.head}"
-        if self.pos is not None:
-            s += f"@{self.pos}"
-        if self.src_pos is not None:
-            s += f">{self.src_pos}"
-        return s
-
-    @classmethod
-    def parse(cls, text: str) -> Node:
-        """Read ``"L3H2"`` (head output z), ``"q:L3H2"``, ``"resid_pre:L2@5"``, ``"mlp_out:L1"``
-        or ``"pattern:L1H0@7>3"`` (destination 7, source 3)."""
-        m = re.fullmatch(
-            r"\s*(?:(\w+):)?L(\d+)(?:H(\d+))?(?:@(\d+))?(?:>(\d+))?\s*", text, flags=re.I
-        )
-        if m is None:
-            raise InterpError(
-                f"Cannot read node {text!r}: write e.g. 'L3H2' (head output), 'q:L3H2', "
-                "'resid_pre:L2@5' (layer 2, position 5) or 'pattern:L1H0@7>3'."
-            )
-        target, layer, head, pos, src = m.groups()
-        target = canonical((target or ("z" if head is not None else "resid_pre")).lower())
-        return cls(
-            target,
-            int(layer),
-            None if head is None else int(head),
-            None if pos is None else int(pos),
-            None if src is None else int(src),
-        )
 
 
 NodeLike = Node | str
