@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from interp.checks import checked
+from interp.deprecation import warn_renamed
 from interp.errors import InterpError
 
 Coord = str | int | float
@@ -21,6 +22,26 @@ Coord = str | int | float
 RankBy = Literal["abs", "desc", "asc"]
 
 _REGISTRY: dict[str, type[Result]] = {}
+
+
+class _Legacy(dict[str, Any]):
+    """`extras` / `meta` of a result: a key that became a declared field still reads, with a
+    DeprecationWarning, for one release (``res.extras["components"]`` -> ``res.components``)."""
+
+    def __init__(self, data: dict[str, Any], owner: Result, where: str) -> None:
+        super().__init__(data)
+        self._owner_type = type(owner)
+        self._owner = owner
+        self._where = where
+
+    def __missing__(self, key: str) -> Any:
+        name = self._owner_type.legacy_names.get(key, key)
+        if name in self._owner_type.declared_fields():
+            warn_renamed(f'{self._where}["{key}"]', f".{name}", self._owner_type.__name__)
+            return getattr(self._owner, name)
+        raise KeyError(key)
+
+
 _PLOTLYJS_SENT = False  # inline plotly.js into the first notebook output only
 
 
@@ -52,6 +73,8 @@ class Result:
     title: str = ""
 
     kind: ClassVar[str] = "result"
+    #: Old `extras`/`meta` keys whose declared field has another name: {old key: field name}.
+    legacy_names: ClassVar[dict[str, str]] = {}
     #: Sort order for `top(k)`: "abs" (largest magnitude), "desc" or "asc".
     rank_by: ClassVar[RankBy] = "abs"
 
@@ -60,6 +83,8 @@ class Result:
         _REGISTRY[cls.kind] = cls
 
     def __post_init__(self) -> None:
+        self.extras = _Legacy(dict(self.extras), self, "extras")
+        self.meta = _Legacy(dict(self.meta), self, "meta")
         self.dims = tuple(self.dims)
         if not isinstance(self.values, Tensor):
             self.values = torch.as_tensor(self.values)
@@ -180,6 +205,33 @@ class Result:
 
     def _field_items(self) -> list[tuple[str, Any]]:
         return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
+
+    @classmethod
+    def declared_fields(cls) -> tuple[str, ...]:
+        """The fields a result type adds to the base (its typed data beyond `values`)."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name not in _BASE_FIELDS)
+
+    @classmethod
+    def from_legacy(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments of a result saved before its type declared fields: what the old
+        code kept in `extras` / `meta` under a field's name moves into that field. Types whose
+        old layout needs more (a table kept as a tensor plus column names) extend this."""
+        extras = dict(kwargs.get("extras") or {})
+        meta = dict(kwargs.get("meta") or {})
+        old_for = {v: k for k, v in cls.legacy_names.items()}
+        for name in cls.declared_fields():
+            if name in kwargs:
+                continue
+            key = old_for.get(name, name)
+            if key in extras:
+                kwargs[name] = extras.pop(key)
+            elif key in meta:
+                kwargs[name] = meta.pop(key)
+        kwargs["extras"], kwargs["meta"] = extras, meta
+        return kwargs
+
+
+_BASE_FIELDS = frozenset(f.name for f in dataclasses.fields(Result))
 
 
 def result_class(kind: str) -> type[Result]:

@@ -1,6 +1,8 @@
 """Save and load results exactly: a directory with result.json and tensors-<save id>.safetensors.
 
-Tensor fields (and dicts of tensors) go to safetensors, everything else to JSON. Each save writes
+Tensor fields (and dicts of tensors) go to safetensors, tables (pandas DataFrame fields, and
+dicts of them) go into the same safetensors file as Parquet bytes (dtypes, index and NaN exact),
+everything else to JSON. Each save writes
 its tensors under a new name, then renames result.json (which names that file) into place: the
 header's rename is the single commit point, so a crash at any moment leaves either the old result
 or the new one, whole. Only then is the old tensors file removed. Files are written under a
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import math
 import os
@@ -21,6 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from safetensors import SafetensorError, safe_open
 from torch import Tensor
@@ -76,6 +80,22 @@ def _own(t: Tensor) -> Tensor:
     return t.detach().cpu().clone().contiguous()
 
 
+def _table_bytes(df: pd.DataFrame) -> Tensor:
+    buf = io.BytesIO()
+    df.to_parquet(buf, engine="pyarrow")
+    return torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
+
+
+def _read_table(data: Tensor) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(data.numpy().tobytes()), engine="pyarrow")
+
+
+def _all_of(value: Any, kind: type) -> bool:
+    return (
+        isinstance(value, dict) and bool(value) and all(isinstance(v, kind) for v in value.values())
+    )
+
+
 def _header_and_tensors(result: Result) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """Split a result into its JSON header and tensors (raises on unsaveable metadata)."""
     tensors: dict[str, Tensor] = {}
@@ -84,14 +104,17 @@ def _header_and_tensors(result: Result) -> tuple[dict[str, Any], dict[str, Tenso
         if isinstance(value, Tensor):
             tensors[name] = _own(value)
             header["fields"][name] = {"tensor": name}
-        elif (
-            isinstance(value, dict) and value and all(isinstance(v, Tensor) for v in value.values())
-        ):
-            keys = []
+        elif isinstance(value, pd.DataFrame):
+            tensors[name] = _table_bytes(value)
+            header["fields"][name] = {"table": name}
+        elif _all_of(value, Tensor):
             for k, v in value.items():
                 tensors[f"{name}.{k}"] = _own(v)
-                keys.append(k)
-            header["fields"][name] = {"tensor_dict": keys}
+            header["fields"][name] = {"tensor_dict": list(value)}
+        elif _all_of(value, pd.DataFrame):
+            for k, v in value.items():
+                tensors[f"{name}.{k}"] = _table_bytes(v)
+            header["fields"][name] = {"table_dict": list(value)}
         else:
             header["fields"][name] = {"json": _encode_json(value)}
     return header, tensors
@@ -219,10 +242,15 @@ def load_result(path: str | os.PathLike[str]) -> Result:
                 kwargs[name] = tensors[spec["tensor"]]
             elif "tensor_dict" in spec:
                 kwargs[name] = {k: tensors[f"{name}.{k}"] for k in spec["tensor_dict"]}
+            elif "table" in spec:
+                kwargs[name] = _read_table(tensors[spec["table"]])
+            elif "table_dict" in spec:
+                kwargs[name] = {k: _read_table(tensors[f"{name}.{k}"]) for k in spec["table_dict"]}
             else:
                 kwargs[name] = _decode_json(spec["json"])
-    except (KeyError, TypeError, AttributeError) as e:
-        # A field the tensors file lacks, or a hand-edited header of the wrong shape.
+        kwargs = cls.from_legacy(kwargs)  # results saved before their type declared fields
+    except (KeyError, TypeError, AttributeError, ValueError, OSError) as e:
+        # A field the tensors file lacks, a damaged table, or a hand-edited header.
         raise InterpError(
             f"{src}: the saved result is damaged ({type(e).__name__}: {e}); {fix}."
         ) from None
