@@ -13,6 +13,18 @@ TEMPLATE = "interp"
 FONT = "Helvetica, Arial, sans-serif"
 SIGNED_SCALE = "RdBu_r"  # red = positive effect, blue = negative; centred with zmid=0
 UNSIGNED_SCALE = "Viridis"
+# The colorway's colours by name, for series whose colour carries a meaning, and two greys.
+BLUE, RED, GREEN, ORANGE, PURPLE, BROWN = COLORWAY = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+)
+RIGHT, WRONG = GREEN, RED  # correct / incorrect answers
+GREY = "#aaaaaa"  # null baselines and chance diagonals
+INK = "#444444"  # axis lines and reference rules (chance levels)
 
 
 def _register() -> None:
@@ -24,9 +36,9 @@ def _register() -> None:
         paper_bgcolor="white",
         plot_bgcolor="white",
         margin={"l": 70, "r": 30, "t": 60, "b": 60},
-        xaxis={"showline": True, "linecolor": "#444", "ticks": "outside", "gridcolor": "#eee"},
-        yaxis={"showline": True, "linecolor": "#444", "ticks": "outside", "gridcolor": "#eee"},
-        colorway=["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"],
+        xaxis={"showline": True, "linecolor": INK, "ticks": "outside", "gridcolor": "#eee"},
+        yaxis={"showline": True, "linecolor": INK, "ticks": "outside", "gridcolor": "#eee"},
+        colorway=list(COLORWAY),
         hoverlabel={"font": {"family": FONT}},
     )
     pio.templates[TEMPLATE] = go.layout.Template(layout=layout)
