@@ -135,8 +135,7 @@ def run_plain(model: Model, batches: list[Tensor], return_type: str | None = "lo
 
 def cache_to(model: Model, tokens: Tensor, batch_size: int, store: Path) -> None:
     """Stream every layer's resid_post for `tokens` into `store`."""
-    # interp.cache is a callable module (interp/_callable.py), which type checkers cannot see.
-    interp.cache(  # type: ignore[operator]
+    interp.cache(
         model, tokens, names=HOOKS, store=store, batch_size=batch_size, progress=False
     )
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from interp import _moved
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -22,10 +24,11 @@ _LAZY = {
     "Task": ("interp.tasks.task", "Task"),
     "load_result": ("interp.results.io", "load_result"),
     "Result": ("interp.results.base", "Result"),
-    "report": ("interp.report", "report"),
-    "load_cache": ("interp.cache.api", "load_cache"),
+    "cache": ("interp.activations.api", "cache"),
+    "report": ("interp.viz.report", "report"),
+    "load_cache": ("interp.activations.api", "load_cache"),
 }
-_SUBMODULES = {"tasks", "cache", "results", "stats", "viz", "analyses"}
+_SUBMODULES = {"tasks", "activations", "nodes", "results", "stats", "viz", "analyses"}
 # Analysis families are reached as interp.attribution, interp.patching, ...
 _FAMILIES = {
     "attribution": "interp.analyses.attribution",
@@ -35,17 +38,20 @@ _FAMILIES = {
 }
 
 if TYPE_CHECKING:  # static names for type checkers and IDEs; runtime loads them lazily
-    from interp import analyses, cache, results, stats, tasks, viz  # noqa: F401
+    from interp import activations, analyses, nodes, results, stats, tasks, viz  # noqa: F401
+    from interp.activations.api import cache, load_cache  # noqa: F401
     from interp.analyses import attribution, patching, probes, trajectories  # noqa: F401
-    from interp.cache.api import load_cache  # noqa: F401
     from interp.errors import InterpError  # noqa: F401
     from interp.models import Model, load_model  # noqa: F401
-    from interp.report import report  # noqa: F401
     from interp.results.base import Result  # noqa: F401
     from interp.results.io import load_result  # noqa: F401
     from interp.tasks.task import Task  # noqa: F401
+    from interp.viz.report import report  # noqa: F401
 
 __all__ = [*_LAZY, *_SUBMODULES, *_FAMILIES]
+
+# The modules that held `interp.cache` and `interp.report` moved (see _moved.py); old imports work.
+_moved.install()
 
 
 def __getattr__(name: str) -> Any:

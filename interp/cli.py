@@ -51,7 +51,7 @@ def info(
 ) -> None:
     """Architecture, parameter count, source and hook names of a model (and its card, if it
     has one). With --json, stdout holds only the JSON (loading messages go to stderr)."""
-    from interp.cache.names import layer_pattern
+    from interp.activations.names import layer_pattern
     from interp.models import load_model
 
     m = load_model(model, device="cpu")  # it sends loaders' prints to stderr: --json stays clean
@@ -88,7 +88,7 @@ def cache_cmd(
     dtype: Annotated[str | None, typer.Option(help="Storage dtype, e.g. float16.")] = None,
 ) -> None:
     """Stream activations to disk (resumable: rerun the same command after an interruption)."""
-    from interp.cache.api import cache
+    from interp.activations.api import cache
     from interp.models import load_model
     from interp.tasks.registry import make_task
 
@@ -134,8 +134,8 @@ def report_cmd(
     title: Annotated[str, typer.Option(help="Page title.")] = "interp report",
 ) -> None:
     """Combine saved results into one self-contained HTML report."""
-    from interp.report import report
     from interp.results.io import load_result
+    from interp.viz.report import report
 
     path = report([load_result(r) for r in results], out, title=title)
     typer.echo(f"report: {path}")

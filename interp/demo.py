@@ -8,12 +8,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from interp.activations.api import cache
 from interp.analyses.residual import residual_norms
-from interp.cache.api import cache
 from interp.models import load_model
-from interp.report import report
 from interp.tasks.registry import make_task
 from interp.viz.html import table
+from interp.viz.report import report
 
 
 def _info_html(model: Any) -> str:

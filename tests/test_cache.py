@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import interp
-from interp.cache import DiskCache, resolve_names
+from interp.activations import DiskCache, resolve_names
 from interp.errors import InterpError
 from interp.tasks.induction import induction
 
@@ -109,7 +109,7 @@ def test_reading_one_example_touches_one_shard(gpt2_random, task, tmp_path, monk
     disk = interp.cache(
         gpt2_random, task, names=["resid_post"], batch_size=2, store=tmp_path / "c", progress=False
     )
-    import interp.cache.disk as disk_mod
+    import interp.activations.disk as disk_mod
 
     opened = []
     real = disk_mod.safe_open

@@ -1,6 +1,6 @@
 """The package layout DESIGN.md asks for: no analysis family reaches into another one.
 
-Code two families share lives a level down (`interp.stats`, `interp.cache`, `interp.results`,
+Code two families share lives a level down (`interp.stats`, `interp.activations`, `interp.results`,
 ...). Imports are read with `ast` (module-level and inside functions, relative ones resolved), as
 are attribute chains such as ``interp.probes.sweep`` reached through ``import interp``.
 """

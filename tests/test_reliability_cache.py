@@ -24,9 +24,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import interp
-import interp.cache.disk as disk_mod
+import interp.activations.disk as disk_mod
 import interp.files as files_mod
-from interp.cache import load_cache
+from interp.activations import load_cache
 from interp.errors import InterpError
 from interp.files import sha256_file
 
@@ -485,7 +485,7 @@ def test_manifest_plus_leftovers_resumes(organism, task, tmp_path, monkeypatch):
 def test_rerun_on_a_finished_read_only_store_takes_no_lock_and_writes_nothing(
     organism, task, fresh, monkeypatch
 ):
-    import interp.cache.lock as lock_mod
+    import interp.activations.lock as lock_mod
 
     before = files_of(fresh)
     mtime = (fresh / "manifest.json").stat().st_mtime_ns
@@ -703,7 +703,7 @@ LOCK_HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from interp.cache.lock import StoreLock
+    from interp.activations.lock import StoreLock
     path = Path({path!r})
     path.mkdir(parents=True, exist_ok=True)
     lock = StoreLock(path)

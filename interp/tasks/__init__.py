@@ -13,12 +13,13 @@ from interp.tasks.metrics import (
     noise_score,
     prob,
 )
-from interp.tasks.task import Task
+from interp.tasks.task import Task, as_task
 from interp.tasks.word_arithmetic import word_arithmetic
 
 __all__ = [
     "Task",
     "arithmetic",
+    "as_task",
     "denoise_score",
     "facts",
     "get_metric",

@@ -329,3 +329,18 @@ def _jsonable(v: Any) -> bool:
     return isinstance(v, str | int | float | bool | type(None)) or (
         isinstance(v, list | tuple) and all(isinstance(x, str | int | float | bool) for x in v)
     )
+
+
+def as_task(model: Model, task_or_prompts: Task | Sequence[str] | Tensor) -> Task:
+    """Accept a Task, a list of prompt strings, or a ``[batch, seq]`` token tensor."""
+    if isinstance(task_or_prompts, Task):
+        return task_or_prompts
+    if isinstance(task_or_prompts, Tensor):
+        if task_or_prompts.ndim != 2 or task_or_prompts.dtype not in (torch.long, torch.int):
+            raise InterpError("Token input must be an integer tensor of shape [batch, seq].")
+        if task_or_prompts.shape[0] == 0:
+            raise InterpError("The token batch is empty: give at least one prompt.")
+        # from_tokens checks every id against the vocabulary (a negative id would index
+        # the embedding from the end); each prompt's answer is read at its last position.
+        return Task.from_tokens(model, task_or_prompts.long(), name="tokens")
+    return Task.from_prompts(model, list(task_or_prompts), name="prompts")

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from interp.cache.dtypes import STORAGE_DTYPES, stored_dtype
+from interp.activations.dtypes import STORAGE_DTYPES, stored_dtype
 from interp.errors import InterpError
 from interp.files import read_json
 

@@ -1,6 +1,6 @@
 """Writing a store: one shard per batch, a log of finished shards, resume after a kill.
 
-See `interp.cache.disk` for the layout. The writer holds the store's lock (`StoreLock`) from
+See `interp.activations.disk` for the layout. The writer holds the store's lock (`StoreLock`) from
 opening to closing, so two runs never write one store at once.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 from safetensors import safe_open
 from torch import Tensor
 
-from interp.cache.dtypes import STORED_DTYPES, dtype_name
-from interp.cache.lock import StoreLock
-from interp.cache.manifest import (
+from interp.activations.dtypes import STORED_DTYPES, dtype_name
+from interp.activations.lock import StoreLock
+from interp.activations.manifest import (
     FORMAT,
     LOCK,
     MANIFEST,

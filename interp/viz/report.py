@@ -7,7 +7,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from interp._callable import make_callable
 from interp.errors import InterpError
 from interp.files import atomic_write_text
 from interp.results.base import Result
@@ -65,6 +64,3 @@ def report(
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, page)
     return out
-
-
-make_callable(__name__, report)

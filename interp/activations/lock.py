@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from interp.cache.manifest import LOCK
+from interp.activations.manifest import LOCK
 from interp.errors import InterpError
 
 try:

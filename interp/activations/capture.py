@@ -9,7 +9,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from interp.cache.names import layer_of, short_form
+from interp.activations.names import layer_of, short_form
 from interp.errors import InterpError
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""`interp.cache`: activations over a dataset, kept in memory or streamed to disk."""
+"""`interp.cache(...)`: activations over a dataset, kept in memory or streamed to disk."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.cache.capture import Positions, capture_batch, check_positions
-from interp.cache.disk import DiskCache
-from interp.cache.dtypes import dtype_name, storage_dtype
-from interp.cache.manifest import (
+from interp.activations.capture import Positions, capture_batch, check_positions
+from interp.activations.disk import DiskCache
+from interp.activations.dtypes import dtype_name, storage_dtype
+from interp.activations.manifest import (
     ANSWER_POS_KEY,
     FORMAT,
     MANIFEST,
@@ -27,31 +27,15 @@ from interp.cache.manifest import (
     read_manifest,
     same_cache,
 )
-from interp.cache.names import resolve_names
-from interp.cache.writer import CacheWriter
+from interp.activations.names import resolve_names
+from interp.activations.writer import CacheWriter
 from interp.checks import checked
-from interp.errors import InterpError
 from interp.models import Model, load_model
-from interp.tasks.task import Task
+from interp.tasks.task import Task, as_task  # as_task: re-exported for old imports
 
 # TransformerLens' ActivationCache, built by the model handle (the one place that knows
 # TransformerLens); named here for the signatures.
 ActivationCache = Any
-
-
-def as_task(model: Model, task_or_prompts: Task | Sequence[str] | Tensor) -> Task:
-    """Accept a Task, a list of prompt strings, or a ``[batch, seq]`` token tensor."""
-    if isinstance(task_or_prompts, Task):
-        return task_or_prompts
-    if isinstance(task_or_prompts, Tensor):
-        if task_or_prompts.ndim != 2 or task_or_prompts.dtype not in (torch.long, torch.int):
-            raise InterpError("Token input must be an integer tensor of shape [batch, seq].")
-        if task_or_prompts.shape[0] == 0:
-            raise InterpError("The token batch is empty: give at least one prompt.")
-        # from_tokens checks every id against the vocabulary (a negative id would index
-        # the embedding from the end); each prompt's answer is read at its last position.
-        return Task.from_tokens(model, task_or_prompts.long(), name="tokens")
-    return Task.from_prompts(model, list(task_or_prompts), name="prompts")
 
 
 def _model_id(model: Model) -> str:

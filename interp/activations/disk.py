@@ -7,7 +7,7 @@ Layout of a store directory (format ``interp-cache/2``):
                                tensor's per-example shape and dtype, and the finished shards:
                                file, first and end example, size in bytes, SHA-256
     shards.log                 while a run is unfinished: one such line per finished shard
-    .lock                      while a run writes: its lock (`interp.cache.lock`)
+    .lock                      while a run writes: its lock (`interp.activations.lock`)
     shard-00000032.safetensors one file per batch, named by its first example index: every
                                hook's activations for those examples, plus ``__tokens__``
                                and ``__answer_pos__``; its metadata repeats the fingerprint and
@@ -40,9 +40,9 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
-from interp.cache import indexing
-from interp.cache.dtypes import stored_dtype
-from interp.cache.manifest import (
+from interp.activations import indexing
+from interp.activations.dtypes import stored_dtype
+from interp.activations.manifest import (
     ANSWER_POS_KEY,
     MANIFEST,
     SHARD_META,
