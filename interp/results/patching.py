@@ -2,153 +2,148 @@
 
 ``values`` are normalised scores (METHODS.md section 3): denoising ``(M_patched - M_corrupt) /
 (M_clean - M_corrupt)`` (1 = full recovery), noising ``(M_patched - M_clean) / (M_clean -
-M_corrupt)`` (-1 = fully destroyed). ``extras['patched']`` keeps the raw metric per prompt and
-component, ``extras['clean']`` / ``extras['corrupt']`` the unpatched runs.
+M_corrupt)`` (-1 = fully destroyed). `PatchResult.patched` keeps the raw metric per prompt and
+component, `PatchResult.clean` / `PatchResult.corrupt` the unpatched runs'. Figures are drawn by
+`interp.viz.patching`.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
-import numpy as np
-import plotly.graph_objects as go
+import pandas as pd
 import torch
 from torch import Tensor
 
+from interp.deprecation import warn_renamed
 from interp.errors import InterpError
-from interp.results.attribution import head_grid
 from interp.results.base import Result
-from interp.viz.figures import heatmap
-from interp.viz.theme import apply_theme
+
+#: A contrast's mode: ``denoise`` (run corrupted, patch clean in) or ``noise`` (the reverse).
+Mode = Literal["denoise", "noise"]
 
 
+@dataclass(kw_only=True, repr=False)  # keep Result.__repr__ (a dataclass writes its own)
 class PatchResult(Result):
-    """Exact activation patching: a normalised score per component (or per node set)."""
+    """Exact activation patching: a normalised score per component (or per node set).
+
+    Attributes:
+        mode: ``"denoise"`` or ``"noise"`` (was ``meta["direction"]``).
+        patched: the metric of every patched run, ``[prompt, *dims]``.
+        clean, corrupt: the unpatched clean and corrupted runs' metric, ``[prompt]``.
+    """
 
     kind: ClassVar[str] = "patch"
+    legacy_names: ClassVar[dict[str, str]] = {"direction": "mode"}
+
+    mode: Mode = "denoise"
+    patched: Tensor | None = None
+    clean: Tensor | None = None
+    corrupt: Tensor | None = None
 
     @property
     def raw(self) -> Tensor:
         """Mean raw metric of each patched run (the number TransformerLens' patching returns)."""
-        return self.extras["patched"].double().mean(0).float()
+        if self.patched is None:
+            raise InterpError("This result keeps no patched runs (patched is None).")
+        return self.patched.double().mean(0).float()
+
+    @property
+    def clean_metric_mean(self) -> float:
+        """Mean metric of the unpatched clean run."""
+        return float(_required(self.clean, "clean").mean())
+
+    @property
+    def corrupt_metric_mean(self) -> float:
+        """Mean metric of the unpatched corrupted run."""
+        return float(_required(self.corrupt, "corrupt").mean())
+
+    @property
+    def value_label(self) -> str:
+        """What the scores are, for axes and colour bars: ``denoise score (logit_diff)``."""
+        metric = self.meta.get("metric")
+        return f"{self.mode} score ({metric})" if metric else f"{self.mode} score"
+
+    @property
+    def direction(self) -> Mode:
+        """Deprecated name of `mode`."""
+        warn_renamed(".direction", ".mode", type(self).__name__)
+        return self.mode
 
     def plot(self, **kw: Any) -> Any:
-        title = kw.pop("title", self.title)
-        label = self.meta.get("value_label", "score")
-        dims = self.dims
-        if dims in (("layer", "head"), ("layer", "kv_head")):
-            return head_grid(self, title, label, **kw)
-        if dims == ("layer", "pos"):
-            return heatmap(
-                self.values,
-                _labels(self, "pos"),
-                [f"L{l}" for l in self.coords["layer"]],
-                title=title,
-                xlabel="position",
-                ylabel="layer",
-                value_label=label,
-                **kw,
-            )
-        if dims in (("layer", "pos", "head"), ("layer", "pos", "kv_head")):
-            # Per-position head grid: one row per head, one column per position.
-            L, T, H = self.values.shape
-            grid = self.values.permute(0, 2, 1).reshape(L * H, T)
-            return heatmap(
-                grid,
-                _labels(self, "pos"),
-                [f"L{l}H{h}" for l in range(L) for h in range(H)],
-                title=title,
-                xlabel="position",
-                ylabel="head",
-                value_label=label,
-                **kw,
-            )
-        if dims == ("layer", "head", "dest_pos"):
-            L, H, T = self.values.shape
-            return heatmap(
-                self.values.reshape(L * H, T),
-                _labels(self, "dest_pos"),
-                [f"L{l}H{h}" for l in range(L) for h in range(H)],
-                title=title,
-                xlabel="destination position",
-                ylabel="head",
-                value_label=label,
-                **kw,
-            )
-        return super().plot(title=title, value_label=label, **kw)
+        from interp.viz.patching import patch_figure
+
+        return patch_figure(self, **kw)
 
 
-def _labels(res: Result, dim: str) -> list[str]:
-    return [res.label(dim, i) for i in range(res.shape[dim])]
+def _required(t: Tensor | None, name: str) -> Tensor:
+    if t is None:
+        raise InterpError(f"This result keeps no {name} run metrics ({name} is None).")
+    return t
 
 
+@dataclass(kw_only=True, repr=False)
 class AtPResult(PatchResult):
     """Attribution patching estimates, in the same normalised units as exact patching.
 
-    With ``star=True`` ``extras['graddrop']`` holds AtP*'s GradDrop score (mean over layers of
-    the absolute estimate with that layer's gradient path cut), used for ranking. After
-    ``verify`` or `agreement`, ``meta['agreement']`` holds Spearman and top-k recall against
-    exact patching and ``extras['exact']`` the exact scores.
+    Attributes:
+        graddrop: AtP*'s GradDrop score (``star=True``): the mean over layers of the absolute
+            estimate with that layer's gradient path cut; ranks components with the estimate.
+        verified: exact scores of the top-ranked components (``verify_top_k``), NaN elsewhere.
+        exact: exact scores of every component, after `interp.patching.agreement`.
+        agreement: Spearman and top-k recall against exact patching, after `agreement`.
     """
 
     kind: ClassVar[str] = "atp"
 
+    graddrop: Tensor | None = None
+    verified: Tensor | None = None
+    exact: Tensor | None = None
+    agreement: dict[str, Any] | None = None
+
+    # `__getitem__` below only serves agreement()'s old dict return; a result is not iterable.
+    __iter__ = None  # type: ignore[assignment]
+
     @property
     def ranking_score(self) -> Tensor:
         """What AtP ranks components by: |estimate|, or GradDrop's score for AtP*."""
-        if "graddrop" in self.extras:
-            return torch.maximum(self.values.abs(), self.extras["graddrop"])
+        if self.graddrop is not None:
+            return torch.maximum(self.values.abs(), self.graddrop)
         return self.values.abs()
 
-    def scatter(self, exact: Result | None = None, **kw: Any) -> go.Figure:
+    @property
+    def verified_table(self) -> pd.DataFrame:
+        """The verified components in AtP's ranking order: their axes, ``atp`` and ``exact``
+        (what ``meta["verified"]`` listed before)."""
+        if self.verified is None:
+            raise InterpError("Nothing was verified: run attribution_patch(verify_top_k=k).")
+        df = self.to_dataframe().rename(columns={"value": "atp"})
+        df["exact"] = self.verified.detach().double().reshape(-1).numpy()
+        order = torch.argsort(self.ranking_score.reshape(-1), descending=True).numpy()
+        cols = [c for c in df.columns if c not in ("ci_low", "ci_high")]
+        rows = df.iloc[order][cols]
+        return rows[rows["exact"].notna()].reset_index(drop=True)
+
+    def scatter(self, exact: Result | None = None, **kw: Any) -> Any:
         """AtP estimate against exact patching, one point per component."""
-        ex = exact.values if exact is not None else self.extras.get("exact")
-        if ex is None:
-            raise InterpError("No exact scores: pass exact=activation_patch(...) or use verify.")
-        if ex.shape != self.values.shape:
-            raise InterpError(
-                f"Exact result shape {tuple(ex.shape)} != AtP shape {tuple(self.values.shape)}."
-            )
-        names = [  # raw: apply_theme escapes them for plotly
-            " ".join(str(self.label(d, i)) for d, i in zip(self.dims, idx, strict=True))
-            for idx in np.ndindex(*self.values.shape)
-        ]
-        x = ex.detach().double().reshape(-1).numpy()
-        y = self.values.detach().double().reshape(-1).numpy()
-        lo = float(np.nanmin([x.min(), y.min()]))
-        hi = float(np.nanmax([x.max(), y.max()]))
-        fig = go.Figure(
-            [
-                go.Scatter(
-                    x=[lo, hi],
-                    y=[lo, hi],
-                    mode="lines",
-                    line={"dash": "dot", "color": "#999"},
-                    name="y = x",
-                    hoverinfo="skip",
-                ),
-                go.Scatter(
-                    x=x,
-                    y=y,
-                    mode="markers",
-                    text=names,
-                    name="components",
-                    hovertemplate="%{text}<br>exact %{x:.4g}<br>AtP %{y:.4g}<extra></extra>",
-                ),
-            ]
+        from interp.viz.patching import atp_scatter
+
+        return atp_scatter(self, exact, **kw)
+
+    def __getitem__(self, key: str) -> Any:
+        """Deprecated: `interp.patching.agreement` returned the agreement dict itself."""
+        if self.agreement is None or key not in self.agreement:
+            raise KeyError(key)
+        warn_renamed(
+            f'agreement(...)["{key}"]',
+            f'agreement(...).agreement["{key}"]',
+            "interp.patching.agreement",
         )
-        agree = self.meta.get("agreement") or {}
-        sub = ""
-        if agree:
-            sub = (
-                f" (Spearman {agree['spearman']:.3f}, "
-                f"top-{agree['k']} recall {agree['top_k_recall']:.2f})"
-            )
-        fig.update_xaxes(title="exact patching score")
-        fig.update_yaxes(title="attribution patching estimate")
-        return apply_theme(fig, title=kw.pop("title", f"AtP vs exact{sub}"))
+        return self.agreement[key]
 
 
+@dataclass(kw_only=True, repr=False)
 class PathPatchResult(PatchResult):
     """Path patching: effect of a sender on the receivers through direct paths only."""
 

@@ -162,11 +162,6 @@ class Patcher:
             self._tasks[n] = rep
         return self._tasks[n]
 
-    def endpoints(self, direction: str) -> tuple[Tensor, Tensor]:
-        """(clean, corrupted) metric per prompt, on the CPU, from the two unpatched runs."""
-        base, source = self.base_metric.float().cpu(), self.source_metric.float().cpu()
-        return (source, base) if direction == "denoise" else (base, source)
-
     def _patched(self, resid: Tensor, start: int) -> Tensor:
         """Final residuals [N, B, t, d] of positions start..start+t-1 -> metric [N, B].
 

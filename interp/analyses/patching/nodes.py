@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from interp.errors import InterpError
 from interp.models import Model
-from interp.nodes import Node, canonical
+from interp.nodes import Node, as_head, canonical
 
 RESID_TARGETS = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out")
 HEAD_TARGETS = ("z", "q", "k", "v")
@@ -26,15 +26,24 @@ NodeLike = Node | str
 
 
 def as_node(model: Model, node: NodeLike | tuple[int, int]) -> Node:
-    """Accept a Node, its string form, or a ``(layer, head)`` pair (head output z)."""
+    """Accept a Node, its string form (``"q:L3H2"``, ``"mlp_out:L1"``), or a head written any
+    way `interp.nodes.as_head` reads (``"L3H2"``, ``"3.2"``, ``(3, 2)``: its output z)."""
     if isinstance(node, Node):
         n = node
     elif isinstance(node, str):
-        n = Node.parse(node)
+        try:
+            n = Node.parse(node)
+        except InterpError as e:
+            try:
+                n = as_head(node)  # the other ways of writing a head ("3.2")
+            except InterpError:
+                raise e from None
     elif isinstance(node, tuple | list) and len(node) == 2:
-        n = Node("z", int(node[0]), int(node[1]))
+        n = as_head((int(node[0]), int(node[1])))
     else:
-        raise InterpError(f"Cannot read node {node!r}: give a Node, 'L3H2' or (layer, head).")
+        raise InterpError(
+            f"Cannot read node {node!r}: give a Node, 'L3H2', 'q:L3H2', '3.2' or (layer, head)."
+        )
     check_node(model, n)
     return n
 

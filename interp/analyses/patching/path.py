@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.analyses.patching.exact import build_result, clean_logits_for
+from interp.analyses.patching.build import build_result
+from interp.analyses.patching.contrast import Contrast
 from interp.analyses.patching.nodes import Node, NodeLike, as_node
 from interp.analyses.patching.readout import (
     DEFAULT_BUDGET,
@@ -29,33 +30,28 @@ from interp.analyses.patching.readout import (
     parse_budget,
     run_metric,
 )
-from interp.analyses.patching.runs import (
-    Corruption,
-    Direction,
-    Input,
-    base_and_source,
-    inputs,
-    run_cache,
-)
+from interp.analyses.patching.runs import Corruption, Input, run_cache
 from interp.checks import checked
+from interp.deprecation import renamed
 from interp.errors import InterpError
 from interp.kernels import fused
 from interp.models import Model, load_model
 from interp.results.base import Coord
-from interp.results.patching import PathPatchResult
+from interp.results.patching import Mode, PathPatchResult
 from interp.tasks.metrics import Metric, warn_nonfinite
 from interp.tasks.task import Task
 
 Receivers = str | Sequence[NodeLike]
 
 
+@renamed(direction="mode")
 @checked
 def path_patch(
     model: Model | Any,
     task: Task,
     sender: NodeLike | tuple[int, int] | Sequence[NodeLike] | None = None,
     receivers: Receivers = "logits",
-    direction: Direction = "noise",
+    mode: Mode = "noise",
     metric: str | Metric = "logit_diff",
     corruption: Corruption = "task",
     n_boot: int = 1000,
@@ -71,7 +67,7 @@ def path_patch(
             (a layer x head grid, NaN where a head cannot send).
         receivers: ``"logits"`` (direct effect on the output) or head inputs such as
             ``["q:L3H2", "k:L3H2", "v:L3H6"]`` (k/v by key-value head).
-        direction: ``"noise"`` (x_orig = clean, x_new = corrupted; Wang et al.'s setting, scores
+        mode: ``"noise"`` (x_orig = clean, x_new = corrupted; Wang et al.'s setting, scores
             near -1 mean the path carries the behaviour) or ``"denoise"`` (the reverse).
         metric, corruption, n_boot, seed, memory_budget, progress: as in `activation_patch`.
     """
@@ -92,12 +88,13 @@ def path_patch(
         senders = [as_node(model, s) for s in sender]  # type: ignore[union-attr]
     for s in senders:
         _check_sender(s, recv, first)
-    clean, corrupt = inputs(model, task, corruption)
-    orig, new = base_and_source(clean, corrupt, direction)
-    readout = make_readout(model, task, metric, clean_logits_for(model, clean, metric))
-    runner = _PathRunner(model, readout, orig, new, senders, recv, parse_budget(memory_budget))
-    orig_m, new_m = runner.orig_metric.float().cpu(), runner.new_metric.float().cpu()
-    clean_m, corrupt_m = (orig_m, new_m) if direction == "noise" else (new_m, orig_m)
+    contrast = Contrast.of(model, task, corruption, mode)
+    readout = make_readout(model, task, metric, contrast.reference_logits(model, metric))
+    # x_orig is the run that is patched (the base), x_new the source of the sender's output.
+    runner = _PathRunner(
+        model, readout, contrast.base, contrast.source, senders, recv, parse_budget(memory_budget)
+    )
+    contrast = contrast.measured(base=runner.orig_metric, source=runner.new_metric)
     raw = runner.run(progress)  # [n_senders, batch]
     warn_nonfinite(raw.T, "patched runs", [str(s) for s in senders])
     if grid:
@@ -118,18 +115,16 @@ def path_patch(
         PathPatchResult,
         model=model,
         task=task,
+        contrast=contrast,
         per_prompt=per_prompt,
-        clean=clean_m,
-        corrupt=corrupt_m,
         dims=dims,
         coords=coords,
-        direction=direction,
         metric=metric,
         corruption=corruption,
         n_boot=n_boot,
         seed=seed,
         params={"senders": "all heads" if grid else coords["sender"], "receivers": recv_desc},
-        title=f"Path patching ({direction}) to {_recv_title(recv_desc)}",
+        title=f"Path patching ({mode}) to {_recv_title(recv_desc)}",
         warn_nan=False,  # cells no sender can reach are NaN by design; raw was checked above
     )
 

@@ -20,7 +20,6 @@ from interp.errors import InterpError
 from interp.models import Model
 from interp.tasks.task import Task
 
-Direction = Literal["denoise", "noise"]
 Hook = tuple[str, Callable[..., Tensor]]
 
 
@@ -109,15 +108,6 @@ def inputs(model: Model, task: Task, corruption: Corruption) -> tuple[Input, Inp
             "patching needs them position-aligned."
         )
     return clean, Input(task.corrupt_tokens.to(model.device), [])
-
-
-def base_and_source(clean: Input, corrupt: Input, direction: Direction) -> tuple[Input, Input]:
-    """Denoising runs the corrupted input and patches in clean activations; noising the reverse."""
-    if direction == "denoise":
-        return corrupt, clean
-    if direction == "noise":
-        return clean, corrupt
-    raise InterpError(f"direction={direction!r}: use 'denoise' or 'noise'.")
 
 
 def run_cache(
