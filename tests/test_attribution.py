@@ -11,12 +11,13 @@ from interp.analyses.attribution import (
     assert_sum_to_total,
     attention_patterns,
     detect_heads,
+    detector_pattern,
     direct_logit,
     logit_lens,
-    target_pattern,
 )
 from interp.analyses.patching import activation_patch
 from interp.errors import InterpError
+from interp.nodes import head_label
 from interp.tasks import repeat_loss
 
 
@@ -28,12 +29,12 @@ def test_dla_sums_to_the_logit_difference(which, request):
     assert err["max_rel_error"] < 1e-4
     single = assert_sum_to_total(model, task, token=" Mary", rtol=1e-4)
     assert single["max_rel_error"] < 1e-4
-    res = direct_logit(model, task, by="component", n_boot=50)
+    res = direct_logit(model, task, over="components", n_boot=50)
     assert res.check_sum_to_total() < 1e-4
-    total = res.extras["total"].mean()
+    total = res.total.mean()
     assert torch.allclose(res.values.sum(), total, rtol=1e-4, atol=1e-5)
-    # by="layer" regroups the same terms: layers plus the non-layer terms give the total again.
-    layer = direct_logit(model, task, by="layer", n_boot=50)
+    # over="layers" regroups the same terms: layers plus the non-layer terms give the total again.
+    layer = direct_logit(model, task, over="layers", n_boot=50)
     rest = sum(
         res.sel(component=c)
         for c in ("embed", "pos_embed", "unembed bias")
@@ -46,7 +47,7 @@ def test_dla_heads_match_transformer_lens_stack(gpt2_random):
     """Independent oracle: TransformerLens' stack_head_results + apply_ln_to_stack."""
     model = gpt2_random
     task = interp.tasks.ioi(model, n=6, seed=2, templates=[3])
-    res = direct_logit(model, task, by="head", n_boot=10)
+    res = direct_logit(model, task, over="heads", n_boot=10)
     _, cache = model.tl.run_with_cache(task.clean_tokens)
     stack = cache.stack_head_results(layer=-1, pos_slice=-1)
     stack = cache.apply_ln_to_stack(stack, layer=-1, pos_slice=-1)
@@ -58,18 +59,18 @@ def test_dla_heads_match_transformer_lens_stack(gpt2_random):
 
 def test_dla_by_position_sums_to_by_head(llama_random):
     task = interp.tasks.ioi(llama_random, n=5, seed=0, templates=[1])
-    by_pos = direct_logit(llama_random, task, by="position", n_boot=10)
-    by_head = direct_logit(llama_random, task, by="head", n_boot=10)
+    by_pos = direct_logit(llama_random, task, over="positions", n_boot=10)
+    by_head = direct_logit(llama_random, task, over="heads", n_boot=10)
     assert by_pos.dims == ("layer", "head", "pos")
     assert torch.allclose(by_pos.values.sum(-1), by_head.values, atol=1e-5)
     with pytest.raises(InterpError, match="one length"):
-        direct_logit(llama_random, interp.tasks.ioi(llama_random, n=12, seed=0), by="position")
+        direct_logit(llama_random, interp.tasks.ioi(llama_random, n=12, seed=0), over="positions")
 
 
 def test_logit_lens_last_layer_is_the_model_and_norm_is_recomputed(gpt2_random):
     task = interp.tasks.ioi(gpt2_random, n=4, seed=0, templates=[0])
     lens = logit_lens(gpt2_random, task, k=3)
-    assert lens.meta["final_layer_max_abs_logprob_error"] < 1e-5
+    assert lens.final_layer_max_abs_logprob_error < 1e-5
     kl = lens.sel(metric="kl_to_final")
     assert torch.allclose(kl[-1], torch.zeros_like(kl[-1]), atol=1e-5)
     # Layer 0's readout by hand, with its own LayerNorm scale (not the final layer's).
@@ -79,7 +80,7 @@ def test_logit_lens_last_layer_is_the_model_and_norm_is_recomputed(gpt2_random):
     normed = x / (x.pow(2).mean(-1, keepdim=True) + gpt2_random.cfg.eps).sqrt()
     logits = normed @ gpt2_random.W_U + gpt2_random.b_U
     top = logits.topk(3, dim=-1).indices
-    assert torch.equal(lens.extras["top_ids"][1], top)  # row 0 is the embedding
+    assert torch.equal(lens.top_ids[1], top)  # row 0 is the embedding
     assert set(lens.coords["metric"]) >= {"kl_to_final", "entropy", "target_prob", "target_rank"}
     assert lens.plot().data[0].type == "heatmap"
 
@@ -116,7 +117,7 @@ def test_mean_and_resample_ablation(gpt2_random):
 def test_detectors_custom_pattern_matches_named_kind(gpt2_random):
     named = detect_heads(gpt2_random, kind="previous_token", n=4, seq_len=6)
     custom = detect_heads(
-        gpt2_random, kind=lambda p0, T: target_pattern("previous_token", p0, T), n=4, seq_len=6
+        gpt2_random, kind=lambda p0, T: detector_pattern("previous_token", p0, T), n=4, seq_len=6
     )
     assert torch.allclose(named.values, custom.values)
     first = detect_heads(gpt2_random, kind="first_token", n=4, seq_len=6)
@@ -149,7 +150,7 @@ def test_organism_induction_detector_agrees_with_ablation(organism):
     assert found and rest, found
     task = interp.tasks.induction(organism, n=48, seq_len=12, seed=3)
     harm = ablate(organism, task, heads=[found, rest], how="zero", metric=repeat_loss, n_boot=10)
-    assert float(harm.values[0]) > 10 * harm.meta["clean_metric_mean"]
+    assert float(harm.values[0]) > 10 * harm.clean_metric_mean
     assert float(harm.values[0]) > 100 * max(float(harm.values[1]), 1e-6), harm.to_dataframe()
     single = ablate(
         organism,
@@ -170,7 +171,7 @@ def test_organism_ioi_name_movers_agree_across_methods(organism):
     direct logit attribution are the ones exact patching finds, restoring (denoising) and
     removing (noising) alike, and together they carry the logit difference."""
     task = interp.tasks.ioi(organism, n=64, seed=1)
-    dla = direct_logit(organism, task, by="head", n_boot=10)
+    dla = direct_logit(organism, task, over="heads", n_boot=10)
     k = 3
 
     def top(values: torch.Tensor) -> set[tuple[int, int]]:
@@ -193,7 +194,11 @@ def test_organism_ioi_name_movers_agree_across_methods(organism):
     ]
     assert min(float(dla.values[l, h]) for l, h in movers) > 1.5 * max(others)
     together = activation_patch(
-        organism, task, target=[f"L{l}H{h}" for l, h in sorted(movers)], n_boot=10, progress=False
+        organism,
+        task,
+        target=[head_label(l, h) for l, h in sorted(movers)],
+        n_boot=10,
+        progress=False,
     )
     assert float(together.values[0]) > 0.85
 
@@ -211,7 +216,7 @@ def test_attention_view_is_offline(organism):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda m, t: direct_logit(m, t, by="neuron"), r"by=...\): got 'neuron'"),
+        (lambda m, t: direct_logit(m, t, over="neuron"), r"over=...\): got 'neuron'"),
         (lambda m, t: direct_logit(m, t, token=" Zyzzyva"), "not in organism's vocabulary"),
         (lambda m, t: direct_logit(m, t, token=10**7), "outside the vocabulary"),
         (lambda m, t: detect_heads(m, kind="succession"), r"kind: got 'succession'; use one of"),
@@ -259,9 +264,9 @@ def test_detector_score_is_exact_on_a_hand_built_pattern():
     for q in range(seq):
         pat[0, 0, q, max(0, q - T + 1)] = 1.0  # head 0: a perfect induction head
         pat[0, 1, q, 0] = 1.0  # head 1: attends to BOS only
-    scores = score_patterns([pat], target_pattern("induction", p0, T))
+    scores = score_patterns([pat], detector_pattern("induction", p0, T))
     assert scores.tolist() == [[1.0, 0.0]]
-    first = score_patterns([pat], target_pattern("first_token", p0, T))
+    first = score_patterns([pat], detector_pattern("first_token", p0, T))
     assert torch.allclose(first, torch.tensor([[3 / seq, 1.0]]))  # head 0 looks at 0 from q = 0..2
 
 
@@ -309,31 +314,29 @@ def test_dla_and_logit_lens_without_norm_or_tokenizer(which, request):
     assert err["max_rel_error"] < 1e-4
     tid = int(task.answers[0, 0])
     assert assert_sum_to_total(model, task, token=tid, rtol=1e-4)["max_rel_error"] < 1e-4
-    res = direct_logit(model, task, by="component", n_boot=10)
+    res = direct_logit(model, task, over="components", n_boot=10)
     assert res.check_sum_to_total() < 1e-4
-    by_head = direct_logit(model, task, by="head", n_boot=10)
+    by_head = direct_logit(model, task, over="heads", n_boot=10)
     if which == "gpt2_nonorm":  # scale 1: the plain projection, computed independently
         assert torch.allclose(by_head.values, _head_dla_by_hand(model, task), atol=1e-5)
-    by_pos = direct_logit(model, task, by="position", n_boot=10)
+    by_pos = direct_logit(model, task, over="positions", n_boot=10)
     assert torch.allclose(by_pos.values.sum(-1), by_head.values, atol=1e-5)
 
     lens = logit_lens(model, task, k=3)
-    assert lens.meta["final_layer_max_abs_logprob_error"] < 1e-5
+    assert lens.final_layer_max_abs_logprob_error < 1e-5
     logits = model(task.clean_tokens[:1])[0]
     n_pos = lens.values.shape[-1]
     pos = int(task.answer_pos[0]) - (n_pos - 1) + torch.arange(n_pos)
-    assert torch.equal(lens.extras["top_ids"][-1], logits[pos].topk(3, dim=-1).indices)
+    assert torch.equal(lens.top_ids[-1], logits[pos].topk(3, dim=-1).indices)
     if which == "gpt2_nonorm":  # block 0's output decoded with the identity norm
         _, cache = model.run_with_cache(task.clean_tokens[:1])
         x = cache[model.hook_name("resid_post", 0)][0, pos]
         top = (x @ model.W_U + model.b_U).topk(3, dim=-1).indices
-        assert torch.equal(lens.extras["top_ids"][1], top)
+        assert torch.equal(lens.top_ids[1], top)
     else:
         ids = task.clean_tokens[0, pos].tolist()
         assert lens.labels["pos"] == [f"#{i}" for i in ids]
-        assert lens.meta["top_tokens"][-1][0] == [
-            f"#{int(i)}" for i in lens.extras["top_ids"][-1, 0]
-        ]
+        assert lens.top_tokens[-1][0] == [f"#{int(i)}" for i in lens.top_ids[-1, 0]]
         assert by_pos.labels["pos"][0] == f"0: #{int(task.clean_tokens[0, 0])}"
     # Ablation and attention views run on these models too.
     abl = ablate(model, task, heads=[(1, 2)], how="zero", n_boot=10)
@@ -341,7 +344,7 @@ def test_dla_and_logit_lens_without_norm_or_tokenizer(which, request):
     att = attention_patterns(model, task, [(0, 1), (1, 3)])
     assert torch.allclose(att.values.sum(-1), torch.ones(att.values.shape[:2]), atol=1e-5)
     if which == "notok":
-        assert att.meta["tokens"] == [f"#{i}" for i in task.clean_tokens[0].tolist()]
+        assert att.tokens == [f"#{i}" for i in task.clean_tokens[0].tolist()]
         one = attention_patterns(model, task.clean_tokens[0], [(0, 1)])
         assert torch.equal(one.values[0], att.values[0])
 
@@ -362,30 +365,26 @@ def test_smollm2_dla_sums_to_total_and_lens_is_the_model(smollm2):
         ],
         answers=[(" Mary", " John"), (" Anna", " Tom")],
     )
-    res = direct_logit(model, task, by="position", n_boot=10)
+    res = direct_logit(model, task, over="positions", n_boot=10)
     err = res.check_sum_to_total()
     assert err < 1e-4, err
-    assert bool((res.extras["total"] > 0).all())  # the model prefers the indirect object
+    assert bool((res.total > 0).all())  # the model prefers the indirect object
     # GQA: each head split by source position (v of query head h is kv head h // 3) adds up
     # to the head's total direct effect.
-    heads = [
-        i
-        for i, lab in enumerate(res.meta["component_labels"])
-        if lab.startswith("L") and "H" in lab
-    ]
-    by_head = res.extras["components"][:, heads].mean(0).reshape(model.n_layers, model.n_heads)
+    heads = [i for i, lab in enumerate(res.component_labels) if lab.startswith("L") and "H" in lab]
+    by_head = res.components[:, heads].mean(0).reshape(model.n_layers, model.n_heads)
     assert torch.allclose(res.values.sum(-1), by_head, atol=1e-4)
     lens = logit_lens(model, ["The capital of France is"], k=3)
-    assert lens.meta["final_layer_max_abs_logprob_error"] < 1e-4
+    assert lens.final_layer_max_abs_logprob_error < 1e-4
     tokens = model.to_tokens("The capital of France is")
     logits = model(tokens)[0]
     n_pos = lens.values.shape[-1]
     assert n_pos == tokens.shape[1]
-    assert torch.equal(lens.extras["top_ids"][-1], logits.topk(3, dim=-1).indices)
+    assert torch.equal(lens.top_ids[-1], logits.topk(3, dim=-1).indices)
 
 
 def test_detector_scores_relate_to_transformer_lens_detect_head_by_the_row_fraction(gpt2_random):
-    """interp averages over the query rows where the target marks a key; TransformerLens'
+    """interp averages over the query rows where the detector pattern marks a key; TransformerLens'
     ``detect_head`` ("mul") divides by all s rows. On [BOS, r_1..r_T, r_1..r_T] (s = 2T + 1):
     TL = interp * T / s for induction and duplicate-token, * 2T / s for previous-token."""
     from transformer_lens.head_detector import detect_head
@@ -411,9 +410,9 @@ def test_detector_scores_relate_to_transformer_lens_detect_head_by_the_row_fract
 
 
 def test_detectors_on_user_sequences_read_the_tokens(gpt2_random):
-    """Irregular repeats: the target is read off the tokens (TransformerLens' patterns); on one
-    sequence of s tokens with r target rows TL's score is ours * r / s; prompts of different
-    lengths pool their target rows."""
+    """Irregular repeats: the pattern is read off the tokens (TransformerLens' patterns); on one
+    sequence of s tokens with r marked rows TL's score is ours * r / s; prompts of different
+    lengths pool their marked rows."""
     from transformer_lens.head_detector import detect_head
 
     from interp.analyses.attribution.detectors import content_pattern
@@ -428,13 +427,13 @@ def test_detectors_on_user_sequences_read_the_tokens(gpt2_random):
         ("induction", "induction_head"),
         ("duplicate_token", "duplicate_token_head"),
     ):
-        target = content_pattern(kind, seq[0])
-        rows = int((target.sum(-1) > 0).sum())
+        pattern = content_pattern(kind, seq[0])
+        rows = int((pattern.sum(-1) > 0).sum())
         assert rows == 3
         ours = detect_heads(model, kind=kind, sequences=seq).values
         theirs = detect_head(model.tl, prompt, tl_name).float()
         assert torch.allclose(theirs, ours * rows / seq.shape[1], atol=1e-6), kind
-    # Prompts of different lengths: pooled over every target row of both.
+    # Prompts of different lengths: pooled over every marked row of both.
     a, b = "one two three one two three", "red blue red blue red"
     both = detect_heads(model, kind="induction", sequences=[a, b]).values
     sa = detect_heads(model, kind="induction", sequences=[a]).values
@@ -443,7 +442,7 @@ def test_detectors_on_user_sequences_read_the_tokens(gpt2_random):
     rb = int((content_pattern("induction", model.to_tokens(b)[0]).sum(-1) > 0).sum())
     assert torch.allclose(both, (sa * ra + sb * rb) / (ra + rb), atol=1e-6)
     with pytest.raises(InterpError, match="describes the default"):
-        detect_heads(model, kind=lambda p0, T: target_pattern("induction", p0, T), sequences=seq)
+        detect_heads(model, kind=lambda p0, T: detector_pattern("induction", p0, T), sequences=seq)
 
 
 def test_detectors_without_a_tokenizer(notok):
@@ -528,3 +527,188 @@ def test_dla_sums_to_total_on_other_architectures(variant):
     assert float(dec.sum_error().max()) < 1e-4
     assert ("mlp" in dec.kinds) == (not variant.get("attn_only", False))
     assert ("pos_embed" in dec.kinds) == ("positional_embedding_type" not in variant)
+
+
+# ----------------------------------------------------------------- one vocabulary (issue 19)
+
+
+def _same(a, b, skip=("time",)) -> bool:
+    """Every dataclass field of two results equal exactly (tensors by tensors_equal); meta
+    compared without `skip` (the time of the call)."""
+    import dataclasses
+
+    from interp.results.io import tensors_equal
+
+    assert type(a) is type(b)
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if f.name == "meta":
+            x = {k: v for k, v in x.items() if k not in skip}
+            y = {k: v for k, v in y.items() if k not in skip}
+        if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
+            if not tensors_equal(x, y):
+                return False
+        elif isinstance(x, dict) and any(isinstance(v, torch.Tensor) for v in x.values()):
+            if x.keys() != y.keys() or not all(tensors_equal(x[k], y[k]) for k in x):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("head", "heads"),
+        ("layer", "layers"),
+        ("component", "components"),
+        ("position", "positions"),
+    ],
+)
+def test_dla_by_is_the_deprecated_spelling_of_over(gpt2_random, old, new):
+    task = interp.tasks.ioi(gpt2_random, n=4, seed=0, templates=[0])
+    with pytest.warns(DeprecationWarning, match=rf"by='{old}'.*over='{new}'"):
+        before = direct_logit(gpt2_random, task, by=old, n_boot=10)
+    after = direct_logit(gpt2_random, task, over=new, n_boot=10)
+    assert _same(before, after)
+    assert after.meta["params"]["over"] == new and after.dims[0] in ("layer", "component")
+    with pytest.raises(InterpError, match="over= only"):
+        direct_logit(gpt2_random, task, by=old, over=new)
+
+
+def test_logit_lens_target_is_the_deprecated_spelling_of_token(gpt2_random):
+    task = interp.tasks.ioi(gpt2_random, n=3, seed=0, templates=[0])
+    with pytest.warns(DeprecationWarning, match="target=.*token="):
+        before = logit_lens(gpt2_random, task, target=" Mary", k=3)
+    after = logit_lens(gpt2_random, task, token=" Mary", k=3)
+    assert _same(before, after)
+    assert after.meta["params"]["token"] == " Mary"
+    with pytest.raises(InterpError, match="Token id"):
+        logit_lens(gpt2_random, task, token=10**7)
+
+
+def test_detector_pattern_renames(gpt2_random):
+    from interp.analyses.attribution.detectors import score_patterns
+
+    with pytest.warns(DeprecationWarning, match="target_pattern.*detector_pattern"):
+        old = interp.attribution.target_pattern("induction", 1, 4)
+    assert torch.equal(old, detector_pattern("induction", 1, 4))
+    pats = [torch.rand(2, 3, 9, 9, generator=torch.Generator().manual_seed(0))]
+    with pytest.warns(DeprecationWarning, match="target=.*expected="):
+        before = score_patterns(pats, target=old)
+    assert torch.equal(before, score_patterns(pats, expected=old))
+    scores = detect_heads(gpt2_random, kind=old.new_ones(1, 1).expand(13, 13), n=2, seq_len=6)
+    assert scores.meta["params"]["kind"] == "custom"
+
+
+def test_heads_are_read_in_every_spelling(gpt2_random):
+    """(l, h) pairs, "L1H2" / "1.2" labels and Node objects name the same heads, bit-identically;
+    labels are written by interp.nodes."""
+    from interp.nodes import Node, head_node
+
+    task = interp.tasks.ioi(gpt2_random, n=4, seed=3, templates=[2])
+    ref = ablate(gpt2_random, task, heads=[(1, 2), (0, 3)], how="zero", n_boot=10)
+    for spec in (["L1H2", "0.3"], [head_node(1, 2), Node.parse("L0H3")], [[1, 2], "L0H3"]):
+        assert _same(ablate(gpt2_random, task, heads=spec, how="zero", n_boot=10), ref), spec
+    assert ref.coords["set"] == ["L1H2 L0H3"] and ref.meta["params"]["heads"] == [[[1, 2], [0, 3]]]
+    sets = ablate(gpt2_random, task, heads=[["L1H2"], [(0, 3)]], how="zero", n_boot=10)
+    assert sets.coords["set"] == ["L1H2", "L0H3"]
+    att = attention_patterns(gpt2_random, task, [(0, 1), (1, 3)])
+    assert _same(attention_patterns(gpt2_random, task, ["L0H1", head_node(1, 3)]), att)
+    assert att.coords["head"] == ["L0H1", "L1H3"]
+    with pytest.raises(InterpError, match="L0H99 does not exist"):
+        attention_patterns(gpt2_random, task, ["L0H99"])
+    with pytest.raises(InterpError, match="'L1' is not a head"):
+        ablate(gpt2_random, task, heads=["L1"])
+
+
+def test_old_result_keys_read_the_declared_fields_with_a_warning(gpt2_random):
+    task = interp.tasks.ioi(gpt2_random, n=3, seed=0, templates=[0])
+    dla = direct_logit(gpt2_random, task, over="components", n_boot=10)
+    lens = logit_lens(gpt2_random, task, k=2)
+    for res, where, key in (
+        (dla, "extras", "total"),
+        (dla, "extras", "components"),
+        (dla, "meta", "component_labels"),
+        (lens, "extras", "top_ids"),
+        (lens, "meta", "top_tokens"),
+        (lens, "meta", "final_layer_max_abs_logprob_error"),
+    ):
+        with pytest.warns(DeprecationWarning, match=key):
+            old = getattr(res, where)[key]
+        assert old is getattr(res, key)
+    assert "show_top" not in lens.meta and type(lens).show_top is False
+    with pytest.warns(DeprecationWarning, match="viz.figures.head_grid"):
+        from interp.results.attribution import head_grid
+    from interp.viz.figures import head_grid as moved
+
+    assert head_grid is moved
+
+
+def _declared_results(gpt2_random):
+    task = interp.tasks.ioi(gpt2_random, n=4, seed=1, templates=[0])
+    from interp.analyses.residual import residual_norms
+
+    acts = {
+        gpt2_random.hook_name("resid_post", layer): torch.randn(
+            5, 6, 8, generator=torch.Generator().manual_seed(layer)
+        )
+        for layer in range(2)
+    }
+    return {
+        "dla_components": direct_logit(gpt2_random, task, over="components", n_boot=10),
+        "dla_positions": direct_logit(gpt2_random, task, over="positions", n_boot=10),
+        "ablation_each": ablate(gpt2_random, task, how="zero", n_boot=10),
+        "ablation_sets": ablate(gpt2_random, task, heads=[["L0H1"], ["L1H0"]], n_boot=10),
+        "lens": logit_lens(gpt2_random, task, k=3),
+        "attention": attention_patterns(gpt2_random, task, ["L0H1", "L1H2"]),
+        "heads": detect_heads(gpt2_random, kind="induction", n=2, seq_len=5),
+        "norms": residual_norms(acts, seed=0),
+    }
+
+
+def test_declared_fields_save_and_load_exactly(gpt2_random, tmp_path):
+    import dataclasses
+
+    for name, res in _declared_results(gpt2_random).items():
+        declared = type(res).declared_fields()
+        for f in declared:  # every declared field is filled by its analysis
+            assert getattr(res, f) is not None, (name, f)
+        back = interp.load_result(res.save(tmp_path / name))
+        assert _same(back, res, skip=()), name
+        for f in dataclasses.fields(res):
+            assert type(getattr(back, f.name)) is type(getattr(res, f.name)), (name, f.name)
+        assert back.plot().data, name  # the views draw from the loaded fields
+        if name == "attention":
+            assert "L0H1" in back.circuitsvis_html(include_js=False)
+
+
+def test_each_result_type_declares_its_data():
+    from interp.results import (
+        AblationResult,
+        AttentionResult,
+        DLAResult,
+        HeadScores,
+        LogitLensResult,
+        ResidualNorms,
+    )
+
+    assert set(DLAResult.declared_fields()) == {
+        "per_prompt",
+        "components",
+        "total",
+        "component_labels",
+    }
+    assert set(AblationResult.declared_fields()) == {
+        "per_prompt",
+        "clean_metric",
+        "clean_metric_mean",
+    }
+    assert set(LogitLensResult.declared_fields()) == {
+        "top_ids",
+        "top_probs",
+        "top_tokens",
+        "final_layer_max_abs_logprob_error",
+    }
+    assert AttentionResult.declared_fields() == ("tokens",)
+    assert HeadScores.declared_fields() == () == ResidualNorms.declared_fields()

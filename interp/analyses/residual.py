@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from interp.cache.names import layer_of, short_form
+from interp.activations.names import layer_of, short_form
 from interp.errors import InterpError
 from interp.results.base import Coord
 from interp.results.meta import make_meta

@@ -5,24 +5,19 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from interp.results.base import RankBy, Result
-from interp.viz.figures import heatmap
 
 
 class ResidualNorms(Result):
-    """Mean L2 norm of ``resid_post`` per layer and position, with bootstrap intervals."""
+    """Mean L2 norm of ``resid_post`` per layer and position, with bootstrap intervals.
+
+    Everything it holds is in the base fields (``values``, ``ci_low``, ``ci_high``, coordinates);
+    ``meta['params']['n_examples']`` records how many cached examples were averaged.
+    """
 
     kind: ClassVar[str] = "residual_norms"
     rank_by: ClassVar[RankBy] = "desc"
 
     def plot(self, **kw: Any) -> Any:
-        return heatmap(
-            self.values,
-            [self.label("pos", i) for i in range(self.values.shape[1])],
-            [self.label("layer", i) for i in range(self.values.shape[0])],
-            title=kw.pop("title", self.title),
-            xlabel="position",
-            ylabel="layer",
-            value_label="mean ||resid_post||",
-            signed=False,
-            **kw,
-        )
+        from interp.viz.attribution import residual_norms_figure
+
+        return residual_norms_figure(self, **kw)

@@ -8,10 +8,14 @@ import re
 import uuid
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import Tensor
 
 from interp.viz.html import script_json
+
+if TYPE_CHECKING:
+    from interp.results.attribution import AttentionResult
 
 
 @lru_cache(maxsize=1)
@@ -48,3 +52,9 @@ def attention_heads_html(
         f'{js}<div id="{html.escape(div)}" style="margin: 15px 0;"></div>'
         f'<script>CircuitsVis.render("{div}", CircuitsVis.AttentionHeads, {props});</script>'
     )
+
+
+def attention_result_html(res: AttentionResult, include_js: bool = True) -> str:
+    """The circuitsvis view of an `AttentionResult` (its tokens, patterns and head labels)."""
+    heads = [str(h) for h in res.coords["head"]]
+    return attention_heads_html(list(res.tokens), res.values, heads, include_js=include_js)

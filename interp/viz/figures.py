@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from torch import Tensor
 
+from interp.nodes import head_label, layer_label
 from interp.viz.theme import SIGNED_SCALE, UNSIGNED_SCALE, apply_theme, plotly_text
 
 if TYPE_CHECKING:
@@ -213,3 +214,20 @@ def default_figure(res: Result, **kw: Any) -> go.Figure:
         ]
     )
     return apply_theme(fig)  # the slider's labels; what heatmap escaped stays as it is
+
+
+def head_grid(res: Result, title: str, value_label: str, **kw: Any) -> go.Figure:
+    """Layer x head heatmap of a result's ``[layer, head]`` values; hover names each head
+    (``L3H5``). Shared by every family with a per-head result (attribution, patching)."""
+    n_layers, n_heads = res.values.shape[:2]
+    return heatmap(
+        res.values,
+        [f"H{h}" for h in range(n_heads)],
+        [layer_label(l) for l in range(n_layers)],
+        title=title,
+        xlabel="head",
+        ylabel="layer",
+        value_label=value_label,
+        hover=[[head_label(l, h) for h in range(n_heads)] for l in range(n_layers)],
+        **kw,
+    )

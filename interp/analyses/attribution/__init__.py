@@ -3,7 +3,12 @@
 from interp.analyses.attribution.ablation import ablate
 from interp.analyses.attribution.attention import attention_patterns
 from interp.analyses.attribution.decompose import Decomposition, decompose
-from interp.analyses.attribution.detectors import KINDS, detect_heads, target_pattern
+from interp.analyses.attribution.detectors import (
+    KINDS,
+    detect_heads,
+    detector_pattern,
+    target_pattern,
+)
 from interp.analyses.attribution.dla import assert_sum_to_total, direct_logit, sum_to_total
 from interp.analyses.attribution.logit_lens import logit_lens
 
@@ -15,6 +20,7 @@ __all__ = [
     "attention_patterns",
     "decompose",
     "detect_heads",
+    "detector_pattern",
     "direct_logit",
     "logit_lens",
     "sum_to_total",

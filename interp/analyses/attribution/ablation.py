@@ -8,9 +8,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from interp.analyses.attribution.heads import head_axis, is_head, model_heads
 from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model, load_model
+from interp.nodes import HeadLike, Node, head_node
 from interp.results.attribution import AblationResult
 from interp.results.base import Coord
 from interp.results.meta import make_meta
@@ -19,23 +21,19 @@ from interp.tasks.metrics import Metric, get_metric, metric_name, require_finite
 from interp.tasks.task import Task
 
 How = Literal["zero", "mean", "resample"]
-Head = tuple[int, int]
-HeadSpec = Literal["each"] | Sequence[Head] | Sequence[Sequence[Head]]
+HeadSpec = Literal["each"] | Sequence[HeadLike] | Sequence[Sequence[HeadLike]]
 ANALYSIS = "ablate"
+_HINT = (
+    " nor a list of them; give heads=[(layer, head), ...] (one set ablated together), "
+    "[[(l, h), ...], [(l, h), ...]] (several sets) or 'each'; a head may also be written "
+    "'L3H5' or a Node"
+)
 
 
-def _is_pair(x: Any) -> bool:
-    return (
-        isinstance(x, tuple | list)
-        and len(x) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in x)
-    )
-
-
-def _head_sets(model: Model, heads: HeadSpec) -> list[list[Head]]:
+def _head_sets(model: Model, heads: HeadSpec) -> list[list[Node]]:
     if heads == "each":
-        return [[(l, h)] for l in range(model.n_layers) for h in range(model.n_heads)]
-    if isinstance(heads, tuple) and _is_pair(heads):
+        return [[head_node(l, h)] for l in range(model.n_layers) for h in range(model.n_heads)]
+    if isinstance(heads, tuple) and is_head(heads):
         raise InterpError(
             f"heads={heads!r} is one head given as a bare tuple; heads takes a list of "
             f"(layer, head) pairs: pass heads=[{heads!r}] to ablate it alone, or 'each'."
@@ -43,26 +41,11 @@ def _head_sets(model: Model, heads: HeadSpec) -> list[list[Head]]:
     items = list(heads)
     if not items:
         raise InterpError("heads is empty: give (layer, head) pairs or 'each'.")
-    groups: list[Any] = [items] if _is_pair(items[0]) else items
+    groups: list[Any] = [items] if is_head(items[0]) else items
     for group in groups:
-        if not isinstance(group, tuple | list) or not group or not all(map(_is_pair, group)):
-            raise InterpError(
-                f"heads: {group!r} is not a (layer, head) pair nor a list of them; give "
-                "heads=[(layer, head), ...] (one set ablated together), "
-                "[[(l, h), ...], [(l, h), ...]] (several sets) or 'each'."
-            )
-    sets: list[list[Head]] = []
-    for group in groups:
-        sets.append([])
-        for pair in group:
-            l, h = int(pair[0]), int(pair[1])
-            sets[-1].append((l, h))
-            if not (0 <= l < model.n_layers and 0 <= h < model.n_heads):
-                raise InterpError(
-                    f"Head {pair} does not exist: {model.name} has layers 0..{model.n_layers - 1} "
-                    f"and heads 0..{model.n_heads - 1}."
-                )
-    return sets
+        if not isinstance(group, tuple | list) or not group or not all(map(is_head, group)):
+            raise InterpError(f"heads: {group!r} is not a (layer, head) pair{_HINT}.")
+    return [model_heads(model, group, _HINT) for group in groups]
 
 
 def _replacements(
@@ -151,8 +134,9 @@ def ablate(
             refused before any forward pass).
         task: prompts, answers and (optionally) template groups; token-id tasks
             (``Task.from_tokens``) work on models without a tokenizer.
-        heads: ``"each"`` (every head alone: a layer x head result), a list of ``(layer, head)``
-            (one set ablated together), or a list of such lists (several sets).
+        heads: ``"each"`` (every head alone: a layer x head result), a list of heads (one set
+            ablated together), or a list of such lists (several sets). A head is written
+            ``(layer, head)``, ``"L3H5"``, ``"3.5"`` or as a `Node` (`interp.nodes.as_head`).
         how: ``"zero"`` (z := 0), ``"mean"`` (z := its mean over `reference` prompts of the
             same template, per position; default reference = the task itself) or
             ``"resample"`` (z := z of another random prompt of the same template).
@@ -175,21 +159,22 @@ def ablate(
     effects = []
     for head_set in sets:
         by_layer: dict[int, list[int]] = {}
-        for l, h in head_set:
-            by_layer.setdefault(l, []).append(h)
+        for node in head_set:
+            assert node.head is not None  # _head_sets gives heads only
+            by_layer.setdefault(node.layer, []).append(node.head)
 
         fwd = [(model.hook_name("z", l), _replace_heads(repl, l, hs)) for l, hs in by_layer.items()]
         ablated = metric_fn(model.run_with_hooks(tokens, fwd_hooks=fwd), task).float().cpu()
         effects.append(ablated - clean)
     per_prompt = torch.stack(effects, dim=1)  # [prompt, set]
-    set_names = [" ".join(f"L{l}H{h}" for l, h in s) for s in sets]
+    set_names = [" ".join(node.label for node in s) for s in sets]
     warn_nonfinite(per_prompt, "ablated runs", set_names)
     coords: dict[str, list[Coord]]
     if heads == "each":
         per_prompt = per_prompt.reshape(len(task), model.n_layers, model.n_heads)
         dims: tuple[str, ...] = ("layer", "head")
         coords = {"layer": list(range(model.n_layers)), "head": list(range(model.n_heads))}
-        labels = {"head": [f"H{h}" for h in range(model.n_heads)]}
+        labels = {"head": head_axis(model.n_heads)}
     else:
         dims = ("set",)
         coords = {"set": list(set_names)}
@@ -203,17 +188,20 @@ def ablate(
         labels=labels,
         ci_low=lo,
         ci_high=hi,
-        extras={"per_prompt": per_prompt, "clean_metric": clean},
+        per_prompt=per_prompt,
+        clean_metric=clean,
+        clean_metric_mean=float(clean.mean()),
         meta=make_meta(
             model=model,
             task=task,
             metric=name,
             params={
                 "how": how,
-                "heads": heads if isinstance(heads, str) else [list(map(list, s)) for s in sets],
+                "heads": heads
+                if isinstance(heads, str)
+                else [[[node.layer, node.head] for node in s] for s in sets],
             },
             seed=seed,
-            clean_metric_mean=float(clean.mean()),
             value_label=f"change in {name}",
             description=f"{how.capitalize()} ablation of heads: change in {name} "
             "(ablated - clean).",

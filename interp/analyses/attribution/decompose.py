@@ -22,6 +22,7 @@ from torch import Tensor
 from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model
+from interp.nodes import head_label, layer_label
 from interp.tasks.task import Task
 
 ANALYSIS = "direct_logit_attribution"
@@ -216,16 +217,16 @@ def component_labels(
         heads.append(-1)
     for layer in range(n_layers):
         for h in range(n_heads):
-            labels.append(f"L{layer}H{h}")
+            labels.append(head_label(layer, h))
             kinds.append("head")
             layers.append(layer)
             heads.append(h)
-        labels.append(f"L{layer} attn bias")
+        labels.append(f"{layer_label(layer)} attn bias")
         kinds.append("attn_bias")
         layers.append(layer)
         heads.append(-1)
         if has_mlp:
-            labels.append(f"L{layer} MLP")
+            labels.append(f"{layer_label(layer)} MLP")
             kinds.append("mlp")
             layers.append(layer)
             heads.append(-1)

@@ -1,4 +1,6 @@
-"""Head detectors (METHODS.md section 6): score every head against a target attention pattern.
+"""Head detectors (METHODS.md section 6): score every head against a detector pattern.
+
+A detector pattern is a 0/1 ``[query, key]`` map of where a head of that kind attends.
 
 By default every kind runs on ``[prefix, r_1..r_T, r_1..r_T]`` with random tokens ``r``
 (distinct whole words when the tokenizer has enough, else any non-special ids; any ids in the
@@ -14,14 +16,14 @@ TransformerLens' detection patterns do: duplicate_token marks every earlier posi
 same id, induction the position just after each such earlier copy, previous/next/first_token are
 positional. On the default sequences these are exactly the patterns above.
 
-A head's score is its mean attention mass on the target keys, averaged over the query rows (of
-every sequence) where the target marks at least one key. TransformerLens' ``detect_head`` (error
+A head's score is its mean attention mass on the marked keys, averaged over the query rows (of
+every sequence) where the pattern marks at least one key. TransformerLens' ``detect_head`` (error
 measure ``"mul"``) instead divides the mass by the sum of the whole pattern, that is by all ``s``
-query rows of a sequence, so on a sequence with ``r`` target rows its score is this score times
+query rows of a sequence, so on a sequence with ``r`` marked rows its score is this score times
 ``r / s`` (for the default induction and duplicate-token patterns ``r / s = T / (p + 2T)`` with
 ``p`` prefix tokens: 6/13 at T = 6 with a BOS). A custom kind is a ``[seq, seq]`` 0/1 tensor
 (``[batch, seq, seq]`` for the user's sequences) or a function ``f(prefix_len, T) -> tensor``
-(default sequences only) giving the target pattern.
+(default sequences only) giving the detector pattern.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.analyses.attribution.heads import head_axis
 from interp.checks import checked, one_of
+from interp.deprecation import renamed, warn_renamed
 from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.results.attribution import HeadScores
@@ -40,46 +44,52 @@ from interp.results.meta import make_meta
 from interp.tasks.vocab import repeated_tokens, repeats_from
 
 KINDS = ("induction", "previous_token", "next_token", "duplicate_token", "first_token")
-Target = str | Tensor | Callable[[int, int], Tensor]
+Kind = str | Tensor | Callable[[int, int], Tensor]
 Sequences = Int[Tensor, "batch seq"] | Sequence[str]
 ANALYSIS = "detect_heads"
 
 
-def target_pattern(kind: str, p0: int, seq_len: int) -> Float[Tensor, "seq seq"]:
+def detector_pattern(kind: str, p0: int, seq_len: int) -> Float[Tensor, "seq seq"]:
     """0/1 ``[seq, seq]`` pattern (query x key) for a named detector."""
     n = p0 + 2 * seq_len
-    tgt = torch.zeros(n, n)
+    mark = torch.zeros(n, n)
     second = range(p0 + seq_len, n)
     if kind == "induction":
         for i in second:
-            tgt[i, i - seq_len + 1] = 1
+            mark[i, i - seq_len + 1] = 1
     elif kind == "duplicate_token":
         for i in second:
-            tgt[i, i - seq_len] = 1
+            mark[i, i - seq_len] = 1
     elif kind in ("previous_token", "next_token", "first_token"):
         return _positional_pattern(kind, n)
     else:
         _unknown(kind)
-    return tgt
+    return mark
+
+
+def target_pattern(kind: str, p0: int, seq_len: int) -> Float[Tensor, "seq seq"]:
+    """Deprecated name of `detector_pattern` ("target" names an activation site in interp)."""
+    warn_renamed("target_pattern", "detector_pattern", "interp.attribution")
+    return detector_pattern(kind, p0, seq_len)
 
 
 def _unknown(kind: str) -> None:
-    one_of("kind", kind, KINDS, also="a [seq, seq] target tensor or a function (prefix_len, T)")
+    one_of("kind", kind, KINDS, also="a [seq, seq] 0/1 pattern or a function (prefix_len, T)")
 
 
 def _positional_pattern(kind: str, n: int) -> Float[Tensor, "seq seq"]:
-    tgt = torch.zeros(n, n)
+    mark = torch.zeros(n, n)
     if kind == "previous_token":
         for i in range(1, n):
-            tgt[i, i - 1] = 1
+            mark[i, i - 1] = 1
     elif kind == "next_token":
         for i in range(n - 1):
-            tgt[i, i + 1] = 1
+            mark[i, i + 1] = 1
     elif kind == "first_token":
-        tgt[:, 0] = 1
+        mark[:, 0] = 1
     else:
         _unknown(kind)
-    return tgt
+    return mark
 
 
 def content_pattern(kind: str, tokens: Int[Tensor, " seq"]) -> Float[Tensor, "seq seq"]:
@@ -95,31 +105,32 @@ def content_pattern(kind: str, tokens: Int[Tensor, " seq"]) -> Float[Tensor, "se
         same = (tokens[:, None] == tokens[None, :]).float().tril(-1)  # [query i, key j < i]
         if kind == "duplicate_token":
             return same
-        tgt = torch.zeros(n, n)
-        tgt[:, 1:] = same[:, :-1]  # the key after the earlier copy (j + 1 <= i)
-        return tgt
+        mark = torch.zeros(n, n)
+        mark[:, 1:] = same[:, :-1]  # the key after the earlier copy (j + 1 <= i)
+        return mark
     return _positional_pattern(kind, n)
 
 
 def _score_sums(
-    patterns: list[Float[Tensor, "batch head q k"]], target: Tensor
+    patterns: list[Float[Tensor, "batch head q k"]], expected: Tensor
 ) -> tuple[Float[Tensor, "layer head"], int]:
-    """Summed attention mass on the target keys over the target's rows, and the row count."""
-    tgt = target.to(patterns[0].device, patterns[0].dtype)
-    if tgt.ndim == 2:
-        tgt = tgt.expand(patterns[0].shape[0], -1, -1)
-    rows = (tgt.sum(-1) > 0).to(tgt.dtype)  # [batch, q]
-    sums = [((p * tgt[:, None]).sum(-1) * rows[:, None]).sum(dim=(0, 2)) for p in patterns]
+    """Summed attention mass on the marked keys over the marked rows, and the row count."""
+    mark = expected.to(patterns[0].device, patterns[0].dtype)
+    if mark.ndim == 2:
+        mark = mark.expand(patterns[0].shape[0], -1, -1)
+    rows = (mark.sum(-1) > 0).to(mark.dtype)  # [batch, q]
+    sums = [((p * mark[:, None]).sum(-1) * rows[:, None]).sum(dim=(0, 2)) for p in patterns]
     return torch.stack(sums).cpu().double(), int(rows.sum())
 
 
+@renamed(target="expected")
 def score_patterns(
-    patterns: list[Float[Tensor, "batch head q k"]], target: Tensor
+    patterns: list[Float[Tensor, "batch head q k"]], expected: Tensor
 ) -> Float[Tensor, "layer head"]:
-    """``[layer, head]`` mean attention on the target keys over the query rows (of every
-    sequence) where the target marks a key; `patterns` are per layer ``[batch, head, q, k]``,
-    `target` is ``[q, k]`` (shared) or ``[batch, q, k]``."""
-    sums, count = _score_sums(patterns, target)
+    """``[layer, head]`` mean attention on the marked keys over the query rows (of every
+    sequence) where the detector pattern `expected` marks a key; `patterns` are per layer
+    ``[batch, head, q, k]``, `expected` is ``[q, k]`` (shared) or ``[batch, q, k]``."""
+    sums, count = _score_sums(patterns, expected)
     return (sums / max(count, 1)).float()
 
 
@@ -170,19 +181,19 @@ def _user_sequences(model: Model, sequences: Sequences) -> list[Tensor]:
 @checked
 def detect_heads(
     model: Model,
-    kind: Target = "induction",
+    kind: Kind = "induction",
     n: int = 32,
     seq_len: int = 16,
     seed: int = 0,
     batch_size: int = 16,
     sequences: Sequences | None = None,
 ) -> HeadScores:
-    """Score every head by its attention to the detector's target positions.
+    """Score every head by its attention to the positions its detector pattern marks.
 
     Args:
         model: any model with attention patterns (decoders and encoders alike, with or without
             a tokenizer).
-        kind: a name in ``KINDS`` (snake_case), a ``[seq, seq]`` target tensor with
+        kind: a name in ``KINDS`` (snake_case), a ``[seq, seq]`` 0/1 pattern tensor with
             ``seq = prefix + 2 * seq_len`` (``[batch, seq, seq]`` or ``[seq, seq]`` matching
             the user's `sequences`), or a function ``(prefix_len, seq_len) -> tensor``
             (default sequences only).
@@ -192,13 +203,13 @@ def detect_heads(
         batch_size: sequences per forward pass.
         sequences: the user's own sequences instead of the random repeats: a ``[batch, seq]``
             tensor of token ids, or a list of prompts (tokenised one by one, so prompts of
-            different lengths need no padding). Named kinds read the target off each
+            different lengths need no padding). Named kinds read the pattern off each
             sequence's tokens (see the module docstring).
 
     Returns:
-        ``[layer, head]`` scores: mean attention mass on the target keys over the query rows
-        where the target marks a key. TransformerLens' ``detect_head`` (``"mul"``) divides by
-        all query rows instead: on a sequence of ``s`` tokens with ``r`` target rows its score
+        ``[layer, head]`` scores: mean attention mass on the marked keys over the query rows
+        where the pattern marks a key. TransformerLens' ``detect_head`` (``"mul"``) divides by
+        all query rows instead: on a sequence of ``s`` tokens with ``r`` marked rows its score
         is this score times ``r / s``.
     """
     model = load_model(model)
@@ -215,16 +226,16 @@ def detect_heads(
             )
     label = kind if isinstance(kind, str) else "custom"
     if sequences is None:
-        seqs, targets = _default_inputs(model, kind, n, seq_len, seed)
+        seqs, expected = _default_inputs(model, kind, n, seq_len, seed)
         source = f"{n} repeated random sequences of {seq_len} tokens"
         params = {"kind": label, "n": n, "seq_len": seq_len}
     else:
         seqs = _user_sequences(model, sequences)
-        targets = _user_targets(kind, seqs)
+        expected = _user_patterns(kind, seqs)
         source = f"{len(seqs)} given sequences"
         params = {"kind": label, "sequences": len(seqs), "max_len": max(len(s) for s in seqs)}
-    if sum(int((t.sum(-1) > 0).sum()) for t in targets) == 0:
-        raise InterpError("The target pattern is empty: mark at least one (query, key) pair.")
+    if sum(int((t.sum(-1) > 0).sum()) for t in expected) == 0:
+        raise InterpError("The detector pattern is empty: mark at least one (query, key) pair.")
     names = model.hook_names_for("pattern")
     sums = torch.zeros(model.n_layers, model.n_heads, dtype=torch.float64)
     count = 0
@@ -238,7 +249,7 @@ def detect_heads(
             batch = torch.stack([seqs[i] for i in chunk]).to(model.device)
             _, cache = model.run_with_cache(batch, names_filter=lambda nm: nm in names)
             part, rows = _score_sums(
-                [cache[name] for name in names], torch.stack([targets[i] for i in chunk])
+                [cache[name] for name in names], torch.stack([expected[i] for i in chunk])
             )
             sums += part
             count += rows
@@ -247,15 +258,15 @@ def detect_heads(
         values=scores,
         dims=("layer", "head"),
         coords={"layer": list(range(model.n_layers)), "head": list(range(model.n_heads))},
-        labels={"head": [f"H{h}" for h in range(model.n_heads)]},
+        labels={"head": head_axis(model.n_heads)},
         meta=make_meta(
             model=model,
             params=params,
             seed=seed,
             value_label=f"{label} score",
             description=(
-                f"{label.replace('_', '-')} score: mean attention on the target positions over "
-                f"the query rows where the target is defined, on {source}."
+                f"{label.replace('_', '-')} score: mean attention on the marked positions over "
+                f"the query rows where the pattern marks one, on {source}."
             ),
         ),
         title=f"Head detector: {label.replace('_', ' ')}",
@@ -263,44 +274,46 @@ def detect_heads(
 
 
 def _default_inputs(
-    model: Model, kind: Target, n: int, seq_len: int, seed: int
+    model: Model, kind: Kind, n: int, seq_len: int, seed: int
 ) -> tuple[list[Tensor], list[Tensor]]:
     p0 = len(model.prefix_ids)
     total = p0 + 2 * seq_len
     if total > model.n_ctx:
         raise InterpError(f"seq_len {seq_len} gives {total} tokens > context {model.n_ctx}.")
     if isinstance(kind, str):
-        target = target_pattern(kind, p0, seq_len)
+        given = detector_pattern(kind, p0, seq_len)
     else:
-        target = kind(p0, seq_len) if callable(kind) else kind
-    target = torch.as_tensor(target, dtype=torch.float32)
-    if target.shape != (total, total):
-        raise InterpError(f"Target pattern must be [{total}, {total}], got {tuple(target.shape)}.")
+        given = kind(p0, seq_len) if callable(kind) else kind
+    pattern = torch.as_tensor(given, dtype=torch.float32)
+    if pattern.shape != (total, total):
+        raise InterpError(
+            f"The detector pattern must be [{total}, {total}], got {tuple(pattern.shape)}."
+        )
     tokens = random_repeats(model, n, seq_len, seed)
-    return list(tokens), [target] * n
+    return list(tokens), [pattern] * n
 
 
-def _user_targets(kind: Target, seqs: list[Tensor]) -> list[Tensor]:
+def _user_patterns(kind: Kind, seqs: list[Tensor]) -> list[Tensor]:
     if isinstance(kind, str):
         return [content_pattern(kind, s) for s in seqs]
     if callable(kind):
         raise InterpError(
-            "A target function (prefix_len, T) -> tensor describes the default repeated "
+            "A pattern function (prefix_len, T) -> tensor describes the default repeated "
             "sequences; with your own sequences give a [seq, seq] or [batch, seq, seq] tensor."
         )
-    target = torch.as_tensor(kind, dtype=torch.float32)
-    if target.ndim == 2:
-        target = target.expand(len(seqs), -1, -1)
+    pattern = torch.as_tensor(kind, dtype=torch.float32)
+    if pattern.ndim == 2:
+        pattern = pattern.expand(len(seqs), -1, -1)
     lengths = {len(s) for s in seqs}
-    if target.ndim != 3 or target.shape[0] != len(seqs) or len(lengths) != 1:
+    if pattern.ndim != 3 or pattern.shape[0] != len(seqs) or len(lengths) != 1:
         raise InterpError(
-            f"With {len(seqs)} given sequences the target must be [seq, seq] or "
-            f"[{len(seqs)}, seq, seq] over sequences of one length, got {tuple(target.shape)}."
+            f"With {len(seqs)} given sequences the pattern must be [seq, seq] or "
+            f"[{len(seqs)}, seq, seq] over sequences of one length, got {tuple(pattern.shape)}."
         )
     (length,) = lengths
-    if target.shape[1:] != (length, length):
+    if pattern.shape[1:] != (length, length):
         raise InterpError(
-            f"Target pattern must be [{length}, {length}] per sequence, got "
-            f"{tuple(target.shape[1:])}."
+            f"The detector pattern must be [{length}, {length}] per sequence, got "
+            f"{tuple(pattern.shape[1:])}."
         )
-    return list(target)
+    return list(pattern)

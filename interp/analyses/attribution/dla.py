@@ -1,4 +1,8 @@
-"""`direct_logit`: which heads, layers, MLPs and positions write the answer directly."""
+"""`direct_logit`: which heads, layers, MLPs and positions write the answer directly.
+
+`token` names a single token whose logit is attributed (default: the task's answer pair, correct
+minus incorrect); `over` names the unit axis, as in every analysis that has one.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ from typing import Literal
 import torch
 
 from interp.analyses.attribution.decompose import Decomposition, decompose
+from interp.analyses.attribution.heads import head_axis
 from interp.checks import checked
+from interp.deprecation import renamed
 from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.results.attribution import SUM_RTOL, DLAResult
@@ -16,14 +22,17 @@ from interp.results.meta import make_meta
 from interp.stats import bootstrap_mean
 from interp.tasks.task import Task
 
-By = Literal["head", "layer", "component", "position"]
+Over = Literal["heads", "layers", "components", "positions"]
+#: The spellings before `over=` (one release, with a DeprecationWarning).
+_BY = {"head": "heads", "layer": "layers", "component": "components", "position": "positions"}
 
 
+@renamed(by=("over", _BY))
 @checked
 def direct_logit(
     model: Model,
     task: Task,
-    by: By = "head",
+    over: Over = "heads",
     token: str | int | None = None,
     batch_size: int = 32,
     n_boot: int = 1000,
@@ -38,11 +47,11 @@ def direct_logit(
         task: prompts and answers; the readout is each prompt's answer position. Token-id
             tasks (``Task.from_tokens``) work on models without a tokenizer; positions are then
             labelled ``#id``.
-        by: ``"head"`` (layer x head grid), ``"layer"`` (attention vs MLP per layer),
-            ``"component"`` (every term: embeddings, each head, attention biases, MLPs, unembedding
-            bias; these sum to the logit difference), or ``"position"`` (layer x head x source
-            position: each head's effect split by the token it attends to; prompts must share
-            one length).
+        over: the unit axis: ``"heads"`` (layer x head grid), ``"layers"`` (attention vs MLP
+            per layer), ``"components"`` (every term: embeddings, each head, attention biases,
+            MLPs, unembedding bias; these sum to the logit difference), or ``"positions"``
+            (layer x head x source position: each head's effect split by the token it attends
+            to; prompts must share one length). Formerly ``by="head"`` etc. (deprecated).
         token: None for the task's logit difference (correct - incorrect); a single token (string
             or id) to attribute that token's logit instead.
         batch_size: prompts per forward pass.
@@ -50,24 +59,24 @@ def direct_logit(
         seed: bootstrap seed.
 
     The result keeps every component's per-prompt value, so ``res.check_sum_to_total()`` works
-    whatever ``by`` is.
+    whatever ``over`` is.
     """
     model = load_model(model)
-    if by == "position" and int(task.answer_pos.min()) != int(task.answer_pos.max()):
+    if over == "positions" and int(task.answer_pos.min()) != int(task.answer_pos.max()):
         raise InterpError(
-            "by='position' needs prompts of one length so positions line up; build the task "
+            "over='positions' needs prompts of one length so positions line up; build the task "
             "from a single template (e.g. interp.tasks.ioi(model, templates=[0]))."
         )
-    dec = decompose(model, task, token=token, batch_size=batch_size, by_source=by == "position")
+    dec = decompose(model, task, token=token, batch_size=batch_size, by_source=over == "positions")
     L, H = model.n_layers, model.n_heads
     heads_idx = [i for i, k in enumerate(dec.kinds) if k == "head"]
     coords: dict[str, list[Coord]]
     labels: dict[str, list[str]] = {}
-    if by == "head":
+    if over == "heads":
         per_prompt = dec.values[:, heads_idx].reshape(-1, L, H)
         dims: tuple[str, ...] = ("layer", "head")
         coords = {"layer": list(range(L)), "head": list(range(H))}
-    elif by == "layer":
+    elif over == "layers":
         # Attention = its heads plus its output bias; MLP = the MLP output.
         kinds = {"attn": ("head", "attn_bias"), "mlp": ("mlp",)}
         cols = {
@@ -86,7 +95,7 @@ def direct_logit(
         per_prompt = torch.stack([attn, mlp], dim=2)
         dims = ("layer", "component")
         coords = {"layer": list(range(L)), "component": ["attn", "mlp"]}
-    elif by == "component":
+    elif over == "components":
         per_prompt = dec.values
         dims = ("component",)
         coords = {"component": list(dec.labels)}
@@ -99,7 +108,7 @@ def direct_logit(
         toks = model.to_str_tokens(task.clean_tokens[0])
         labels["pos"] = [f"{i}: {t}" for i, t in enumerate(toks[:n_pos])]
     if "head" in dims:
-        labels["head"] = [f"H{h}" for h in range(H)]
+        labels["head"] = head_axis(H)
     mean, lo, hi = bootstrap_mean(per_prompt, n_boot=n_boot, seed=seed)
     direction = "logit difference" if token is None else f"logit of {token!r}"
     return DLAResult(
@@ -109,14 +118,16 @@ def direct_logit(
         labels=labels,
         ci_low=lo,
         ci_high=hi,
-        extras={"per_prompt": per_prompt, "components": dec.values, "total": dec.total},
+        per_prompt=per_prompt,
+        components=dec.values,
+        total=dec.total,
+        component_labels=dec.labels,
         meta=make_meta(
             model=model,
             task=task,
             metric=direction,
-            params={"by": by, "token": token, "n_boot": n_boot},
+            params={"over": over, "token": token, "n_boot": n_boot},
             seed=seed,
-            component_labels=dec.labels,
             value_label=f"direct effect on {direction}",
             description=(
                 f"Direct logit attribution: each component's output at the answer position, "
@@ -124,7 +135,7 @@ def direct_logit(
                 "direction; mean over prompts with 95% bootstrap intervals."
             ),
         ),
-        title=f"Direct logit attribution by {by}",
+        title=f"Direct logit attribution by {over.removesuffix('s')}",
     )
 
 

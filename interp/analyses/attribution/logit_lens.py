@@ -14,13 +14,14 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.cache.api import as_task
 from interp.checks import checked
+from interp.deprecation import renamed
 from interp.errors import InterpError
 from interp.models import Model, load_model
+from interp.nodes import layer_label
 from interp.results.attribution import LogitLensResult
 from interp.results.meta import make_meta
-from interp.tasks.task import Task
+from interp.tasks.task import Task, as_task
 
 ANALYSIS = "logit_lens"
 
@@ -32,17 +33,18 @@ def _decode(model: Model, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, 
 
 
 @torch.inference_mode()
+@renamed(target="token")
 @checked
 def logit_lens(
     model: Model,
     prompts_or_task: Task | Sequence[str] | Int[Tensor, "batch seq"],
-    target: str | int | None = None,
+    token: str | int | None = None,
     k: int = 5,
     show: int = 0,
     batch_size: int = 16,
 ) -> LogitLensResult:
-    """Per layer and position: KL to the final distribution, entropy, and the target's
-    probability, logit and rank; plus the top-k tokens of one prompt.
+    """Per layer and position: KL to the final distribution, entropy, and the tracked token's
+    probability, log-probability and rank; plus the top-k tokens of one prompt.
 
     Rows are ``embed`` (the input to block 0) and the output of every block. Positions are
     aligned at each prompt's answer position, keeping the last ``min(length)`` positions, so
@@ -53,8 +55,9 @@ def logit_lens(
         prompts_or_task: a Task, a list of prompts, or a ``[batch, seq]`` tensor of token ids
             (read at each sequence's last position; the way in for models without a
             tokenizer, with ``Task.from_tokens`` for answers).
-        target: a single token (string, or id) to track; default the task's correct answer
-            per prompt.
+        token: a single token (string, or id) to track; default the task's correct answer
+            per prompt (formerly ``target=``, deprecated). Its rows keep the metric names
+            ``target_prob``, ``target_logprob`` and ``target_rank``.
         k: number of top tokens kept per cell.
         show: which prompt's tokens and top-k predictions label the figure.
         batch_size: prompts per forward pass.
@@ -70,17 +73,16 @@ def logit_lens(
             f"use k <= {model.d_vocab_out}."
         )
     n_pos = int(task.answer_pos.min()) + 1
-    if target is not None:
-        tid = target if isinstance(target, int) else model.to_single_token(target)
+    tracked: Tensor | None = None  # per prompt, the token whose probability is read
+    if token is not None:
+        tid = token if isinstance(token, int) else model.to_single_token(token)
         if not 0 <= tid < model.d_vocab_out:
             raise InterpError(
-                f"Target id {tid} is outside the vocabulary (0..{model.d_vocab_out - 1})."
+                f"Token id {tid} is outside the vocabulary (0..{model.d_vocab_out - 1})."
             )
-        targets = torch.full((len(task),), tid, dtype=torch.long)
+        tracked = torch.full((len(task),), tid, dtype=torch.long)
     elif task.answers is not None:
-        targets = task.answers[:, 0]
-    else:
-        targets = None
+        tracked = task.answers[:, 0]
     L = model.n_layers
     names = model.residual_names()  # input to block 0, then the output of every block
     sums: dict[str, Tensor] = {}
@@ -101,8 +103,8 @@ def logit_lens(
         final = logits[rows, offs].log_softmax(-1)  # [b, P, vocab]
         p_final = final.exp()
         t = None
-        if targets is not None:
-            t = targets[start : start + len(sub)].to(model.device)[:, None, None]
+        if tracked is not None:
+            t = tracked[start : start + len(sub)].to(model.device)[:, None, None]
             t = t.expand(-1, n_pos, 1)
         per_layer: dict[str, list[Tensor]] = {}
         shown: list[tuple[Tensor, Tensor]] = []
@@ -148,17 +150,17 @@ def logit_lens(
             "pos": list(range(-(n_pos - 1), 1)),
         },
         labels={
-            "layer": ["embed"] + [f"L{i}" for i in range(L)],
+            "layer": ["embed"] + [layer_label(i) for i in range(L)],
             "pos": [f"{toks[int(p)]!s}" for p in show_pos],
         },
-        extras={"top_ids": top_ids, "top_probs": top_probs},
+        top_ids=top_ids,
+        top_probs=top_probs,
+        top_tokens=top_tokens,
+        final_layer_max_abs_logprob_error=max_err,
         meta=make_meta(
             model=model,
             task=task,
-            params={"target": target, "k": k, "show": show},
-            top_tokens=top_tokens,
-            final_layer_max_abs_logprob_error=max_err,
-            show_top=False,
+            params={"token": token, "k": k, "show": show},
             description=(
                 "Each layer's residual stream decoded with the final norm (recomputed per "
                 "layer) and the unembedding; cells show the top token of the shown prompt."
