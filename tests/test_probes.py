@@ -22,7 +22,7 @@ from interp.analyses.probes import (
 )
 from interp.analyses.probes import protocol as P
 from interp.analyses.probes.ccs import contrast_differences, sign_free_accuracy
-from interp.analyses.probes.sweep import orient_folds
+from interp.analyses.probes.contrastive import orient_folds
 from interp.errors import InterpError
 from interp.stats import accuracy, f1, r2, roc_auc
 from interp.stats import metrics as stat_metrics
@@ -314,7 +314,7 @@ def test_kfold_ridge_reads_a_continuous_target():
     )
     assert res.coords["metric"] == ["r2", "control_r2", "selectivity"]
     assert res.metric("r2")[1] > 0.95 and res.metric("r2")[0] < 0.1
-    assert res.meta["split"]["kind"] == "kfold" and res.meta["split"]["k"] == 5
+    assert res.split["kind"] == "kfold" and res.split["k"] == 5
     assert float(res.direction(1).vector.double() @ u) > 0.95
 
 
@@ -410,10 +410,10 @@ def test_organism_truth_is_readable_but_not_from_the_embedding(organism, stateme
     # The last prompt token (":") is the same word in every prompt: its embedding carries only
     # the position (prompt length), not the truth of the statement.
     assert float(acc[0]) <= 0.6
-    assert float(acc.max()) >= 0.85 and res.meta["best_layer"] == organism.n_layers
+    assert float(acc.max()) >= 0.85 and res.best_layer == organism.n_layers
     assert float(res.metric("selectivity").max()) >= 0.3
     assert (ctrl - 0.5).abs().max() < 0.1
-    assert res.meta["jump_layer"] <= res.meta["best_layer"]
+    assert res.jump_layer <= res.best_layer
     df = res.to_dataframe()
     assert set(df.columns) >= {"layer", "metric", "value", "ci_low", "ci_high"}
     assert set(df.metric) == {"accuracy", "f1", "auroc", "control_accuracy", "selectivity"}
@@ -526,8 +526,8 @@ def test_probe_results_save_load_and_plot(tmp_path):
     res.save(tmp_path / "p")
     back = interp.load_result(tmp_path / "p")
     torch.testing.assert_close(back.values, res.values)
-    torch.testing.assert_close(back.extras["directions"], res.extras["directions"])
-    assert back.meta["split"] == res.meta["split"]
+    torch.testing.assert_close(back.directions, res.directions)
+    assert back.split == res.split
     fig = back.plot()
     assert {t.name for t in fig.data if t.name} >= {"accuracy", "control_accuracy", "selectivity"}
     assert len(back.plot_projection().data) == 2
@@ -544,7 +544,7 @@ def test_cli_probe(tmp_path):
     assert "accuracy first jumps at layer" in out.output
     assert (tmp_path / "p" / "figure.html").exists()
     res = interp.load_result(tmp_path / "p")
-    assert res.meta["probe"] == "logistic" and res.values.shape == (5, 5)
+    assert res.probe == "logistic" and res.values.shape == (5, 5)
     out = runner.invoke(
         app,
         [
@@ -561,7 +561,7 @@ def test_cli_probe(tmp_path):
         ],
     )
     assert out.exit_code == 0, out.output
-    assert interp.load_result(tmp_path / "h").meta["split"]["k"] == 4
+    assert interp.load_result(tmp_path / "h").split["k"] == 4
     bad = runner.invoke(
         app, ["run", "probe", "--out", str(tmp_path / "b"), "--probe", "ccs", "--distractor", "red"]
     )

@@ -2,24 +2,27 @@
 
 ``values`` has a trailing ``metric`` axis (accuracy, f1, auroc, control_accuracy, selectivity; r2
 for ridge; method accuracies for CCS), so ``to_dataframe()`` has ``layer`` (and ``head``),
-``metric``, ``value``, ``ci_low``, ``ci_high``. ``extras['directions']`` holds one unit vector per
-layer/head in the raw activation space, ``extras['projection']`` each example's coordinates on
+``metric``, ``value``, ``ci_low``, ``ci_high``. `ProbeResult.directions` holds one unit vector per
+layer/head in the raw activation space, `ProbeResult.projection` each example's coordinates on
 (probe direction, top orthogonal principal component).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import numpy as np
-import plotly.graph_objects as go
 from torch import Tensor
 
 from interp.errors import InterpError
+from interp.nodes import HeadLike, as_head
 from interp.results.base import RankBy, Result
-from interp.viz.figures import heatmap, line
-from interp.viz.theme import apply_theme
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+#: The unit axis of a probe sweep: one probe per layer, or one per attention head.
+Over = Literal["layers", "heads"]
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,55 @@ class Direction:
         return acts.to(self.vector.dtype) @ self.vector
 
 
+@dataclass(kw_only=True)
 class ProbeResult(Result):
+    """A probe sweep: metrics per unit (``values``), and what the probes learned and saw.
+
+    Attributes:
+        probe: ``"logistic"``, ``"mass_mean"``, ``"ridge"`` or ``"ccs"``.
+        over: the unit axis, ``"layers"`` or ``"heads"``.
+        positions: where each example was read (``"last"`` or a position).
+        split: the held-out split or k-fold protocol (kind, sizes, seed).
+        control: how the control task's labels were drawn (None for CCS).
+        n_examples: examples probed.
+        class_balance: fraction of label 1 (None for continuous targets).
+        hooks: the hook each layer coordinate was read from.
+        direction_sign: what a positive projection on a direction means.
+        jump_layer, plateau_layer, best_layer: where the main metric first jumps, plateaus and
+            peaks (layer sweeps only).
+        contrast, distractor, ccs_loss: CCS only: the two completions, the distractor words,
+            and CCS's training loss per unit.
+        directions: ``[layer, (head,) d]`` unit directions in the raw activation space.
+        projection: ``[layer, (head,) example, 2]`` coordinates on (direction, top orthogonal
+            principal component).
+        example_labels: ``[example]`` the labels (or targets) probed.
+        eval_index: the evaluated examples, in the order their out-of-fold scores were pooled.
+    """
+
     kind: ClassVar[str] = "probe"
     rank_by: ClassVar[RankBy] = "desc"
+    # `labels` is the base's display labels per axis: the probed labels got their own name.
+    legacy_names: ClassVar[dict[str, str]] = {"labels": "example_labels"}
+
+    probe: str = "logistic"
+    over: Over = "layers"
+    positions: str | int | list[int] | None = "last"
+    split: dict[str, Any] = field(default_factory=dict)
+    control: str | None = None
+    n_examples: int = 0
+    class_balance: float | None = None
+    hooks: list[str] = field(default_factory=list)
+    direction_sign: str = ""
+    jump_layer: int | None = None
+    plateau_layer: int | None = None
+    best_layer: int | None = None
+    contrast: list[str] | None = None
+    distractor: list[str] | None = None
+    ccs_loss: list[float] | None = None
+    directions: Tensor | None = None
+    projection: Tensor | None = None
+    example_labels: Tensor | None = None
+    eval_index: Tensor | None = None
 
     @property
     def main_metric(self) -> str:
@@ -54,123 +103,53 @@ class ProbeResult(Result):
         """One metric over layers (or layers x heads)."""
         return self.sel(metric=name)
 
-    def direction(self, layer: int, head: int | None = None) -> Direction:
-        """The unit direction of the probe at `layer` (and `head` for head sweeps)."""
-        over = self.meta.get("over", "layers")
-        if (head is None) != (over == "layers"):
+    def unit(self, layer: int | HeadLike, head: int | None = None) -> tuple[int, int | None]:
+        """(layer index, head) of a unit: ``(3)``, ``(2, 5)``, ``("L2H5")`` or a head Node."""
+        if not isinstance(layer, int):
+            node = as_head(layer)
+            if head is not None:
+                raise InterpError(f"Give the head once: {layer!r} names it already.")
+            layer, head = node.layer, node.head
+        if (head is None) != (self.over == "layers"):
             raise InterpError(
                 "This result probes heads: give layer and head."
-                if over == "heads"
+                if self.over == "heads"
                 else "This result probes layers: give only the layer."
             )
         try:
             li = self.coords["layer"].index(layer)
         except ValueError:
             raise InterpError(f"layer {layer} not in {self.coords['layer']}.") from None
-        vecs = self.extras["directions"]
-        vec = vecs[li] if head is None else vecs[li, head]
-        hooks = self.meta.get("hooks", [])
+        return li, head
+
+    def direction(self, layer: int | HeadLike, head: int | None = None) -> Direction:
+        """The unit direction of the probe at `layer` (and `head` for head sweeps); a head can
+        also be given as ``"L2H3"``, ``(2, 3)`` or a Node."""
+        li, head = self.unit(layer, head)
+        if self.directions is None:
+            raise InterpError("This result holds no probe directions.")
+        vec = self.directions[li] if head is None else self.directions[li, head]
         return Direction(
             vector=vec.clone(),
-            layer=int(layer),
+            layer=int(self.coords["layer"][li]),
             head=head,
-            hook=hooks[li] if li < len(hooks) else "",
-            probe=str(self.meta.get("probe")),
-            sign=str(self.meta.get("direction_sign", "")),
+            hook=self.hooks[li] if li < len(self.hooks) else "",
+            probe=self.probe,
+            sign=self.direction_sign,
         )
 
     def plot(self, **kw: Any) -> go.Figure:
         """Layers: the main metric by layer with its band, the control curve and selectivity.
         Heads: a layer x head heatmap of the main metric."""
-        title = kw.pop("title", self.title)
-        metric = kw.pop("metric", self.main_metric)
-        if "head" in self.dims:
-            vals = self.metric(metric)
-            fig = heatmap(
-                vals,
-                [f"H{h}" for h in self.coords["head"]],
-                [f"L{l}" for l in self.coords["layer"]],
-                title=title,
-                xlabel="head",
-                ylabel="layer",
-                value_label=metric,
-                signed=False,
-                hover=[
-                    [
-                        f"L{l}H{h} {metric} {float(vals[i, j]):.3f}"
-                        for j, h in enumerate(self.coords["head"])
-                    ]
-                    for i, l in enumerate(self.coords["layer"])
-                ],
-            )
-            if metric in ("accuracy", "f1", "auroc", "control_accuracy"):
-                # A fixed 0-1 scale puts chance mid-scale instead of stretching noise.
-                fig.update_traces(zmin=0.0, zmax=1.0)
-            return fig
-        names = [str(m) for m in self.coords["metric"]]
-        shown = [m for m in (metric, "control_accuracy", "control_r2", "selectivity") if m in names]
-        if self.meta.get("probe") == "ccs":
-            shown = [m for m in names if m.endswith("accuracy")]
-        mi = {m: names.index(m) for m in shown}
-        assert self.ci_low is not None and self.ci_high is not None
-        fig = line(
-            self.labels.get("layer", [str(x) for x in self.coords["layer"]]),
-            {m: self.values[:, mi[m]] for m in shown},
-            title=title,
-            xlabel="layer (blocks applied)",
-            value_label="score",
-            bands={m: (self.ci_low[:, mi[m]], self.ci_high[:, mi[m]]) for m in shown},
-        )
-        fig.update_xaxes(type="category")  # "embed", "1", ... in order, no fractional ticks
-        chance = self.meta.get("class_balance")
-        if chance is not None and metric == "accuracy":
-            level = max(chance, 1 - chance)
-            fig.add_hline(y=level, line_dash="dot", line_color="#888", annotation_text="majority")
-        return fig
+        from interp.viz.probes import probe_figure
 
-    def plot_projection(self, layer: int | None = None, head: int | None = None) -> go.Figure:
+        return probe_figure(self, **kw)
+
+    def plot_projection(
+        self, layer: int | HeadLike | None = None, head: int | None = None
+    ) -> go.Figure:
         """Examples on (probe direction, top orthogonal PC), coloured by label; default: the best
         layer (or head)."""
-        proj = self.extras["projection"]
-        main = self.metric(self.main_metric)
-        if layer is None:
-            flat = int(np.nanargmax(main.reshape(-1).numpy()))
-            li, hi = (
-                (flat // main.shape[1], flat % main.shape[1]) if main.ndim == 2 else (flat, None)
-            )
-            layer = int(self.coords["layer"][li])
-            head = hi
-        else:
-            li = self.coords["layer"].index(layer)
-            hi = head
-        pts = proj[li] if hi is None else proj[li, hi]
-        y = self.extras["labels"].numpy()
-        fig = go.Figure()
-        binary = set(np.unique(y).tolist()) <= {0.0, 1.0}
-        if binary:
-            for cls, color, name in ((1.0, "#d62728", "label 1"), (0.0, "#1f77b4", "label 0")):
-                m = y == cls
-                fig.add_trace(
-                    go.Scatter(
-                        x=pts[m, 0].numpy(),
-                        y=pts[m, 1].numpy(),
-                        mode="markers",
-                        name=name,
-                        marker={"color": color, "size": 6, "opacity": 0.7},
-                    )
-                )
-        else:
-            fig.add_trace(
-                go.Scatter(
-                    x=pts[:, 0].numpy(),
-                    y=pts[:, 1].numpy(),
-                    mode="markers",
-                    marker={"color": y, "colorscale": "Viridis", "showscale": True, "size": 6},
-                )
-            )
-        where = f"L{layer}" + (f"H{head}" if head is not None else "")
-        fig.update_xaxes(title="projection on the probe direction")
-        fig.update_yaxes(title="top orthogonal principal component")
-        return apply_theme(
-            fig, title=f"{self.meta.get('probe')} probe at {where}: examples by label"
-        )
+        from interp.viz.probes import projection_figure
+
+        return projection_figure(self, layer, head)

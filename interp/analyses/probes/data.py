@@ -10,20 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from interp.cache.capture import Positions
-from interp.cache.disk import DiskCache
-from interp.cache.names import layer_of
+from interp.activations.capture import Positions
+from interp.activations.disk import DiskCache
+from interp.activations.names import layer_of
 from interp.errors import InterpError
 from interp.models import Model
 from interp.models.hooks import hook_name
+from interp.results.probes import Over
 from interp.tasks.task import Task
 
-Over = Literal["layers", "heads"]
 Unit = tuple[int, int | None]  # (layer, head)
 
 
@@ -90,7 +90,7 @@ def from_model(
     batch_size: int,
     progress: bool,
 ) -> Features:
-    from interp.cache.api import cache
+    from interp.activations.api import cache
 
     hooks = unit_hooks(model.n_layers, over)
     acts = cache(
@@ -182,6 +182,44 @@ def labels_of(task_or_labels: Task | Tensor | Sequence[Any], n: int | None = Non
     if y.is_floating_point() and not torch.isfinite(y).all():
         raise InterpError("Labels contain NaN or inf.")
     return y
+
+
+def binary_labels(y: Tensor) -> Tensor:
+    """Two classes as 0 / 1 (the larger value is 1); anything else is refused with the fix."""
+    classes = sorted(set(y.tolist()))
+    if len(classes) < 2:
+        raise InterpError(
+            f"All labels are {classes[0]!r}: a probe needs both classes. Check the task or use "
+            "probe='ridge' for continuous targets."
+        )
+    if len(classes) > 2:
+        raise InterpError(
+            f"Labels have {len(classes)} classes {classes[:5]}: classification probes are binary "
+            "(use probe='ridge' for continuous targets, or relabel one-vs-rest)."
+        )
+    return (y == classes[1]).long()
+
+
+#: The Task metadata key naming the two completions of each prompt that make its contrast pair.
+CONTRAST_KEY = "contrast"
+
+
+def contrast_of(task: Task, contrast: tuple[str, str] | None) -> tuple[str, str]:
+    """The completions CCS contrasts: the ones given, else the task's own (its generator records
+    them in ``metadata["contrast"]``, e.g. the facts statements' ``(" true", " false")``)."""
+    if contrast is not None:
+        return contrast
+    own = task.metadata.get(CONTRAST_KEY)
+    if own is None:
+        raise InterpError(
+            "CCS needs the two completions of each prompt: pass contrast=(' yes', ' no') (or "
+            f"build the task with metadata={{{CONTRAST_KEY!r}: (' yes', ' no')}})."
+        )
+    if isinstance(own, str) or len(own) != 2:
+        raise InterpError(
+            f"Task {task.name!r} has metadata[{CONTRAST_KEY!r}] = {own!r}: give two completions."
+        )
+    return str(own[0]), str(own[1])
 
 
 def contrast_tasks(

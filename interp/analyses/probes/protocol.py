@@ -1,4 +1,4 @@
-"""The probing protocol: splits, control tasks, curve summary.
+"""The probing protocol: the sweep's options, splits, control tasks, curve summary.
 
 The metrics and their bootstrap intervals are `interp.stats` (computed for every unit at once;
 the intervals resample the evaluated examples, the held-out set or all examples' out-of-fold
@@ -16,7 +16,23 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.activations.capture import Positions
 from interp.errors import InterpError
+from interp.results.probes import Over
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How a sweep reads its examples, splits and resamples them: the same for every probe."""
+
+    over: Over = "layers"
+    positions: Positions = "last"
+    split: str | int = "holdout"
+    test_size: float = 0.25
+    n_boot: int = 1000
+    seed: int = 0
+    batch_size: int = 32
+    progress: bool = True
 
 
 @dataclass(frozen=True)
