@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 from interp.errors import InterpError
+from interp.shapes import check_shapes, shape_params
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -292,7 +293,8 @@ def check_conventions(fn: Callable[..., Any], bound: inspect.BoundArguments) -> 
 
 
 def checked(fn: F) -> F:
-    """Decorator: refuse bad options (Literal values, `CONVENTIONS`) before the body runs.
+    """Decorator: refuse bad options (Literal values, `CONVENTIONS`) and tensors whose shapes
+    break the jaxtyping annotations (interp.shapes) before the body runs.
 
     On a class (a dataclass of options such as GaussianNoise) it checks the constructor.
     """
@@ -300,6 +302,7 @@ def checked(fn: F) -> F:
         fn.__init__ = checked(fn.__init__)  # type: ignore[misc]
         return fn
     sig = inspect.signature(fn)
+    shaped = bool(shape_params(fn))
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -310,6 +313,8 @@ def checked(fn: F) -> F:
         check_literals(fn, bound)
         check_conventions(fn, bound)
         check_classes(fn, bound)
+        if shaped:
+            check_shapes(fn, bound, _where(fn))
         return fn(*args, **kwargs)
 
     wrapper.__interp_checked__ = True  # type: ignore[attr-defined]

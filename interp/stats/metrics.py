@@ -14,6 +14,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.checks import checked
+
 PAIRWISE_MAX = 1 << 23  # entries of the [unit, positive, negative] comparison table (64 MB)
 
 
@@ -34,6 +36,7 @@ def _shaped(out: Tensor, x: Tensor, w: Tensor | None) -> Tensor:
     return _unweighted(out, w) if x.ndim > 1 else _unweighted(out, w)[..., 0]
 
 
+@checked
 def accuracy(
     pred: Int[Tensor, "*unit m"], y: Int[Tensor, " m"], w: Float[Tensor, "B m"] | None = None
 ) -> Tensor:
@@ -44,6 +47,7 @@ def accuracy(
     return _shaped(out, pred, w)
 
 
+@checked
 def f1(
     pred: Int[Tensor, "*unit m"], y: Int[Tensor, " m"], w: Float[Tensor, "B m"] | None = None
 ) -> Tensor:
@@ -58,6 +62,7 @@ def f1(
     return _shaped(out, pred, w)
 
 
+@checked
 def r2(
     pred: Float[Tensor, "*unit m"], y: Float[Tensor, " m"], w: Float[Tensor, "B m"] | None = None
 ) -> Tensor:
@@ -73,6 +78,7 @@ def r2(
     return _shaped(out, pred, w)
 
 
+@checked
 def roc_auc(
     score: Float[Tensor, "*unit m"], y: Int[Tensor, " m"], w: Float[Tensor, "B m"] | None = None
 ) -> Tensor:
@@ -122,6 +128,7 @@ def _wins_sorted(s: Tensor, pos: Tensor, neg: Tensor, ww: Tensor) -> Tensor:
     return ((ww * pos)[:, None, :] * (below + 0.5 * (upto - below))).sum(-1)
 
 
+@checked
 def roc_curve(
     score: Float[Tensor, " m"], y: Float[Tensor, " m"]
 ) -> tuple[Float[Tensor, " k"], Float[Tensor, " k"]]:

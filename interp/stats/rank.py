@@ -6,7 +6,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.checks import checked
 
+
+@checked
 def ranks(v: Float[Tensor, " n"]) -> Float[Tensor, " n"]:
     """0-based float64 ranks of a 1-D tensor (any dtype), on its device; tied values share the
     mean of their ranks (exact: the mean of ranks ``a..b`` is ``(a + b) / 2``). NaNs rank after
@@ -27,7 +30,8 @@ def ranks(v: Float[Tensor, " n"]) -> Float[Tensor, " n"]:
     return out
 
 
-def spearman(a: Tensor, b: Tensor) -> float:
+@checked
+def spearman(a: Float[Tensor, "*n"], b: Float[Tensor, "*n"]) -> float:
     """Spearman rank correlation of two equally sized tensors, flattened (average ranks for
     ties); NaN when either is constant or holds a NaN (a NaN has no rank among numbers)."""
     a, b = a.reshape(-1).double(), b.reshape(-1).double()

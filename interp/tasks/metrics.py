@@ -14,7 +14,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.checks import one_of
+from interp.checks import checked, one_of
 from interp.errors import InterpError
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ def warn_nonfinite(values: Tensor, what: str, where: Sequence[str] = ()) -> None
     )
 
 
+@checked
 def answer_logits(
     logits: Float[Tensor, "batch seq vocab"], task: Task
 ) -> Float[Tensor, "batch vocab"]:
@@ -67,6 +68,7 @@ def answer_logits(
     return logits[rows, task.answer_pos.to(logits.device)]
 
 
+@checked
 def logit_diff(logits: Float[Tensor, "batch seq vocab"], task: Task) -> Float[Tensor, " batch"]:
     """``logit[correct] - logit[incorrect]`` at the answer position (the default metric)."""
     final = answer_logits(logits, task)
@@ -75,17 +77,20 @@ def logit_diff(logits: Float[Tensor, "batch seq vocab"], task: Task) -> Float[Te
     return picked[:, 0] - picked[:, 1]
 
 
+@checked
 def log_prob(logits: Float[Tensor, "batch seq vocab"], task: Task) -> Float[Tensor, " batch"]:
     """Log-probability of the correct answer."""
     lp = answer_logits(logits, task).log_softmax(-1)
     return lp.gather(1, task.correct.to(lp.device)[:, None])[:, 0]
 
 
+@checked
 def prob(logits: Float[Tensor, "batch seq vocab"], task: Task) -> Float[Tensor, " batch"]:
     """Probability of the correct answer."""
     return log_prob(logits, task).exp()
 
 
+@checked
 def kl_to(reference_logits: Float[Tensor, "batch seq vocab"]) -> Metric:
     """Metric ``KL(p_reference || p)`` at the answer position (e.g. reference = clean run)."""
     ref = reference_logits.detach()
