@@ -65,7 +65,7 @@ def _hints_one_by_one(fn: Callable[..., Any]) -> dict[str, Any]:
 def _shape_only(kind: type[AbstractArray]) -> type[AbstractArray]:
     # Axes only: the dtype words in annotations document intent (labels written Int are also
     # passed as bool or float and work), so enforcing them would refuse calls that work today.
-    return Shaped[Tensor, kind.dim_str]  # type: ignore[no-any-return]
+    return Shaped[Tensor, kind.dim_str]  # type: ignore[no-any-return,return-value]
 
 
 def _given(value: Tensor) -> str:
