@@ -3,6 +3,9 @@ planted directions and random labels, ground truth on the organism, real text on
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -567,3 +570,151 @@ def test_cli_probe(tmp_path):
     )
     assert isinstance(bad.exception, InterpError) and "two words" in str(bad.exception)
     assert not (tmp_path / "b").exists()
+
+
+# ----------------------------------------------------------------- declared fields
+
+FIELDS = (
+    "probe",
+    "over",
+    "positions",
+    "split",
+    "control",
+    "n_examples",
+    "class_balance",
+    "hooks",
+    "direction_sign",
+    "jump_layer",
+    "plateau_layer",
+    "best_layer",
+    "contrast",
+    "distractor",
+    "ccs_loss",
+    "directions",
+    "projection",
+    "example_labels",
+    "eval_index",
+)
+
+
+def assert_fields_equal(a, b):
+    from interp.results.io import tensors_equal
+
+    assert a.declared_fields() == FIELDS
+    for name in FIELDS:
+        x, y = getattr(a, name), getattr(b, name)
+        if isinstance(x, torch.Tensor):
+            assert tensors_equal(x, y), name
+        else:
+            assert x == y and type(x) is type(y), name
+
+
+def head_cache(n=120, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    z = torch.randn(n, 3, 4, generator=g, dtype=torch.float64)
+    z[:, 1, 0] += 2 * y
+    return {"blocks.0.attn.hook_z": z, "blocks.1.attn.hook_z": z * 3}, y
+
+
+def test_declared_fields_save_and_load_exactly(tmp_path):
+    X, y, _ = planted(n=120, d=8)
+    noise = torch.randn(120, 8, generator=torch.Generator().manual_seed(2), dtype=X.dtype)
+    cache, hy = head_cache()
+    made = [
+        sweep(fake_cache([noise, X]), y, split=3, n_boot=20, progress=False),
+        sweep(cache, hy, over="heads", n_boot=20, progress=False),
+        sweep(fake_cache([X, X * 2]), X[:, 0], probe="ridge", n_boot=20, progress=False),
+    ]
+    ccs_like = dataclasses.replace(
+        made[0],
+        probe="ccs",
+        control=None,
+        contrast=[" true", " false"],
+        distractor=["red", "blue"],
+        ccs_loss=[0.25, float("nan")],
+    )
+    assert made[0].best_layer == 1 and made[0].split["k"] == 3
+    assert made[1].over == "heads" and made[1].best_layer is None
+    assert made[2].class_balance is None and made[2].example_labels.dtype == torch.float32
+    for i, res in enumerate([*made, ccs_like]):
+        back = interp.load_result(res.save(tmp_path / str(i)))
+        assert type(back) is type(res)
+        torch.testing.assert_close(back.values, res.values, rtol=0, atol=0)
+        assert back.meta == res.meta
+        if res.ccs_loss is not None:  # NaN != NaN: the loss is compared apart
+            assert back.ccs_loss[0] == 0.25 and np.isnan(back.ccs_loss[1])
+            back, res = (dataclasses.replace(r, ccs_loss=None) for r in (back, res))
+        assert_fields_equal(back, res)
+
+
+def test_old_keys_warn_and_read_the_declared_fields(tmp_path):
+    X, y, _ = planted(n=120, d=8)
+    res = sweep(fake_cache([X, X * 2]), y, n_boot=20, progress=False)
+    with pytest.warns(DeprecationWarning, match=r'extras\["directions"\].*\.directions'):
+        assert res.extras["directions"] is res.directions
+    with pytest.warns(DeprecationWarning, match=r'extras\["labels"\].*\.example_labels'):
+        assert res.extras["labels"] is res.example_labels
+    for key in ("split", "best_layer", "jump_layer", "plateau_layer", "probe", "hooks"):
+        with pytest.warns(DeprecationWarning, match=rf'meta\["{key}"\]'):
+            assert res.meta[key] == getattr(res, key)
+    # A result saved by the previous code (data in extras and meta) loads into the fields.
+    old_meta = {**res.meta, **{k: getattr(res, k) for k in FIELDS[:15]}}
+    old_extras = {
+        "directions": res.directions,
+        "projection": res.projection,
+        "labels": res.example_labels,
+        "eval_index": res.eval_index,
+    }
+    old = interp.Result(
+        values=res.values,
+        dims=res.dims,
+        coords=res.coords,
+        labels=res.labels,
+        ci_low=res.ci_low,
+        ci_high=res.ci_high,
+        extras=old_extras,
+        meta=old_meta,
+        title=res.title,
+    )
+    old.save(tmp_path / "old")
+    header = json.loads((tmp_path / "old" / "result.json").read_text())
+    header["kind"] = "probe"  # what the previous code wrote for a ProbeResult
+    (tmp_path / "old" / "result.json").write_text(json.dumps(header))
+    back = interp.load_result(tmp_path / "old")
+    assert isinstance(back, type(res))
+    assert_fields_equal(back, res)
+    assert back.meta == res.meta and not back.extras
+    assert back.labels == res.labels  # the axis labels stay the base's
+    assert torch.equal(back.direction(1).vector, res.direction(1).vector)
+
+
+def test_heads_are_named_through_interp_nodes():
+    from interp.nodes import Node
+
+    cache, y = head_cache()
+    res = sweep(cache, y, over="heads", n_boot=20, progress=False)
+    want = res.direction(1, 2)
+    for spec in ("L1H2", (1, 2), Node("z", 1, 2)):
+        got = res.direction(spec)
+        assert torch.equal(got.vector, want.vector) and (got.layer, got.head) == (1, 2)
+    with pytest.raises(InterpError, match="give layer and head"):
+        res.direction(1)
+    hover = res.plot().data[0].customdata
+    assert str(hover[1][2]).startswith("L1H2 accuracy")
+    assert res.plot_projection("L1H2").layout.title.text.startswith("logistic probe at L1H2")
+
+
+def test_ccs_completions_come_from_the_task(organism):
+    prompts = interp.tasks.facts(organism, n=32, seed=1)
+    kw = {"n_boot": 10, "ccs_restarts": 1, "ccs_steps": 30, "progress": False}
+    meta = {**prompts.metadata, "contrast": (" true", " false")}
+    own = dataclasses.replace(prompts, metadata=meta)
+    bare = dataclasses.replace(prompts, metadata={})
+    given = sweep(organism, bare, probe="ccs", contrast=(" true", " false"), **kw)
+    read = sweep(organism, own, probe="ccs", **kw)
+    assert read.contrast == [" true", " false"]
+    torch.testing.assert_close(read.values, given.values, rtol=0, atol=0)
+    torch.testing.assert_close(read.directions, given.directions, rtol=0, atol=0)
+    with pytest.raises(InterpError, match=r"contrast=\(' yes', ' no'\)"):
+        sweep(organism, bare, probe="ccs", **kw)
