@@ -23,14 +23,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The release that drops the old spellings.
 REMOVED_IN = "0.3"
 
-Rename = str | tuple[str, Mapping[Any, Any]]
+Rename = str | tuple[str, Mapping[Any, Any] | Callable[[Any], Any]]
 
 
 def warn_renamed(old: str, new: str, where: str, stacklevel: int = 3) -> None:
     """Warn that `old` is the deprecated spelling of `new` (any kind of name)."""
     warnings.warn(
-        f"{where}: {old} is deprecated and will be removed in interp {REMOVED_IN}; "
-        f"write {new}.",
+        f"{where}: {old} is deprecated and will be removed in interp {REMOVED_IN}; write {new}.",
         DeprecationWarning,
         stacklevel=stacklevel,
     )
@@ -40,7 +39,9 @@ def renamed(**renames: Rename) -> Callable[[F], F]:
     """Decorator: accept old keyword names (and, with a mapping, their old values).
 
     Each keyword maps an old name to the new name, or to ``(new name, {old value: new value})``
-    when the values were renamed too; values missing from the mapping pass through unchanged.
+    when the values were renamed too (values missing from the mapping pass through unchanged),
+    or to ``(new name, function)`` when the old value converts (``alpha=0.05`` ->
+    ``confidence=0.95``).
     """
 
     def wrap(fn: F) -> F:
@@ -54,7 +55,10 @@ def renamed(**renames: Rename) -> Callable[[F], F]:
                 if new in kwargs:
                     raise InterpError(f"{where}: give {new}= only ({old}= is its old name).")
                 given = kwargs.pop(old)
-                value = values.get(given, given) if _hashable(given) else given
+                if callable(values):
+                    value = values(given)
+                else:
+                    value = values.get(given, given) if _hashable(given) else given
                 kwargs[new] = value
                 if value is given:
                     warn_renamed(f"{old}=", f"{new}=", where)

@@ -77,18 +77,18 @@ def check_shapes(fn: Callable[..., Any], bound: inspect.BoundArguments, where: s
     params = shape_params(fn)
     items = [(n, bound.arguments[n], params[n]) for n in params if n in bound.arguments]
     items = [(n, v, t) for n, v, t in items if isinstance(v, Tensor)]
-    if items:
-        _check(items, where)
+    problem = _mismatch(items) if items else None
+    if problem:  # raised out here: jaxtyping appends its own notes to errors raised inside
+        raise InterpError(f"{where}: {problem}.")
 
 
 @jaxtyped(typechecker=None)  # one memo of axis sizes for the whole call
-def _check(items: list[tuple[str, Tensor, tuple[type[AbstractArray], ...]]], where: str) -> None:
+def _mismatch(items: list[tuple[str, Tensor, tuple[type[AbstractArray], ...]]]) -> str | None:
     seen: list[str] = []
     for name, value, kinds in items:
         if not any(isinstance(value, _shape_only(k)) for k in kinds):
             want = " or ".join(f"[{k.dim_str}]" for k in kinds)
             others = f", with the axes of {'; '.join(seen)}" if seen else ""
-            raise InterpError(
-                f"{where}: {name} must have axes {want}{others}; got {_given(value)}."
-            )
+            return f"{name} must have axes {want}{others}; got {_given(value)}"
         seen.append(f"{name}: {tuple(value.shape)}")
+    return None

@@ -54,12 +54,12 @@ def test_bootstrap_percentiles_equal_torch_quantile(alpha):
     boots = torch.randn(999, 7, dtype=torch.float64)
     q = torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64)
     want = torch.quantile(boots, q, dim=0)
-    for got, ref in zip(percentile_interval(boots, alpha), want, strict=True):
+    for got, ref in zip(percentile_interval(boots, 1 - alpha), want, strict=True):
         torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
     boots[3, 2] = float("nan")  # NaN columns give NaN, as torch.quantile does
-    lo, hi = percentile_interval(boots, alpha)
+    lo, hi = percentile_interval(boots, 1 - alpha)
     assert lo[2].isnan() and hi[2].isnan() and not lo[:2].isnan().any()
-    lo, hi = percentile_interval(boots, alpha, nan="omit")  # ... or are left out
+    lo, hi = percentile_interval(boots, 1 - alpha, nan="omit")  # ... or are left out
     want = quantiles(boots, alpha, nan_omit=True)
     assert torch.equal(lo, want[0]) and torch.equal(hi, want[1]) and not lo.isnan().any()
 
@@ -71,7 +71,7 @@ def test_percentile_interval_refuses_an_unknown_nan_policy():
 
 def test_percentile_interval_keeps_the_cell_shape():
     boots = torch.randn(200, 3, 4, dtype=torch.float64)
-    lo, hi = percentile_interval(boots, 0.1)
+    lo, hi = percentile_interval(boots, 0.9)
     want = quantiles(boots, 0.1)
     assert lo.shape == hi.shape == (3, 4)
     torch.testing.assert_close(lo, want[0], rtol=0, atol=1e-12)
@@ -84,7 +84,7 @@ def test_bootstrap_mean_equals_a_loop_over_resampled_copies(seed):
     idx = draws(40, 300, seed)
     boots = torch.stack([x[idx[b]].mean(0) for b in range(300)])
     want = quantiles(boots, 0.1)
-    mean, lo, hi = bootstrap_mean(x, n_boot=300, alpha=0.1, seed=seed)
+    mean, lo, hi = bootstrap_mean(x, n_boot=300, confidence=0.9, seed=seed)
     torch.testing.assert_close(mean, x.mean(0), rtol=0, atol=1e-12)
     torch.testing.assert_close(lo, want[0], rtol=0, atol=1e-12)
     torch.testing.assert_close(hi, want[1], rtol=0, atol=1e-12)
@@ -252,17 +252,35 @@ def test_spearman_of_a_tensor_with_nan_is_nan():
     assert np.isnan(spearman(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([float("nan")] * 3)))
 
 
-@pytest.mark.parametrize("alpha", [0.0, 1.0, -0.1, 1.5, float("nan")])
-def test_every_bootstrap_refuses_an_alpha_outside_the_unit_interval(alpha):
+@pytest.mark.parametrize("level", [0.0, 1.0, -0.1, 1.5, float("nan")])
+def test_every_bootstrap_refuses_a_confidence_outside_the_unit_interval(level):
     x = torch.randn(10, 3)
-    with pytest.raises(InterpError, match="alpha"):
-        percentile_interval(x, alpha)
-    with pytest.raises(InterpError, match="alpha"):
-        bootstrap(lambda w: w @ x.double(), 10, 20, 0, alpha=alpha)
-    with pytest.raises(InterpError, match="alpha"):
-        bootstrap_ratio(x, torch.ones(10), n_boot=20, alpha=alpha)
-    for n in (1, 10):  # one sample has no interval, but a wrong alpha is still wrong
-        with pytest.raises(InterpError, match="alpha"):
-            bootstrap_mean(x[:n], n_boot=20, alpha=alpha)
-    with pytest.raises(InterpError, match="alpha"):
-        bootstrap_ratio(x[:1], torch.ones(1), n_boot=20, alpha=alpha)
+    with pytest.raises(InterpError, match="confidence"):
+        percentile_interval(x, level)
+    with pytest.raises(InterpError, match="confidence"):
+        bootstrap(lambda w: w @ x.double(), 10, 20, 0, confidence=level)
+    with pytest.raises(InterpError, match="confidence"):
+        bootstrap_ratio(x, torch.ones(10), n_boot=20, confidence=level)
+    for n in (1, 10):  # one sample has no interval, but a wrong level is still wrong
+        with pytest.raises(InterpError, match="confidence"):
+            bootstrap_mean(x[:n], n_boot=20, confidence=level)
+    with pytest.raises(InterpError, match="confidence"):
+        bootstrap_ratio(x[:1], torch.ones(1), n_boot=20, confidence=level)
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.1, 0.3])
+def test_the_old_alpha_keyword_is_the_tail_mass_and_warns(alpha):
+    x = torch.randn(40, 3, dtype=torch.float64)
+    new = bootstrap_mean(x, n_boot=200, confidence=1 - alpha, seed=1)
+    with pytest.warns(DeprecationWarning, match="confidence="):
+        old = bootstrap_mean(x, n_boot=200, alpha=alpha, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(old, new, strict=True))
+    # the default 0.95 reads as the 2.5% and 97.5% quantiles, as alpha=0.05 did
+    boots = torch.randn(999, 2, dtype=torch.float64)
+    got = percentile_interval(boots)
+    with pytest.warns(DeprecationWarning):
+        old = percentile_interval(boots, alpha=0.05)
+    assert all(torch.equal(g, o) for g, o in zip(got, old, strict=True))
+    want = torch.quantile(boots, torch.tensor([0.025, 0.975], dtype=torch.float64), dim=0)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-12)

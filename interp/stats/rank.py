@@ -30,8 +30,7 @@ def ranks(v: Float[Tensor, " n"]) -> Float[Tensor, " n"]:
     return out
 
 
-@checked
-def spearman(a: Float[Tensor, "*n"], b: Float[Tensor, "*n"]) -> float:
+def spearman(a: Tensor, b: Tensor) -> float:
     """Spearman rank correlation of two equally sized tensors, flattened (average ranks for
     ties); NaN when either is constant or holds a NaN (a NaN has no rank among numbers)."""
     a, b = a.reshape(-1).double(), b.reshape(-1).double()

@@ -16,6 +16,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp.checks import checked
+from interp.deprecation import renamed
 from interp.errors import InterpError
 
 CHUNK = 100  # resamples evaluated at once by `bootstrap` (bounds ROC-AUC's [B, U, m] sums)
@@ -32,28 +33,43 @@ def resample_counts(n: int, n_boot: int, seed: int) -> Float[Tensor, "n_boot n"]
     return counts
 
 
-def check_alpha(alpha: float, where: str) -> None:
-    """Refuse an interval level outside (0, 1) (every bootstrap's interval goes through
-    `percentile_interval`, which calls this)."""
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
-        raise InterpError(f"{where}: alpha must be in (0, 1), got {alpha!r}.")
+def tail_mass(confidence: float, where: str) -> float:
+    """The mass left outside a ``confidence`` interval (0.95 -> 0.05), refusing levels outside
+    (0, 1) (every bootstrap's interval goes through `percentile_interval`, which calls this).
+
+    Levels are decimals: rounding to 12 places removes the binary error of ``1 - 0.95``, so the
+    quantiles are exactly 0.025 and 0.975 as written."""
+    bad = isinstance(confidence, bool) or not isinstance(confidence, int | float)
+    if bad or not 0 < confidence < 1:
+        raise InterpError(f"{where}: confidence must be in (0, 1), got {confidence!r}.")
+    return round(1.0 - confidence, 12)
 
 
+def _from_alpha(alpha: float) -> float:
+    # The old keyword gave the tail mass; an invalid old value stays invalid as a level.
+    return 1.0 - alpha if isinstance(alpha, int | float) and not isinstance(alpha, bool) else alpha
+
+
+#: `alpha=` (the tail mass) was the interval's old keyword; `confidence=` is the level.
+_OLD_ALPHA = renamed(alpha=("confidence", _from_alpha))
+
+
+@_OLD_ALPHA
 @checked
 def percentile_interval(
     boots: Float[Tensor, "n_boot ..."],
-    alpha: float = 0.05,
+    confidence: float = 0.95,
     nan: Literal["propagate", "omit"] = "propagate",
 ) -> tuple[Tensor, Tensor]:
-    """The ``alpha/2`` and ``1 - alpha/2`` quantiles over resamples (axis 0), interpolated
-    linearly as `torch.quantile` does.
+    """The ``(1 - confidence) / 2`` and ``1 - (1 - confidence) / 2`` quantiles over resamples
+    (axis 0), interpolated linearly as `torch.quantile` does.
 
     ``nan="propagate"``: a NaN among a cell's resamples makes its bounds NaN (`torch.quantile`);
     without NaNs the bounds come from one sort of contiguous rows (``quantile`` on dim 0 is
     ~1.5x slower). ``nan="omit"``: NaN resamples are left out (`torch.nanquantile`), for
     statistics undefined on some resamples, such as ROC-AUC of a resample with one class.
     """
-    check_alpha(alpha, "percentile_interval")
+    alpha = tail_mass(confidence, "percentile_interval")
     q = torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64)
     if nan == "omit":
         lo, hi = torch.nanquantile(boots.double(), q, dim=0)
@@ -71,13 +87,14 @@ def percentile_interval(
     return both[:, 0].reshape(shape), both[:, 1].reshape(shape)
 
 
+@_OLD_ALPHA
 @checked
 def bootstrap(
     fn: Callable[[Tensor], Tensor],
     n_eval: int,
     n_boot: int,
     seed: int,
-    alpha: float = 0.05,
+    confidence: float = 0.95,
 ) -> tuple[Tensor, Tensor]:
     """Percentile interval of ``fn(weights)`` over resamples of ``n_eval`` evaluated examples.
 
@@ -87,14 +104,15 @@ def bootstrap(
     metrics gets its interval from paired resamples."""
     counts = resample_counts(n_eval, n_boot, seed)
     vals = torch.cat([fn(counts[s : s + CHUNK]) for s in range(0, n_boot, CHUNK)])
-    return percentile_interval(vals, alpha, nan="omit")
+    return percentile_interval(vals, confidence, nan="omit")
 
 
+@_OLD_ALPHA
 @checked
 def bootstrap_mean(
     samples: Float[Tensor, "n ..."],
     n_boot: int = 1000,
-    alpha: float = 0.05,
+    confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Mean over axis 0 with a percentile bootstrap interval.
@@ -108,24 +126,25 @@ def bootstrap_mean(
     mean = x.mean(0)
     n = x.shape[0]
     if n == 1:
-        check_alpha(alpha, "bootstrap_mean")  # no interval to compute, but alpha is still wrong
+        tail_mass(confidence, "bootstrap_mean")  # no interval to compute; a bad level is still bad
         return mean.float(), mean.float(), mean.float()
     counts = resample_counts(n, n_boot, seed)
     flat = x.reshape(n, -1).cpu()
     # Mean of each resample as a matrix product with the resample counts (memory n_boot x n).
     boots = counts @ flat / n
-    lo, hi = percentile_interval(boots, alpha)
+    lo, hi = percentile_interval(boots, confidence)
     shape = x.shape[1:]
     dt = samples.dtype if samples.is_floating_point() else torch.float32
     return mean.to(dt), lo.reshape(shape).to(dt), hi.reshape(shape).to(dt)
 
 
+@_OLD_ALPHA
 @checked
 def bootstrap_ratio(
     numerator: Float[Tensor, "n ..."],
     denominator: Float[Tensor, " n"],
     n_boot: int = 1000,
-    alpha: float = 0.05,
+    confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``mean(numerator) / mean(denominator)`` with a percentile bootstrap interval.
@@ -145,10 +164,10 @@ def bootstrap_ratio(
     ratio = flat.mean(0) / den.mean()
     shape = num.shape[1:]
     if n == 1:
-        check_alpha(alpha, "bootstrap_ratio")
+        tail_mass(confidence, "bootstrap_ratio")
         r = ratio.reshape(shape).float()
         return r, r, r
     counts = resample_counts(n, n_boot, seed)
     boots = (counts @ flat) / (counts @ den)[:, None]
-    lo, hi = percentile_interval(boots, alpha)
+    lo, hi = percentile_interval(boots, confidence)
     return ratio.reshape(shape).float(), lo.reshape(shape).float(), hi.reshape(shape).float()
