@@ -4,6 +4,11 @@ patches, sanity identities, AtP/AtP* against autograd, path patching, ground tru
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import warnings
+from dataclasses import replace
+
 import pytest
 import torch
 import transformer_lens.patching as tlp
@@ -11,6 +16,7 @@ import transformer_lens.patching as tlp
 import interp
 from interp.analyses.attribution import detect_heads
 from interp.analyses.patching import (
+    Contrast,
     GaussianNoise,
     Node,
     activation_patch,
@@ -20,9 +26,14 @@ from interp.analyses.patching import (
     spearman,
 )
 from interp.analyses.patching.engine import Patcher
-from interp.analyses.patching.readout import make_readout
+from interp.analyses.patching.nodes import sweep
+from interp.analyses.patching.readout import DEFAULT_BUDGET, make_readout
 from interp.analyses.patching.runs import Input
+from interp.analyses.patching.verify import verify
 from interp.errors import InterpError
+from interp.nodes import head_label, head_node
+from interp.results.io import tensors_equal
+from interp.results.patching import AtPResult
 from interp.tasks.metrics import logit_diff
 
 TL_SWEEPS = [
@@ -47,10 +58,10 @@ def ioi_task(model, n=6, seed=0):
     return interp.tasks.ioi(model, n=n, seed=seed, templates=[0])
 
 
-def tl_reference(model, task, fn, direction="denoise", metric=logit_diff):
+def tl_reference(model, task, fn, mode="denoise", metric=logit_diff):
     """transformer_lens.patching on the same inputs: one full forward per component."""
     base, source = task.corrupt_tokens, task.clean_tokens
-    if direction == "noise":
+    if mode == "noise":
         base, source = source, base
     _, cache = model.tl.run_with_cache(source)
     return fn(model.tl, base, cache, lambda logits: metric(logits, task).mean())
@@ -68,8 +79,8 @@ def test_equals_transformer_lens(which, target, per_position, fn, request):
     assert ours.raw.shape == ref.shape
     torch.testing.assert_close(ours.raw, ref.float(), atol=1e-4, rtol=0)
     # the normalised score is (raw - corrupt) / (clean - corrupt)
-    gap = ours.extras["clean"].mean() - ours.extras["corrupt"].mean()
-    expected = (ref.float() - ours.extras["corrupt"].mean()) / gap
+    gap = ours.clean.mean() - ours.corrupt.mean()
+    expected = (ref.float() - ours.corrupt.mean()) / gap
     torch.testing.assert_close(ours.values, expected, atol=1e-4, rtol=1e-4)
 
 
@@ -89,13 +100,13 @@ def test_pattern_dest_src_and_noising_equal_transformer_lens(gpt2_random):
             task,
             target=target,
             per_position=True,
-            direction="noise",
+            mode="noise",
             n_boot=10,
             progress=False,
         )
-        ref = tl_reference(gpt2_random, task, fn, direction="noise")
+        ref = tl_reference(gpt2_random, task, fn, mode="noise")
         torch.testing.assert_close(ours.raw, ref.float(), atol=1e-4, rtol=0)
-        assert ours.meta["direction"] == "noise"
+        assert ours.mode == "noise"
 
 
 def naive_patch(model, task, nodes, base_tokens, source_tokens, metric=logit_diff, hooks=()):
@@ -134,7 +145,7 @@ def test_gqa_key_values_are_patched_by_key_value_head(llama_random):
     assert res.values.shape[-1] == llama_random.n_key_value_heads == 2
     for node in [Node("k", 1, 1, 5), Node("v", 0, 0, 3), Node("z", 1, 3, 6), Node("q", 1, 2, 4)]:
         want = naive_patch(llama_random, task, [node], task.corrupt_tokens, task.clean_tokens)
-        got = activation_patch(llama_random, task, target=[node], n_boot=10, progress=False)
+        got = activation_patch(llama_random, task, nodes=[node], n_boot=10, progress=False)
         torch.testing.assert_close(got.raw[0], want.mean(), atol=1e-4, rtol=0)
 
 
@@ -162,7 +173,7 @@ def test_resid_post_sets_and_custom_metrics_match_hand_written_patches(gpt2_rand
     got = activation_patch(
         gpt2_random,
         task,
-        target=[nodes, nodes[:1]],
+        nodes=[nodes, nodes[:1]],
         metric=second_to_last,
         n_boot=10,
         progress=False,
@@ -214,7 +225,7 @@ def test_position_windows_with_answers_at_different_positions(gpt2_random):
     got = activation_patch(
         gpt2_random,
         task,
-        target=[[n] for n in nodes],
+        nodes=[[n] for n in nodes],
         metric=at_second_to_last,
         n_boot=10,
         progress=False,
@@ -252,7 +263,7 @@ def test_kl_metric_and_memory_budget_chunks(gpt2_random):
     kl = interp.tasks.metrics.kl_to(clean_logits)
     want = naive_patch(gpt2_random, task, [node], task.corrupt_tokens, task.clean_tokens, kl)
     torch.testing.assert_close(big.raw[1, -1, 2], want.mean(), atol=1e-5, rtol=0)
-    assert float(big.extras["clean"].abs().max()) < 1e-5  # KL of the clean run to itself
+    assert float(big.clean.abs().max()) < 1e-5  # KL of the clean run to itself
 
 
 def test_patching_clean_into_clean_changes_nothing(organism):
@@ -293,25 +304,21 @@ def test_patches_that_write_the_base_value_are_skipped_exactly(organism, monkeyp
     assert res.dims == ("layer", "pos", "head")
     L, H, T = organism.n_layers, organism.n_heads, task.seq_len
     assert 0 < sum(rows) <= L * H * (T - first)
-    patched = res.extras["patched"][:, :, :first]  # [prompt, layer, pos < first, head]
-    base = res.extras["corrupt"].to(patched.dtype)[:, None, None, None].expand_as(patched)
+    patched = res.patched[:, :, :first]  # [prompt, layer, pos < first, head]
+    base = res.corrupt.to(patched.dtype)[:, None, None, None].expand_as(patched)
     assert torch.equal(patched, base)
     torch.testing.assert_close(res.values[:, :first], torch.zeros(L, first, H))
 
 
-@pytest.mark.parametrize("direction", ["denoise", "noise"])
-def test_patching_a_whole_residual_layer_recovers_the_clean_run(organism, direction):
+@pytest.mark.parametrize("mode", ["denoise", "noise"])
+def test_patching_a_whole_residual_layer_recovers_the_clean_run(organism, mode):
     task = ioi_task(organism, n=8)
-    want = 1.0 if direction == "denoise" else -1.0
+    want = 1.0 if mode == "denoise" else -1.0
     for target in ("resid_pre", "resid_post"):
-        res = activation_patch(
-            organism, task, target=target, direction=direction, n_boot=10, progress=False
-        )
+        res = activation_patch(organism, task, target=target, mode=mode, n_boot=10, progress=False)
         torch.testing.assert_close(res.values, torch.full((4,), want), atol=1e-4, rtol=0)
     every_pos = [Node("resid_mid", 2, pos=p) for p in range(task.seq_len)]
-    res = activation_patch(
-        organism, task, target=every_pos, direction=direction, n_boot=10, progress=False
-    )
+    res = activation_patch(organism, task, nodes=every_pos, mode=mode, n_boot=10, progress=False)
     assert abs(float(res.values[0]) - want) < 1e-4
 
 
@@ -355,9 +362,9 @@ def test_organism_ioi_heads_found_by_patching_recover_the_logit_difference(organ
     task = interp.tasks.ioi(organism, n=64, seed=1)
     sweep = activation_patch(organism, task, target="z", n_boot=200, progress=False)
     top = sweep.top(3)
-    heads = [f"L{int(r.layer)}H{int(r['head'])}" for _, r in top.iterrows()]
+    heads = [head_label(r.layer, r["head"]) for _, r in top.iterrows()]
     assert len(heads) <= 0.1 * organism.n_layers * organism.n_heads
-    together = activation_patch(organism, task, target=heads, n_boot=200, progress=False)
+    together = activation_patch(organism, task, nodes=heads, n_boot=200, progress=False)
     assert float(together.values[0]) >= 0.7, (heads, together.values)
 
 
@@ -380,8 +387,8 @@ def test_organism_induction_patching_picks_the_detector_heads(organism):
         res = activation_patch(
             organism,
             task,
-            target=[f"L{layer}H{h}" for h in heads],
-            direction="noise",
+            nodes=[(layer, h) for h in heads],
+            mode="noise",
             n_boot=10,
             progress=False,
         )
@@ -390,7 +397,7 @@ def test_organism_induction_patching_picks_the_detector_heads(organism):
     assert noised(found) < -0.9  # the detector's heads together carry the whole effect
     assert abs(noised(rest)) < 0.1  # the rest of their layer carries none of it
     single = activation_patch(
-        organism, task, target="z", direction="noise", n_boot=10, progress=False
+        organism, task, target="z", mode="noise", n_boot=10, progress=False
     ).values[layer]
     strongest = [int(h) for h in torch.argsort(single)[:3]]
     assert set(strongest) <= set(found), (strongest, found, single)
@@ -399,10 +406,10 @@ def test_organism_induction_patching_picks_the_detector_heads(organism):
 # ------------------------------------------------------------------- attribution patching
 
 
-def _manual_atp(model, task, name, direction="denoise"):
+def _manual_atp(model, task, name, mode="denoise"):
     """(a_source - a_base) . dM/da on the base run, with plain autograd."""
     base, source = task.corrupt_tokens, task.clean_tokens
-    if direction == "noise":
+    if mode == "noise":
         base, source = source, base
     _, src = model.tl.run_with_cache(source, names_filter=lambda n: n == name)
     store = {}
@@ -417,28 +424,28 @@ def _manual_atp(model, task, name, direction="denoise"):
     return (src[name] - store["a"].detach()) * store["a"].grad
 
 
-@pytest.mark.parametrize("direction", ["denoise", "noise"])
-def test_atp_equals_a_hand_written_first_order_estimate(gpt2_random, direction):
+@pytest.mark.parametrize("mode", ["denoise", "noise"])
+def test_atp_equals_a_hand_written_first_order_estimate(gpt2_random, mode):
     task = ioi_task(gpt2_random, n=5)
     res = attribution_patch(
         gpt2_random,
         task,
-        target=["z", "mlp_out", "pattern"],
+        targets=["z", "mlp_out", "pattern"],
         per_position=True,
-        direction=direction,
+        mode=mode,
         n_boot=10,
     )
-    gap = res["z"].extras["clean"].mean() - res["z"].extras["corrupt"].mean()
+    gap = res["z"].clean.mean() - res["z"].corrupt.mean()
     for l in range(3):
-        z = _manual_atp(gpt2_random, task, f"blocks.{l}.attn.hook_z", direction)
+        z = _manual_atp(gpt2_random, task, f"blocks.{l}.attn.hook_z", mode)
         torch.testing.assert_close(
             res["z"].values[l], z.sum(-1).mean(0) / gap, atol=1e-4, rtol=1e-3
         )
-        m = _manual_atp(gpt2_random, task, f"blocks.{l}.hook_mlp_out", direction)
+        m = _manual_atp(gpt2_random, task, f"blocks.{l}.hook_mlp_out", mode)
         torch.testing.assert_close(
             res["mlp_out"].values[l], m.sum(-1).mean(0) / gap, atol=1e-4, rtol=1e-3
         )
-        p = _manual_atp(gpt2_random, task, f"blocks.{l}.attn.hook_pattern", direction)
+        p = _manual_atp(gpt2_random, task, f"blocks.{l}.attn.hook_pattern", mode)
         torch.testing.assert_close(
             res["pattern"].values[l], p.sum(-1).mean(0) / gap, atol=1e-4, rtol=1e-3
         )
@@ -466,8 +473,10 @@ def test_atp_star_qk_fix_equals_recomputed_softmax(which, request):
     """QK fix: sum_s (A' - A) dM/dA with A' from a real forward with the patched q or k."""
     model = request.getfixturevalue(which)
     task = ioi_task(model, n=3)
-    res = attribution_patch(model, task, target=["q", "k"], per_position=True, star=True, n_boot=10)
-    gap = res["q"].extras["clean"].mean() - res["q"].extras["corrupt"].mean()
+    res = attribution_patch(
+        model, task, targets=["q", "k"], per_position=True, star=True, n_boot=10
+    )
+    gap = res["q"].clean.mean() - res["q"].corrupt.mean()
     layer = 1
     pname = f"blocks.{layer}.attn.hook_pattern"
     store = {}
@@ -495,7 +504,7 @@ def test_atp_star_qk_fix_equals_recomputed_softmax(which, request):
 def test_atp_star_graddrop_equals_detached_layer_gradients(gpt2_random):
     task = ioi_task(gpt2_random, n=4)
     res = attribution_patch(gpt2_random, task, target="z", star=True, n_boot=10)
-    gap = res.extras["clean"].mean() - res.extras["corrupt"].mean()
+    gap = res.clean.mean() - res.corrupt.mean()
     _, src = gpt2_random.tl.run_with_cache(task.clean_tokens)
     L = gpt2_random.n_layers
     total = torch.zeros(L, gpt2_random.n_heads)
@@ -519,34 +528,33 @@ def test_atp_star_graddrop_equals_detached_layer_gradients(gpt2_random):
             g = a.grad if a.grad is not None else torch.zeros_like(a)
             e = ((src[f"blocks.{l}.attn.hook_z"] - a.detach()) * g).sum((1, 3))  # [b, head]
             total[l] += e.mean(0).abs() / abs(float(gap))
-    torch.testing.assert_close(res.extras["graddrop"], total / (L - 1), atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(res.graddrop, total / (L - 1), atol=1e-4, rtol=1e-3)
 
 
 def test_organism_atp_agrees_with_exact_patching_and_verifies_top_k(organism):
     task = interp.tasks.ioi(organism, n=32, seed=2)
     exact = activation_patch(organism, task, target="z", n_boot=10, progress=False)
     atp = attribution_patch(organism, task, target="z", verify_top_k=5, n_boot=10, progress=False)
-    a = agreement(atp, exact, k=5)
+    compared = agreement(atp, exact, k=5)
+    a = compared.agreement
     assert a["spearman"] > 0.5, a
     assert a["top_k_recall"] >= 0.6, a
-    checked = ~torch.isnan(atp.extras["verified"])
+    checked = ~torch.isnan(atp.verified)
     assert int(checked.sum()) == 5
-    torch.testing.assert_close(
-        atp.extras["verified"][checked], exact.values[checked], atol=1e-4, rtol=1e-4
-    )
+    torch.testing.assert_close(atp.verified[checked], exact.values[checked], atol=1e-4, rtol=1e-4)
     star = attribution_patch(organism, task, target="z", star=True, n_boot=10)
-    assert agreement(star, exact, k=5)["top_k_recall"] >= a["top_k_recall"] - 0.2
-    fig = atp.scatter()
+    assert agreement(star, exact, k=5).agreement["top_k_recall"] >= a["top_k_recall"] - 0.2
+    fig = compared.scatter()
     assert len(fig.data[1].x) == organism.n_layers * organism.n_heads
 
 
 # ------------------------------------------------------------------------ path patching
 
 
-def _naive_path(model, task, sender, recv_name, recv_head, direction="noise"):
+def _naive_path(model, task, sender, recv_name, recv_head, mode="noise"):
     """Wang et al.'s three steps, one sender, written out with plain hooks."""
     orig, new = task.clean_tokens, task.corrupt_tokens
-    if direction == "denoise":
+    if mode == "denoise":
         orig, new = new, orig
     L = model.n_layers
     _, oc = model.tl.run_with_cache(orig)
@@ -596,21 +604,21 @@ def test_path_patching_equals_the_three_steps_written_out(gpt2_random):
         task,
         sender=["L0H2", "L2H3"],
         receivers="logits",
-        direction="denoise",
+        mode="denoise",
         n_boot=10,
         progress=False,
     )
     for i, s in enumerate([(0, 2), (2, 3)]):
-        want = _naive_path(gpt2_random, task, s, None, None, direction="denoise").mean()
+        want = _naive_path(gpt2_random, task, s, None, None, mode="denoise").mean()
         torch.testing.assert_close(logits.raw[i], want, atol=1e-4, rtol=0)
 
 
 def test_path_patching_from_the_last_layer_to_logits_is_activation_patching(organism):
     task = ioi_task(organism, n=8)
     path = path_patch(
-        organism, task, sender=[f"L3H{h}" for h in range(8)], n_boot=10, progress=False
+        organism, task, sender=[head_label(3, h) for h in range(8)], n_boot=10, progress=False
     )
-    act = activation_patch(organism, task, target="z", direction="noise", n_boot=10, progress=False)
+    act = activation_patch(organism, task, target="z", mode="noise", n_boot=10, progress=False)
     torch.testing.assert_close(path.values, act.values[3], atol=1e-4, rtol=1e-4)
     mlp = path_patch(
         organism,
@@ -630,9 +638,9 @@ def test_path_patching_from_the_last_layer_to_logits_is_activation_patching(orga
     ("call", "message"),
     [
         (lambda m, t: activation_patch(m, t, target="attn"), "Unknown patching target"),
-        (lambda m, t: activation_patch(m, t, direction="both"), "direction"),
-        (lambda m, t: activation_patch(m, t, target=["L9H0"]), "layer must be in"),
-        (lambda m, t: activation_patch(m, t, target=["k:L1H12"]), "give a head"),
+        (lambda m, t: activation_patch(m, t, mode="both"), "mode"),
+        (lambda m, t: activation_patch(m, t, nodes=["L9H0"]), "layer must be in"),
+        (lambda m, t: activation_patch(m, t, nodes=["k:L1H12"]), "give a head"),
         (
             lambda m, t: activation_patch(m, t, target="resid_pre", per_position="dest_src"),
             "dest_src",
@@ -707,7 +715,7 @@ def test_results_save_load_and_plot(organism, tmp_path):
         dict(target="z", per_position=True),
         dict(target="resid_pre", per_position=True),
         dict(target="pattern", per_position=True),
-        dict(target=["L3H2", "L1H0"]),
+        dict(nodes=["L3H2", "L1H0"]),
     ):
         res = activation_patch(organism, task, n_boot=10, progress=False, **kw)
         fig = res.plot()
@@ -717,7 +725,7 @@ def test_results_save_load_and_plot(organism, tmp_path):
         assert torch.equal(back.values, res.values) and torch.equal(back.raw, res.raw)
     atp = attribution_patch(organism, task, target="z", star=True, n_boot=10)
     back = interp.load_result(atp.save(tmp_path / "atp"))
-    assert torch.equal(back.extras["graddrop"], atp.extras["graddrop"])
+    assert torch.equal(back.graddrop, atp.graddrop)
     assert atp.plot().data
 
 
@@ -803,17 +811,17 @@ def test_smollm2_patching_equals_transformer_lens_on_a_subset(smollm2):
     ours = activation_patch(
         smollm2,
         task,
-        target=[[f"resid_pre:L{l}@{p}"] for l, p in resid_rows],
+        nodes=[[f"resid_pre:L{l}@{p}"] for l, p in resid_rows],
         n_boot=10,
         progress=False,
     )
     ref = _tl_subset(smollm2, task, tlp.get_act_patch_resid_pre, resid_rows, ["layer", "pos"])
     _assert_parity(ours.raw, ref)
     # the model does the task: clean prefers the indirect object, corrupted much less so
-    assert float(ours.extras["clean"].mean()) > float(ours.extras["corrupt"].mean())
+    assert float(ours.clean.mean()) > float(ours.corrupt.mean())
     z_rows = [(6, 10, 0), (6, 14, 4), (28, 14, 8), (28, 4, 2)]
     ours = activation_patch(
-        smollm2, task, target=[[f"L{l}H{h}@{p}"] for l, p, h in z_rows], n_boot=10, progress=False
+        smollm2, task, nodes=[[Node("z", l, h, p)] for l, p, h in z_rows], n_boot=10, progress=False
     )
     ref = _tl_subset(
         smollm2, task, tlp.get_act_patch_attn_head_out_by_pos, z_rows, ["layer", "pos", "head"]
@@ -825,13 +833,13 @@ def test_smollm2_atp_and_path_patching(smollm2):
     """AtP (k/v by key-value head) agrees with exact patching on the last layers' heads; path
     patching from the last layer to the logits is activation patching (noising)."""
     task = smol_ioi(smollm2, n=2)
-    atp = attribution_patch(smollm2, task, target=["z", "k", "v"], n_boot=10, progress=False)
+    atp = attribution_patch(smollm2, task, targets=["z", "k", "v"], n_boot=10, progress=False)
     assert atp["k"].dims == ("layer", "kv_head") and atp["k"].values.shape == (30, 3)
     assert atp["v"].values.shape == (30, 3) and atp["z"].values.shape == (30, 9)
     assert all(torch.isfinite(r.values).all() for r in atp.values())
     late = [(l, h) for l in (28, 29) for h in range(9)]
     exact = activation_patch(
-        smollm2, task, target=[[f"L{l}H{h}"] for l, h in late], n_boot=10, progress=False
+        smollm2, task, nodes=[[(l, h)] for l, h in late], n_boot=10, progress=False
     )
     est = torch.stack([atp["z"].values[l, h] for l, h in late])
     rho = spearman(est, exact.values)
@@ -839,7 +847,7 @@ def test_smollm2_atp_and_path_patching(smollm2):
     senders = ["L29H1", "L29H6"]
     path = path_patch(smollm2, task, sender=senders, n_boot=10, progress=False)
     act = activation_patch(
-        smollm2, task, target=[[s] for s in senders], direction="noise", n_boot=10, progress=False
+        smollm2, task, nodes=[[s] for s in senders], mode="noise", n_boot=10, progress=False
     )
     _assert_parity(path.raw, act.raw)
     kv = path_patch(
@@ -882,14 +890,14 @@ def test_exact_atp_and_path_patching_on_models_without_norm_or_tokenizer(which, 
         ours.to_dataframe()
     atp = attribution_patch(model, task, target="z", per_position=True, n_boot=10, progress=False)
     assert atp.values.shape == ours.values.shape and torch.isfinite(atp.values).all()
-    star = attribution_patch(model, task, target=["q", "k"], star=True, n_boot=10, progress=False)
+    star = attribution_patch(model, task, targets=["q", "k"], star=True, n_boot=10, progress=False)
     assert all(torch.isfinite(r.values).all() for r in star.values())
     last = model.n_layers - 1
-    senders = [f"L{last}H{h}" for h in range(model.n_heads)]
+    senders = [head_label(last, h) for h in range(model.n_heads)]
     path = path_patch(model, task, sender=senders, n_boot=10, progress=False)
-    act = activation_patch(model, task, target="z", direction="noise", n_boot=10, progress=False)
+    act = activation_patch(model, task, target="z", mode="noise", n_boot=10, progress=False)
     torch.testing.assert_close(path.raw, act.raw[last], atol=1e-4, rtol=1e-4)
-    grid = path_patch(model, task, receivers=[f"q:L{last}H0"], n_boot=10, progress=False)
+    grid = path_patch(model, task, receivers=[Node("q", last, 0)], n_boot=10, progress=False)
     assert torch.isfinite(grid.values[:last]).all()
 
 
@@ -926,3 +934,203 @@ def test_patching_a_gqa_model_loaded_ungrouped():
     torch.testing.assert_close(z[1].raw, z[0].raw, atol=1e-5, rtol=1e-5)
     k = activation_patch(ungrouped, tasks[1], target="k", n_boot=10, progress=False)
     assert k.values.shape == (2, 4) and torch.isfinite(k.values).all()
+
+
+# ------------------------------------------------------ contrast, renames, declared fields
+
+
+def _same(a, b):
+    """Bit-identical results: values, intervals, every declared field and the parameters."""
+    assert type(a) is type(b)
+    for name in ("values", "ci_low", "ci_high", *type(a).declared_fields()):
+        x, y = getattr(a, name), getattr(b, name)
+        if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
+            assert tensors_equal(x, y), name
+        else:
+            assert x == y, name
+    assert a.dims == b.dims and a.coords == b.coords and a.labels == b.labels
+    assert a.meta["params"] == b.meta["params"]
+
+
+def _interp_deprecations(record):
+    return [w for w in record if "will be removed in interp" in str(w.message)]
+
+
+def test_contrast_base_source_metrics_and_scores_follow_the_mode():
+    clean, corrupt = Input(torch.zeros(2, 3), []), Input(torch.ones(2, 3), [])
+    den, noi = Contrast(clean, corrupt, "denoise"), Contrast(clean, corrupt, "noise")
+    assert den.base is corrupt and den.source is clean and den.source_is_clean
+    assert noi.base is clean and noi.source is corrupt and not noi.source_is_clean
+    base, source = torch.tensor([1.0, 3.0]), torch.tensor([5.0, 7.0])
+    d, n = den.measured(base=base, source=source), noi.measured(base=base, source=source)
+    assert torch.equal(d.clean_metric, source) and torch.equal(d.corrupt_metric, base)
+    assert torch.equal(n.clean_metric, base) and torch.equal(n.corrupt_metric, source)
+    assert torch.equal(d.base_metric, base) and torch.equal(n.base_metric, base)
+    # patching the whole source in: denoising recovers (1), noising destroys (-1)
+    assert float(d.scores(source[:, None], n_boot=10, seed=0)[0]) == 1.0
+    assert float(n.scores(source[:, None], n_boot=10, seed=0)[0]) == -1.0
+    assert float(d.mean_scores(source.double().mean())) == 1.0
+    with pytest.raises(InterpError, match="same mean metric"):
+        den.measured(base=base, source=base).scores(base[:, None], n_boot=10, seed=0)
+
+
+def test_old_spellings_warn_and_give_bit_identical_results(organism):
+    task = ioi_task(organism, n=6)
+    kw = dict(n_boot=10, progress=False)
+    sets = [["L3H2"], ["L1H0", "L3H2"]]
+    pairs = [
+        (
+            lambda: activation_patch(organism, task, target="z", direction="noise", **kw),
+            lambda: activation_patch(organism, task, target="z", mode="noise", **kw),
+            "direction=",
+        ),
+        (
+            lambda: activation_patch(organism, task, target=sets, **kw),
+            lambda: activation_patch(organism, task, nodes=sets, **kw),
+            "nodes=",
+        ),
+        (
+            lambda: attribution_patch(organism, task, target="z", direction="noise", **kw),
+            lambda: attribution_patch(organism, task, target="z", mode="noise", **kw),
+            "direction=",
+        ),
+        (
+            lambda: path_patch(organism, task, sender=(3, 1), direction="denoise", **kw),
+            lambda: path_patch(organism, task, sender=(3, 1), mode="denoise", **kw),
+            "direction=",
+        ),
+        (
+            lambda: attribution_patch(organism, task, target=["z", "mlp_out"], **kw),
+            lambda: attribution_patch(organism, task, targets=["z", "mlp_out"], **kw),
+            "targets=",
+        ),
+    ]
+    news = []
+    for old_call, new_call, word in pairs:
+        with pytest.warns(DeprecationWarning, match=word):
+            old = old_call()
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            new = new_call()
+        assert not _interp_deprecations(record), word
+        news.append(new)
+        if isinstance(new, dict):
+            assert list(old) == list(new) == ["z", "mlp_out"]
+            for t in new:
+                _same(old[t], new[t])
+        else:
+            _same(old, new)
+    # old attribute and key spellings of a result read the declared fields, with a warning
+    new = news[0]
+    with pytest.warns(DeprecationWarning, match="mode"):
+        assert new.direction == new.mode == "noise"
+    with pytest.warns(DeprecationWarning, match="mode"):
+        assert new.meta["direction"] == "noise"
+    with pytest.warns(DeprecationWarning, match="patched"):
+        assert new.extras["patched"] is new.patched
+
+
+def test_heads_are_read_in_every_form(organism):
+    task = ioi_task(organism, n=4)
+    res = activation_patch(
+        organism,
+        task,
+        nodes=[[(3, 2)], ["3.2"], ["L3H2"], [head_node(3, 2)]],
+        n_boot=10,
+        progress=False,
+    )
+    assert res.coords["set"] == ["z:L3H2"] * 4
+    assert torch.equal(res.patched, res.patched[:, :1].expand_as(res.patched))
+    path = path_patch(organism, task, sender=["3.2", (3, 2)], n_boot=10, progress=False)
+    assert path.coords["sender"] == ["z:L3H2", "z:L3H2"]
+
+
+def _snapshot(res):
+    out = {}
+    for f in dataclasses.fields(res):
+        v = getattr(res, f.name)
+        out[f.name] = v.clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+    return out
+
+
+def _unchanged(res, snap):
+    for name, before in _snapshot(res).items():
+        if isinstance(before, torch.Tensor):
+            assert tensors_equal(before, snap[name]), name
+        elif isinstance(before, dict):
+            assert set(before) == set(snap[name]), name
+            for k, v in before.items():
+                w = snap[name][k]
+                assert tensors_equal(v, w) if isinstance(v, torch.Tensor) else v == w, (name, k)
+        else:
+            assert before == snap[name], name
+
+
+def test_agreement_and_verification_return_new_results(organism):
+    task = ioi_task(organism, n=6)
+    kw = dict(n_boot=10, progress=False)
+    exact = activation_patch(organism, task, target="z", **kw)
+    atp = attribution_patch(organism, task, target="z", star=True, **kw)
+    snap = _snapshot(atp)
+    compared = agreement(atp, exact, k=5)
+    _unchanged(atp, snap)
+    assert atp.exact is None and atp.agreement is None
+    assert torch.equal(compared.exact, exact.values) and compared.agreement["k"] == 5
+    assert compared.scatter().data
+    with pytest.warns(DeprecationWarning, match="agreement"):
+        assert compared["spearman"] == compared.agreement["spearman"]  # the old dict's spelling
+    # verification on a given result: a new result, the numbers of verify_top_k=
+    contrast = replace(
+        Contrast.of(organism, task, "task", "denoise"),
+        clean_metric=atp.clean,
+        corrupt_metric=atp.corrupt,
+    )
+    readout = make_readout(organism, task, "logit_diff", None)
+    nodes = sweep(organism, "z", False, task.seq_len)[0]
+    checked = verify(organism, atp, nodes, 3, contrast, readout, DEFAULT_BUDGET, False)
+    _unchanged(atp, snap)
+    assert atp.verified is None
+    direct = attribution_patch(organism, task, target="z", star=True, verify_top_k=3, **kw)
+    assert tensors_equal(checked.verified, direct.verified)
+    table = direct.verified_table
+    assert len(table) == 3
+    ranks = [float(direct.ranking_score[int(r.layer), int(r["head"])]) for _, r in table.iterrows()]
+    assert ranks == sorted(ranks, reverse=True)
+    for _, r in table.iterrows():
+        assert r.exact == float(direct.verified[int(r.layer), int(r["head"])])
+        assert r.atp == float(direct.values[int(r.layer), int(r["head"])])
+
+
+def test_saved_atp_result_keeps_every_declared_field(organism, tmp_path):
+    task = ioi_task(organism, n=6)
+    kw = dict(mode="noise", n_boot=10, progress=False)
+    exact = activation_patch(organism, task, target="z", **kw)
+    atp = attribution_patch(organism, task, target="z", star=True, verify_top_k=3, **kw)
+    res = agreement(atp, exact, k=4)
+    assert all(getattr(res, name) is not None for name in AtPResult.declared_fields())
+    back = interp.load_result(res.save(tmp_path / "atp"))
+    _same(back, res)
+    assert back.mode == "noise" and back.title == res.title
+    # a result saved before the fields were declared (data in extras and meta) loads the same
+    old = {
+        "values": res.values,
+        "dims": res.dims,
+        "coords": res.coords,
+        "labels": res.labels,
+        "ci_low": res.ci_low,
+        "ci_high": res.ci_high,
+        "extras": {k: getattr(res, k) for k in ("patched", "clean", "corrupt", "graddrop")}
+        | {"verified": res.verified, "exact": res.exact},
+        "meta": {
+            **res.meta,
+            "direction": res.mode,
+            "agreement": res.agreement,
+            "verified": [{"node": "z:L3H2", "atp": 0.1, "exact": 0.2}],
+            "value_label": res.value_label,
+            "clean_metric_mean": res.clean_metric_mean,
+        },
+        "title": res.title,
+    }
+    legacy = AtPResult(**AtPResult.from_legacy(old))
+    _same(legacy, res)
+    assert not legacy.extras and dict(legacy.meta) == dict(res.meta)

@@ -36,11 +36,23 @@ class PatchResult(Result):
 
     kind: ClassVar[str] = "patch"
     legacy_names: ClassVar[dict[str, str]] = {"direction": "mode"}
+    #: Old ``meta`` keys now derived from the fields (properties): dropped when an old save loads.
+    derived_meta: ClassVar[tuple[str, ...]] = (
+        "value_label",
+        "clean_metric_mean",
+        "corrupt_metric_mean",
+    )
 
     mode: Mode = "denoise"
     patched: Tensor | None = None
     clean: Tensor | None = None
     corrupt: Tensor | None = None
+
+    @classmethod
+    def from_legacy(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        kwargs = super().from_legacy(kwargs)
+        kwargs["meta"] = {k: v for k, v in kwargs["meta"].items() if k not in cls.derived_meta}
+        return kwargs
 
     @property
     def raw(self) -> Tensor:
@@ -96,6 +108,8 @@ class AtPResult(PatchResult):
     """
 
     kind: ClassVar[str] = "atp"
+    #: ``meta["verified"]`` listed the verified components: `verified_table` derives it.
+    derived_meta = (*PatchResult.derived_meta, "verified")
 
     graddrop: Tensor | None = None
     verified: Tensor | None = None
