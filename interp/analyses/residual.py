@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from interp.activations.names import layer_of, short_form
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.results.base import Coord
 from interp.results.meta import make_meta
@@ -15,6 +16,7 @@ from interp.results.residual import ResidualNorms
 from interp.stats import bootstrap_mean
 
 
+@checked
 def residual_norms(
     acts: Mapping[str, Any], model: Any = None, seed: int = 0, chunk: int = 256
 ) -> ResidualNorms:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from interp.analyses.attribution.heads import head_axis, is_head, model_heads
+from interp.analyses.attribution.summary import averaged
 from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model, load_model
@@ -16,7 +17,6 @@ from interp.nodes import HeadLike, Node, head_node
 from interp.results.attribution import AblationResult
 from interp.results.base import Coord
 from interp.results.meta import make_meta
-from interp.stats import bootstrap_mean
 from interp.tasks.metrics import Metric, get_metric, metric_name, require_finite, warn_nonfinite
 from interp.tasks.task import Task
 
@@ -179,16 +179,15 @@ def ablate(
         dims = ("set",)
         coords = {"set": list(set_names)}
         labels = {}
-    mean, lo, hi = bootstrap_mean(per_prompt, n_boot=n_boot, seed=seed)
     name = metric_name(metric)
-    return AblationResult(
-        values=mean,
+    return averaged(
+        AblationResult,
+        per_prompt,
+        n_boot,
+        seed,
         dims=dims,
         coords=coords,
         labels=labels,
-        ci_low=lo,
-        ci_high=hi,
-        per_prompt=per_prompt,
         clean_metric=clean,
         clean_metric_mean=float(clean.mean()),
         meta=make_meta(

@@ -12,6 +12,7 @@ import torch
 
 from interp.analyses.attribution.decompose import Decomposition, decompose
 from interp.analyses.attribution.heads import head_axis
+from interp.analyses.attribution.summary import averaged
 from interp.checks import checked
 from interp.deprecation import renamed
 from interp.errors import InterpError
@@ -19,7 +20,6 @@ from interp.models import Model, load_model
 from interp.results.attribution import SUM_RTOL, DLAResult
 from interp.results.base import Coord
 from interp.results.meta import make_meta
-from interp.stats import bootstrap_mean
 from interp.tasks.task import Task
 
 Over = Literal["heads", "layers", "components", "positions"]
@@ -109,16 +109,15 @@ def direct_logit(
         labels["pos"] = [f"{i}: {t}" for i, t in enumerate(toks[:n_pos])]
     if "head" in dims:
         labels["head"] = head_axis(H)
-    mean, lo, hi = bootstrap_mean(per_prompt, n_boot=n_boot, seed=seed)
     direction = "logit difference" if token is None else f"logit of {token!r}"
-    return DLAResult(
-        values=mean,
+    return averaged(
+        DLAResult,
+        per_prompt,
+        n_boot,
+        seed,
         dims=dims,
         coords=coords,
         labels=labels,
-        ci_low=lo,
-        ci_high=hi,
-        per_prompt=per_prompt,
         components=dec.values,
         total=dec.total,
         component_labels=dec.labels,
