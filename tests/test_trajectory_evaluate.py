@@ -154,7 +154,7 @@ def evaluated(organism):
 
 def test_evaluate_on_the_organism(organism, evaluated, tmp_path):
     traces, res = evaluated
-    df = res.traces()
+    df = res.table
     assert len(df) == len(traces) == 96
     assert 0 < df["correct"].mean() < 1  # both right and wrong samples
     # Ground truth: the organism's wrong answers come from sampling one unlikely column total
@@ -162,7 +162,7 @@ def test_evaluate_on_the_organism(organism, evaluated, tmp_path):
     aur = res.auroc().set_index("signal")
     assert aur.loc["mean_logprob", "auroc"] > 0.9
     # Every ROC-AUC equals scikit-learn's on the per-trace table, with the signal's orientation.
-    for signal, sign in res.meta["orientation"].items():
+    for signal, sign in res.orientation.items():
         sub = df[df[signal].notna()]
         want = roc_auc_score(sub["correct"], sign * sub[signal])
         assert aur.loc[signal, "auroc"] == pytest.approx(want, abs=1e-9), signal
@@ -172,7 +172,7 @@ def test_evaluate_on_the_organism(organism, evaluated, tmp_path):
             <= aur.loc[signal, "auroc_high"]
         )
     # Per layer: the change signals of each layer alone, against scikit-learn as well.
-    la = res.extras["layer_auroc"]
+    la = res.layer_auroc
     assert la.shape == (3, organism.n_layers, 3)
     for i, (name, sign) in enumerate(
         (("net_change", 1), ("cumulative_change", -1), ("aligned_change", 1))
@@ -190,7 +190,7 @@ def test_evaluate_on_the_organism(organism, evaluated, tmp_path):
         answers = [t.answer for t in ts]
         top = max(answers, key=lambda a: (answers.count(a), -answers.index(a)))
         votes.append(next(t.correct for t in ts if t.answer == top))
-    sel = res.selection().set_index("method")
+    sel = res.selection.set_index("method")
     assert sel.loc["majority_vote", "accuracy"] == pytest.approx(np.mean(votes))
     assert sel.loc["majority_vote", "tokens_per_prompt"] == pytest.approx(
         sum(len(t.tokens) for t in traces) / 24
@@ -199,10 +199,10 @@ def test_evaluate_on_the_organism(organism, evaluated, tmp_path):
         sel.loc["early_net_change", "tokens_per_prompt"]
         < sel.loc["net_change", "tokens_per_prompt"]
     )
-    acc = res.acceptance().set_index("method")
+    acc = res.acceptance.set_index("method")
     assert {"majority_vote", "first_sample", "net_change", "early_net_change"} <= set(acc.index)
     # Paths: the PCA coordinates of each chunk, NaN past a trace's end.
-    paths = res.extras["paths"]
+    paths = res.paths
     assert paths.shape[:2] == (organism.n_layers, 96)
     n_chunks = [len(t.chunks) for t in traces]
     assert all((~paths[0, i, :, 0].isnan()).sum() == n_chunks[i] for i in range(len(traces)))
@@ -220,9 +220,118 @@ def test_evaluate_on_the_organism(organism, evaluated, tmp_path):
     path = res.save(tmp_path / "traj")
     back = interp.load_result(path)
     assert type(back).__name__ == "TrajectoryResult"
-    pd.testing.assert_frame_equal(back.traces(), df)
-    pd.testing.assert_frame_equal(back.acceptance(), res.acceptance())
+    pd.testing.assert_frame_equal(back.table, df)
+    pd.testing.assert_frame_equal(back.acceptance, res.acceptance)
     assert torch.equal(back.values.nan_to_num(-9), res.values.nan_to_num(-9))
+
+
+def _same_table(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert type(a) is type(b)
+    assert a.dtypes.to_dict() == b.dtypes.to_dict()
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_tables_are_data_frames_that_save_and_load_exactly(evaluated, tmp_path):
+    _, res = evaluated
+    table = res.table
+    assert table["prompt"].dtype == "int64" and table["n_tokens"].dtype == "int64"
+    assert table["correct"].dtype == bool and pd.api.types.is_string_dtype(table["answer"])
+    signals = table.columns.drop(["prompt", "sample", "correct", "n_tokens", "answer"])
+    assert (table[signals].dtypes == "float64").all()
+    assert res.selection["prompts"].dtype == "int64"
+    assert {"method", "accuracy", "tokens_per_prompt"} <= set(res.acceptance.columns)
+    back = interp.load_result(res.save(tmp_path / "traj"))
+    for name in ("table", "selection", "acceptance"):
+        _same_table(getattr(back, name), getattr(res, name))
+    for name in ("paths", "layer_auroc"):
+        a, b = getattr(back, name), getattr(res, name)
+        assert a.dtype == b.dtype and torch.equal(a.isnan(), b.isnan())
+        assert torch.equal(a.nan_to_num(), b.nan_to_num())
+    for name in ("path_explained", "orientation", "calibration_prompts", "fraction_right"):
+        assert getattr(back, name) == getattr(res, name), name
+    assert "show_top" not in back.meta and not back.extras
+
+
+def _old_layout(res) -> interp.results.base.Result:
+    """The result as the code before declared fields saved it: tables as float tensors with
+    their column names and methods in meta, the rest in extras and meta."""
+    table = res.table.drop(columns="answer")
+    cols = {"selection": ["prompts", "accuracy", "tokens_per_prompt"]}
+    cols["acceptance"] = [c for c in res.acceptance.columns if c != "method"]
+    meta = dict(res.meta) | {
+        "show_top": False,
+        "table_columns": list(table.columns),
+        "fraction_right": res.fraction_right,
+        "calibration_prompts": res.calibration_prompts,
+        "path_explained": res.path_explained,
+        "orientation": res.orientation,
+    }
+    for name, c in cols.items():
+        meta[f"{name}_methods"] = list(getattr(res, name)["method"])
+        meta[f"{name}_columns"] = c
+    extras = {
+        "table": torch.tensor(table.astype(float).to_numpy()),
+        "paths": res.paths,
+        "layer_auroc": res.layer_auroc,
+    }
+    for name, c in cols.items():
+        extras[name] = torch.tensor(getattr(res, name)[c].to_numpy(dtype=float))
+    return interp.results.base.Result(
+        values=res.values, dims=res.dims, coords=res.coords, ci_low=res.ci_low,
+        ci_high=res.ci_high, extras=extras, meta=meta, title=res.title,
+    )  # fmt: skip
+
+
+def test_results_saved_before_declared_fields_load_into_them(evaluated, tmp_path):
+    import json
+
+    _, res = evaluated
+    path = tmp_path / "old"
+    _old_layout(res).save(path)
+    header = json.loads((path / "result.json").read_text())
+    (path / "result.json").write_text(json.dumps({**header, "kind": "trajectories"}))
+    back = interp.load_result(path)
+    _same_table(back.table, res.table.drop(columns="answer"))
+    _same_table(back.selection, res.selection)
+    _same_table(back.acceptance, res.acceptance)
+    assert torch.equal(back.layer_auroc.nan_to_num(-9), res.layer_auroc.nan_to_num(-9))
+    assert back.orientation == res.orientation and back.path_explained == res.path_explained
+    assert "table_columns" not in back.meta and "show_top" not in back.meta and not back.extras
+    assert len(back.plot_tokens().data) == 2
+
+
+def test_old_spellings_still_read_with_a_warning(evaluated):
+    _, res = evaluated
+    with pytest.warns(DeprecationWarning, match=r"\.selection"):
+        pd.testing.assert_frame_equal(res.selection(), pd.DataFrame(res.selection))
+    with pytest.warns(DeprecationWarning, match=r"\.acceptance"):
+        pd.testing.assert_frame_equal(res.acceptance(), pd.DataFrame(res.acceptance))
+    with pytest.warns(DeprecationWarning, match=r"\.table"):
+        pd.testing.assert_frame_equal(res.traces(), res.table)
+    with pytest.warns(DeprecationWarning, match=r"\.layer_auroc"):
+        assert res.extras["layer_auroc"] is res.layer_auroc
+    # Derived frames are plain DataFrames: nothing else of the table can be called.
+    assert type(res.selection.round(3)) is pd.DataFrame
+
+
+def test_default_arguments_run_on_the_organisms_arithmetic(organism):
+    from interp.analyses.trajectories.sampling import MAX_NEW_TOKENS, new_token_budget
+
+    # The default task fits the fixed part of the default; longer prompts get what is left.
+    assert new_token_budget(organism, interp.tasks.arithmetic(organism), None) == MAX_NEW_TOKENS
+    long = interp.tasks.arithmetic(organism, n=2, seed=0, digits=7)
+    room = organism.n_ctx - int(long.answer_pos.max()) - 1
+    assert 0 < room < MAX_NEW_TOKENS and new_token_budget(organism, long, None) == room
+    with pytest.raises(InterpError, match=rf"max_new_tokens <= {room} \(or leave it unset"):
+        interp.trajectories.evaluate(organism, long, max_new_tokens=room + 1)
+    # Every sampling default (n, max_new_tokens, temperature, chunk, seed) and evaluate's own.
+    task = interp.tasks.arithmetic(organism, n=4, seed=0)
+    res = interp.trajectories.evaluate(organism, task, n_boot=50, progress=False)
+    assert res.meta["params"]["max_new_tokens"] == MAX_NEW_TOKENS
+    assert res.meta["params"]["n"] == 6 and len(res.table) == 24
+    assert 0 < res.fraction_right < 1
+    traces = interp.trajectories.sample(organism, long, n=2, progress=False)
+    assert max(len(t.tokens) for t in traces) <= room
 
 
 def test_evaluate_rejects_bad_input(organism, evaluated):
@@ -269,7 +378,7 @@ def test_cli_trajectories_resumes_from_its_store(tmp_path):
     again = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--store", str(store)])
     assert again.exit_code == 0, again.output
     a, b = interp.load_result(tmp_path / "a"), interp.load_result(tmp_path / "b")
-    pd.testing.assert_frame_equal(a.traces(), b.traces())
+    pd.testing.assert_frame_equal(a.table, b.table)
     bad = runner.invoke(app, [*args, "--out", str(tmp_path / "c"), "--task", "ioi"])
     assert isinstance(bad.exception, InterpError) and "no checker" in str(bad.exception)
     assert not (tmp_path / "c").exists()

@@ -28,6 +28,7 @@ from interp.analyses.trajectories.scoring import (
     ORIENTATION,
     auroc_table,
     orientation,
+    per_layer_column,
     regroup,
     selection,
     signals,
@@ -39,7 +40,7 @@ from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.results.base import Coord
 from interp.results.meta import make_meta
-from interp.results.trajectories import METRICS, TrajectoryResult
+from interp.results.trajectories import METRICS, TRACE_COLUMNS, TrajectoryResult
 from interp.tasks.task import Task
 
 
@@ -97,20 +98,22 @@ def _layer_auroc(
     full: pd.DataFrame, L: int, n_boot: int, seed: int
 ) -> Float[Tensor, "signal layer 3"]:
     """ROC-AUC of each change signal at each layer: [signal, layer, (value, low, high)]."""
-    names = [f"{c}_L{l}" for c in CHANGE for l in range(L)]
+    names = [per_layer_column(c, l) for c in CHANGE for l in range(L)]
     tab = auroc_table(full, n_boot=n_boot, seed=seed, signals=names).set_index("signal")
     out = torch.full((len(CHANGE), L, 3), float("nan"), dtype=torch.float64)
     for i, c in enumerate(CHANGE):
         for l in range(L):
-            if f"{c}_L{l}" in tab.index:
-                row = tab.loc[f"{c}_L{l}"]
+            if per_layer_column(c, l) in tab.index:
+                row = tab.loc[per_layer_column(c, l)]
                 out[i, l] = torch.tensor([row["auroc"], row["auroc_low"], row["auroc_high"]])
     return out
 
 
-def _numeric(df: pd.DataFrame) -> tuple[list[str], Tensor]:
-    cols = [c for c in df.columns if c != "answer"]
-    return cols, torch.tensor(df[cols].astype(float).to_numpy(), dtype=torch.float64)
+def _typed(table: pd.DataFrame) -> pd.DataFrame:
+    """The per-trace table with fixed column types: a signal undefined on every trace is an
+    all-None object column otherwise, and the saved table should not depend on that."""
+    signals = [c for c in table.columns if c not in TRACE_COLUMNS and c != "answer"]
+    return table.astype({**TRACE_COLUMNS, **dict.fromkeys(signals, "float64"), "answer": "str"})
 
 
 @checked
@@ -119,7 +122,7 @@ def evaluate(
     task: Task | None = None,
     *,
     n: int = S.DEFAULT_N,
-    max_new_tokens: int = S.DEFAULT_MAX_NEW_TOKENS,
+    max_new_tokens: int | None = S.DEFAULT_MAX_NEW_TOKENS,
     temperature: float = S.DEFAULT_TEMPERATURE,
     chunk: int = S.DEFAULT_CHUNK,
     k: int | None = None,
@@ -137,7 +140,8 @@ def evaluate(
     Args:
         source: a model (sampled on `task`) or traces from ``sample`` / ``load_traces``.
         task: prompts with a checker (e.g. ``interp.tasks.arithmetic``); needed with a model.
-        n, max_new_tokens, temperature, chunk, seed, store: passed to ``sample``.
+        n, max_new_tokens, temperature, chunk, seed, store: passed to ``sample`` (the same
+            defaults; max_new_tokens=None fits the model's context after the longest prompt).
         k: chunk size of the signals in tokens, a multiple of the sampled chunk (default: the
             sampled chunk).
         early: the early signals and early selection use the first `early` chunks.
@@ -150,8 +154,8 @@ def evaluate(
 
     Returns:
         A ``TrajectoryResult``: ROC-AUC per signal (``auroc``, ``null_auroc``,
-        ``projection_auroc``) with intervals, and the per-trace table, selection, acceptance and
-        2-D paths for its views.
+        ``projection_auroc``) with intervals, and the per-trace ``table``, ``selection``,
+        ``acceptance``, per-layer ROC-AUC and 2-D ``paths`` for its views.
     """
     start = time.time()
     # Arguments first: a mistake should not cost a sampling run.
@@ -176,6 +180,7 @@ def evaluate(
                 "sequential acceptance); use a larger task."
             )
         model = load_model(source)
+        max_new_tokens = S.new_token_budget(model, task, max_new_tokens)  # recorded as used
         traces = sample(model, task, n, max_new_tokens, temperature, chunk, seed, progress, store)
         model_name, task_name = model.name, task.name
         sampled_here = True
@@ -192,6 +197,7 @@ def evaluate(
     table = with_answers(traces, full, answer_of)
     for name in CHANGE:
         table[EARLY + name] = first[name]
+    table = _typed(table)
     sel = selection(traces, full, answer_of=answer_of)
     early_sel = selection(
         traces, first, signals=CHANGE, answer_of=answer_of, early_tokens=early * k
@@ -204,9 +210,6 @@ def evaluate(
     )
     paths, explained = projected_paths(traces, k // base)
 
-    cols, numeric = _numeric(table)
-    sel_cols = ["prompts", "accuracy", "tokens_per_prompt"]
-    acc_cols = ["accuracy", "tokens_per_prompt", "accepted", "threshold", "calibration_accuracy"]
     right = float(table["correct"].mean())
     meta = make_meta(
         model=model_name,
@@ -230,39 +233,29 @@ def evaluate(
         seed=seed,
         seconds=round(time.time() - start, 2),
     )
-    meta.update(
-        {
-            "description": (
-                f"{len(traces)} sampled answers, {right:.0%} right. ROC-AUC of each signal "
-                "against correctness (oriented: above 0.5 = predicts right answers in the "
-                "expected direction), with the same on shuffled labels and, for the change "
-                "signals, on a random projection of the states (null baselines)."
-            ),
-            "show_top": False,
-            "fraction_right": right,
-            "table_columns": cols,
-            "selection_methods": list(sel["method"]),
-            "selection_columns": sel_cols,
-            "acceptance_methods": list(acc["method"]),
-            "acceptance_columns": acc_cols,
-            "calibration_prompts": acc.attrs["calibration_prompts"],
-            "path_explained": explained,
-            "orientation": {s: orientation(s) for s in names},
-        }
+    meta["description"] = (
+        f"{len(traces)} sampled answers, {right:.0%} right. ROC-AUC of each signal against "
+        "correctness (oriented: above 0.5 = predicts right answers in the expected direction), "
+        "with the same on shuffled labels and, for the change signals, on a random projection "
+        "of the states (null baselines)."
     )
+    calibration_prompts = acc.attrs["calibration_prompts"]
+    acc.attrs = {}  # the prompts are a field of their own; the table holds the rows only
     return TrajectoryResult(
         values=vals,
         dims=("signal", "metric"),
         coords={"signal": list[Coord](names), "metric": list[Coord](METRICS)},
         ci_low=lo,
         ci_high=hi,
-        extras={
-            "table": numeric,
-            "selection": torch.tensor(sel[sel_cols].to_numpy(dtype=float)),
-            "acceptance": torch.tensor(acc[acc_cols].to_numpy(dtype=float)),
-            "paths": paths,
-            "layer_auroc": layer_auroc,
-        },
         meta=meta,
         title=f"Trajectory signals vs correctness ({task_name}, {right:.0%} right)",
+        table=table,
+        selection=sel,
+        acceptance=acc,
+        paths=paths,
+        layer_auroc=layer_auroc,
+        path_explained=explained,
+        orientation={s: orientation(s) for s in names},
+        calibration_prompts=calibration_prompts,
+        fraction_right=right,
     )

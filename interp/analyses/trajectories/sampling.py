@@ -27,10 +27,13 @@ from interp.errors import InterpError
 from interp.models import Model, load_model
 from interp.tasks.task import Task
 
-# The sampling defaults, shared with `evaluate`: they fit the organism's 64-token context with
-# its arithmetic prompts (n, max_new_tokens, chunk, temperature, seed are checked by @checked).
+# The sampling defaults, shared with `evaluate` (n, max_new_tokens, chunk, temperature, seed are
+# checked by @checked). max_new_tokens=None is derived per call from the task and the model: what
+# the context leaves after the longest prompt, at most MAX_NEW_TOKENS. A fixed number fit one
+# task on one model only (64 overflowed the organism's 64-token context on its own arithmetic).
 DEFAULT_N = 6
-DEFAULT_MAX_NEW_TOKENS = 48
+DEFAULT_MAX_NEW_TOKENS: int | None = None
+MAX_NEW_TOKENS = 48  # the organism's worked 3-digit answers take 20-35 tokens
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_CHUNK = 4
 DEFAULT_SEED = 0
@@ -41,7 +44,7 @@ def sample(
     model: Model | Any,
     task: Task,
     n: int = DEFAULT_N,
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    max_new_tokens: int | None = DEFAULT_MAX_NEW_TOKENS,
     temperature: float = DEFAULT_TEMPERATURE,
     chunk: int = DEFAULT_CHUNK,
     seed: int = DEFAULT_SEED,
@@ -55,9 +58,10 @@ def sample(
             without a tokenizer works too: answers are then decoded as ``#id`` labels, and the
             checker sees those).
         task: prompts with ``targets`` and a ``checker`` (e.g. ``interp.tasks.arithmetic``).
-        n: samples per prompt (the defaults are `evaluate`'s, which fit the organism's
-            64-token context with its arithmetic prompts).
-        max_new_tokens: generation stops there or at end-of-text.
+        n: samples per prompt (every default here is `evaluate`'s too).
+        max_new_tokens: generation stops there or at end-of-text. None: what the model's
+            context leaves after the task's longest prompt, at most ``MAX_NEW_TOKENS`` (48);
+            a number that does not fit the context is refused with the largest that does.
         temperature: 0 for greedy decoding.
         chunk: tokens per pooled chunk (the signals' `k`).
         seed: seeds the sampler; each prompt draws from its own stream derived from
@@ -77,13 +81,7 @@ def sample(
         model.require("Sampling trajectories", "logits", "causal", "hooked")
     except InterpError as err:
         raise InterpError(f"{err} Score existing traces with text_signals instead.") from None
-    longest = int(task.answer_pos.max()) + 1
-    if longest + max_new_tokens > model.n_ctx:
-        raise InterpError(
-            f"Prompts of up to {longest} tokens plus max_new_tokens={max_new_tokens} exceed "
-            f"{model.name}'s context of {model.n_ctx} tokens: use max_new_tokens <= "
-            f"{model.n_ctx - longest}."
-        )
+    max_new_tokens = new_token_budget(model, task, max_new_tokens)
     disk = None
     if store is not None:
         params = {
@@ -109,6 +107,27 @@ def sample(
             disk.write(i, new)
         traces += new
     return traces
+
+
+def new_token_budget(model: Model, task: Task, max_new_tokens: int | None) -> int:
+    """The tokens each answer may take: `max_new_tokens` checked against the room the model's
+    context leaves after the task's longest prompt, or (None) that room, at most MAX_NEW_TOKENS."""
+    longest = int(task.answer_pos.max()) + 1
+    room = model.n_ctx - longest
+    if room < 1:
+        raise InterpError(
+            f"Prompts of up to {longest} tokens fill {model.name}'s context of {model.n_ctx} "
+            "tokens: no room to generate; use shorter prompts."
+        )
+    if max_new_tokens is None:
+        return min(MAX_NEW_TOKENS, room)
+    if max_new_tokens > room:
+        raise InterpError(
+            f"Prompts of up to {longest} tokens plus max_new_tokens={max_new_tokens} exceed "
+            f"{model.name}'s context of {model.n_ctx} tokens: use max_new_tokens <= {room} "
+            "(or leave it unset to fit the context)."
+        )
+    return max_new_tokens
 
 
 def _prompt_seed(seed: int, i: int) -> int:

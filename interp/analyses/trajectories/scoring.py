@@ -26,6 +26,8 @@ from interp.analyses.trajectories.signals import (
 from interp.analyses.trajectories.trace import Trace
 from interp.checks import checked
 from interp.errors import InterpError
+from interp.nodes import layer_label
+from interp.results.trajectories import CHANGE_SIGNALS as CHANGE
 from interp.stats import bootstrap, roc_auc
 
 # Which direction of each signal predicts a correct answer: METHODS.md section 8 for the change
@@ -46,7 +48,6 @@ ORIENTATION = {
     "cross_layer_change": 1,
     "n_tokens": -1,
 }
-CHANGE = ("net_change", "cumulative_change", "aligned_change")
 EARLY = "early_"  # prefix of signals computed from the first chunks only
 _LAYER = re.compile(r"_L\d+$")  # suffix of per-layer columns, e.g. net_change_L3
 
@@ -58,6 +59,11 @@ def orientation(signal: str) -> int:
 
 
 RANK = ("effective_rank", "erv", "era")
+
+
+def per_layer_column(signal: str, layer: int) -> str:
+    """The table column of `signal` computed at one layer alone: ``net_change_L3``."""
+    return f"{signal}_{layer_label(layer)}"
 
 
 def regroup(chunks: Tensor, factor: int) -> Tensor:
@@ -111,11 +117,11 @@ def trace_table(
             row.update(ch.layer_mean)
             if per_layer:
                 for name, vals in zip(CHANGE, (ch.net, ch.cumulative, ch.aligned), strict=True):
-                    row.update({f"{name}_L{l}": float(vals[l]) for l in range(L)})
+                    row.update({per_layer_column(name, l): float(vals[l]) for l in range(L)})
         else:  # undefined for fewer than two chunks
             row.update(dict.fromkeys(CHANGE, None))
             if per_layer:
-                row.update({f"{name}_L{l}": None for name in CHANGE for l in range(L)})
+                row.update({per_layer_column(c, l): None for c in CHANGE for l in range(L)})
         if proj is None:
             row.update(_rank_signals(h))
             row["cross_layer_change"] = cross_layer_change(h) if len(h) and h.shape[1] > 1 else None
