@@ -17,6 +17,14 @@ if TYPE_CHECKING:
     from interp.results.patching import AtPResult, PatchResult
 
 
+#: Axes drawn as one row per head and one column per position.
+PER_HEAD_AND_POSITION = (
+    ("layer", "pos", "head"),
+    ("layer", "pos", "kv_head"),
+    ("layer", "head", "dest_pos"),
+)
+
+
 def _labels(res: Result, dim: str) -> list[str]:
     return [res.label(dim, i) for i in range(res.shape[dim])]
 
@@ -39,26 +47,18 @@ def patch_figure(res: PatchResult, **kw: Any) -> go.Figure:
             value_label=label,
             **kw,
         )
-    if dims in (("layer", "pos", "head"), ("layer", "pos", "kv_head")):
-        L, T, H = res.values.shape
+    if dims in PER_HEAD_AND_POSITION:
+        # One row per head, one column per (destination) position.
+        head_first = dims[1] == "head"
+        pos = dims[2] if head_first else dims[1]
+        grid = res.values if head_first else res.values.permute(0, 2, 1)
+        L, H, T = grid.shape
         return heatmap(
-            res.values.permute(0, 2, 1).reshape(L * H, T),
-            _labels(res, "pos"),
+            grid.reshape(L * H, T),
+            _labels(res, pos),
             head_labels(L, H),
             title=title,
-            xlabel="position",
-            ylabel="head",
-            value_label=label,
-            **kw,
-        )
-    if dims == ("layer", "head", "dest_pos"):
-        L, H, T = res.values.shape
-        return heatmap(
-            res.values.reshape(L * H, T),
-            _labels(res, "dest_pos"),
-            head_labels(L, H),
-            title=title,
-            xlabel="destination position",
+            xlabel="destination position" if pos == "dest_pos" else "position",
             ylabel="head",
             value_label=label,
             **kw,

@@ -53,7 +53,7 @@ def attribution_patch(
 def attribution_patch(
     model: Model | Any,
     task: Task,
-    target: str | Sequence[str] = ...,
+    target: str = ...,
     per_position: PerPosition = ...,
     mode: Mode = ...,
     metric: str | Metric = ...,
@@ -66,23 +66,6 @@ def attribution_patch(
     progress: bool = ...,
     *,
     targets: Sequence[str],
-) -> dict[str, AtPResult]: ...
-@overload
-def attribution_patch(
-    model: Model | Any,
-    task: Task,
-    target: list[str] | tuple[str, ...],
-    per_position: PerPosition = ...,
-    mode: Mode = ...,
-    metric: str | Metric = ...,
-    corruption: Corruption = ...,
-    star: bool = ...,
-    verify_top_k: int | None = ...,
-    n_boot: int = ...,
-    seed: int = ...,
-    memory_budget: int | str = ...,
-    progress: bool = ...,
-    targets: None = ...,
 ) -> dict[str, AtPResult]: ...
 
 
