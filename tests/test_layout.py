@@ -113,3 +113,92 @@ def test_the_walker_sees_each_import_form():
         "interp.analyses.trajectories.signals.x",
         "interp.analyses.probes.y",
     ]
+
+
+PACKAGE = ANALYSES.parent
+
+
+def module_level_imports(
+    source: str, module: str, is_package: bool = False
+) -> list[tuple[int, str]]:
+    """(line, module) of the imports `source` (the text of `module`) runs when it is imported:
+    top-level statements, including those under a plain ``if``/``try``, but not ``if
+    TYPE_CHECKING:`` blocks and not imports inside functions (those run when called)."""
+    package = module if is_package else module.rpartition(".")[0]
+    out: list[tuple[int, str]] = []
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                visit(node.orelse)
+            elif isinstance(node, ast.If | ast.Try):
+                for block in ("body", "orelse", "finalbody", "handlers"):
+                    for part in getattr(node, block, []):
+                        visit(part.body if isinstance(part, ast.ExceptHandler) else [part])
+            elif isinstance(node, ast.Import):
+                out.extend((node.lineno, a.name) for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    parts = parts[: len(parts) - (node.level - 1)]
+                    base = ".".join([*parts, base] if base else parts)
+                out.extend((node.lineno, f"{base}.{a.name}") for a in node.names)
+
+    visit(ast.parse(source).body)
+    return out
+
+
+def _offenders(folder: str, banned: tuple[str, ...], everywhere: bool) -> list[str]:
+    bad = []
+    for path in sorted((PACKAGE / folder).rglob("*.py")):
+        found = (
+            imported(path)
+            if everywhere
+            else module_level_imports(
+                path.read_text(), module_name(path), path.name == "__init__.py"
+            )
+        )
+        for line, name in found:
+            if name.startswith(banned):
+                bad.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}")
+    return bad
+
+
+def test_results_do_not_import_views_when_imported():
+    """Results own data, viz owns drawing: a result's plot() imports its view lazily, so
+    results and viz never import each other at module level (no cycle)."""
+    bad = _offenders("results", ("interp.viz", "plotly", "circuitsvis"), everywhere=False)
+    assert not bad, "\n".join(bad)
+
+
+def test_analyses_know_nothing_about_plotting():
+    bad = _offenders("analyses", ("interp.viz", "plotly", "circuitsvis"), everywhere=True)
+    assert not bad, "\n".join(bad)
+
+
+def test_the_module_level_walker_skips_function_bodies_and_type_checking():
+    src = (
+        "from typing import TYPE_CHECKING\n"
+        "import a\n"
+        "if TYPE_CHECKING:\n"
+        "    import b\n"
+        "try:\n"
+        "    import c\n"
+        "except ImportError:\n"
+        "    import d\n"
+        "def f():\n"
+        "    import e\n"
+    )
+    names = [n for _, n in module_level_imports(src, "interp.results.probe")]
+    assert names == ["typing.TYPE_CHECKING", "a", "c", "d"]
+
+
+def test_no_module_is_oversized():
+    """DESIGN: a file over ~400 lines is a sign to split."""
+    sizes = {
+        str(p.relative_to(PACKAGE.parent)): len(p.read_text().splitlines())
+        for p in PACKAGE.rglob("*.py")
+    }
+    big = {p: n for p, n in sizes.items() if n > 420}
+    assert not big, big
