@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from torch import Tensor
 
 from interp.errors import InterpError
-from interp.nodes import HeadLike, as_head
 from interp.results.base import RankBy, Result
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
+
+    from interp.nodes import HeadLike
 
 #: The unit axis of a probe sweep: one probe per layer, or one per attention head.
 Over = Literal["layers", "heads"]
@@ -106,6 +107,8 @@ class ProbeResult(Result):
     def unit(self, layer: int | HeadLike, head: int | None = None) -> tuple[int, int | None]:
         """(layer index, head) of a unit: ``(3)``, ``(2, 5)``, ``("L2H5")`` or a head Node."""
         if not isinstance(layer, int):
+            from interp.nodes import as_head  # results stay importable before the models
+
             node = as_head(layer)
             if head is not None:
                 raise InterpError(f"Give the head once: {layer!r} names it already.")
