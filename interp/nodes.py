@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from interp.errors import InterpError
 from interp.models.hooks import hook_name
@@ -146,6 +147,14 @@ def parse_heads(spec: str | Iterable[HeadLike]) -> list[Node]:
     if not heads:
         raise InterpError("No heads given: write e.g. 'L0H1,L2H3'.")
     return heads
+
+
+def heads_of(table: Any) -> list[Node]:
+    """The heads in a table with ``layer`` and ``head`` columns, in row order: e.g. the top
+    heads of a result, ``heads_of(res.top(5))``."""
+    if not {"layer", "head"} <= set(table.columns):
+        raise InterpError(f"heads_of needs layer and head columns; got {list(table.columns)}.")
+    return [head_node(l, h) for l, h in zip(table["layer"], table["head"], strict=True)]
 
 
 def check_heads(heads: Iterable[Node], n_layers: int, n_heads: int, model_name: str) -> None:

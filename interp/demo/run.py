@@ -1,0 +1,75 @@
+"""The demo's driver: load, cache, run every section, write the report."""
+
+from __future__ import annotations
+
+import html
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from interp.activations.api import cache
+from interp.analyses.residual import residual_norms
+from interp.demo.attribution import attribution_section
+from interp.demo.patching import patching_section
+from interp.demo.probes import probes_section
+from interp.demo.sizes import LARGE_PARAMS, Sizes
+from interp.demo.trajectories import trajectories_section
+from interp.models import load_model
+from interp.tasks.registry import make_task
+from interp.viz.html import table
+from interp.viz.report import report
+
+__all__ = ["LARGE_PARAMS", "Sizes", "run_demo"]
+
+
+def _info_html(model: Any) -> str:
+    info = asdict(model.info())
+    rows = [{"property": k, "value": v} for k, v in info.items()]
+    card = model.card or {}
+    extra = ""
+    if card.get("acceptance"):
+        extra = "<h3>model card: measured behaviour</h3>" + table(
+            [
+                {"check": k, **(v if isinstance(v, dict) else {"value": v})}
+                for k, v in card["acceptance"].items()
+            ]
+        )
+    return table(rows, max_rows=100) + extra
+
+
+def run_demo(model_spec: Any, out: str | Path, n: int = 32, seed: int = 0) -> Path:
+    """Load the model, cache the residual stream to disk, analyse, and write out/report.html.
+
+    Large models (over 50M parameters) run smaller sizes (`Sizes.for_model`), so that
+    ``interp demo --model smollm2`` finishes in minutes on a laptop CPU.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_model(model_spec)
+    sizes = Sizes.for_model(model)
+    n = min(n, sizes.n) if sizes.n else n
+    sections: list[Any] = [("Model", _info_html(model))]
+
+    task = make_task(model, "induction", n=n, seed=seed, seq_len=min(10, (model.n_ctx - 1) // 2))
+    store_dir = out / "cache"
+    if (store_dir / "manifest.json").exists():  # only ever remove our own previous cache
+        shutil.rmtree(store_dir)
+    acts = cache(model, task, names=["resid_post"], store=store_dir, batch_size=16)
+    n_bytes = sum(f.stat().st_size for f in store_dir.glob("*.safetensors"))
+    sections.append(
+        (
+            "Activation cache",
+            f"<p>Streamed <code>resid_post</code> of every layer for {len(task)} induction "
+            f"prompts of {task.seq_len} tokens to <code>{html.escape(str(store_dir))}</code> "
+            f"({n_bytes / 1e6:.2f} MB in {len(list(store_dir.glob('*.safetensors')))} shards).</p>",
+        )
+    )
+    norms = residual_norms(acts, model=model, seed=seed)
+    norms.save(out / "residual_norms")
+    sections.append(norms)
+    sections += attribution_section(model, out, n=n, seed=seed, sizes=sizes)
+    sections += patching_section(model, out, n=n, seed=seed, sizes=sizes)
+    sections += probes_section(model, out, seed=seed, n=sizes.probe_n)
+    sections += trajectories_section(model, out, seed=seed, n=sizes.traj_n, sizes=sizes)
+    return report(sections, out / "report.html", title=f"interp demo: {model.name}")
