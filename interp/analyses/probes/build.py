@@ -117,9 +117,10 @@ def unit_direction(w: Tensor) -> Tensor:
 
 
 def gather_units(chunks: Sequence[tuple[Sequence[int], Tensor]], dtype: torch.dtype) -> Tensor:
-    """The sweep's ``[unit, ...]`` table from each chunk's (unit indices, rows)."""
+    """The sweep's ``[unit, ...]`` table, on the CPU, from each chunk's (unit indices, rows)."""
     n = sum(len(idx) for idx, _ in chunks)
     out = torch.empty(n, *chunks[0][1].shape[1:], dtype=dtype)
     for idx, rows in chunks:
-        out[torch.as_tensor(list(idx), dtype=torch.long)] = rows.to(dtype)
+        # Rows computed on an accelerator come back here: results live on the CPU.
+        out[torch.as_tensor(list(idx), dtype=torch.long)] = rows.detach().to("cpu", dtype)
     return out
