@@ -22,7 +22,6 @@ from interp.models import hooks as _hooks
 from interp.models.architecture import Architecture
 from interp.models.hooks import Hooks
 from interp.models.tokens import Tokens
-from interp.nodes import head_label
 
 # What an analysis may need from a model, and why a model may lack it.
 _NEEDS = {
@@ -158,6 +157,8 @@ class Model(Architecture, Tokens):
 
     def head_label(self, layer: int, head: int) -> str:
         """``L3H5``, as every result labels heads (interp.nodes.head_label)."""
+        from interp.nodes import head_label  # nodes imports models.hooks: import when used
+
         return head_label(layer, head)
 
     # ---------------------------------------------------------------- weights
