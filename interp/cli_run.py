@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from interp.errors import InterpError
+from interp.nodes import parse_heads
 
 run_app = typer.Typer(
     help="Run one analysis; saves OUT/ (result) and OUT/figure.html.", no_args_is_help=True
@@ -51,19 +52,6 @@ def _setup(
 TemplateOpt = Annotated[
     int | None, typer.Option(help="IOI only: use one template so every prompt has one length.")
 ]
-
-
-def _heads(spec: str) -> list[tuple[int, int]]:
-    """'L0H1,L2H3' or '0.1,2.3' -> [(0, 1), (2, 3)]."""
-    out = []
-    for item in spec.split(","):
-        text = item.strip().upper().replace("L", "").replace("H", ".")
-        try:
-            layer, head = text.split(".")
-            out.append((int(layer), int(head)))
-        except ValueError:
-            raise InterpError(f"Cannot read head {item!r}: write L2H5 or 2.5.") from None
-    return out
 
 
 @run_app.command("dla")
@@ -115,7 +103,7 @@ def ablate_cmd(
     from interp.analyses.attribution import ablate
 
     m, t = _setup(model, task, n, seed)
-    spec: Any = "each" if heads == "each" else _heads(heads)
+    spec: Any = "each" if heads == "each" else parse_heads(heads)
     _finish(ablate(m, t, heads=spec, how=how, seed=seed), out)  # type: ignore[arg-type]
 
 
@@ -309,10 +297,10 @@ def probe_cmd(
         seed=seed,
     )
     _finish(res, out)
-    if over == "layers" and "jump_layer" in res.meta:
+    if res.jump_layer is not None:
         typer.echo(
-            f"accuracy first jumps at layer {res.meta['jump_layer']}, plateaus at layer "
-            f"{res.meta['plateau_layer']}; best layer {res.meta['best_layer']}."
+            f"accuracy first jumps at layer {res.jump_layer}, plateaus at layer "
+            f"{res.plateau_layer}; best layer {res.best_layer}."
         )
 
 

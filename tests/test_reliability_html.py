@@ -93,8 +93,10 @@ def _probe(cls: type[Result], s: str) -> Result:
         labels={"layer": [s, "1"]},
         ci_low=vals - 0.1,
         ci_high=vals + 0.1,
-        meta={"description": s, "probe": s, "class_balance": 0.5},
+        meta={"description": s},
         title=s,
+        probe=s,  # type: ignore[call-arg]  # ProbeResult's declared fields
+        class_balance=0.5,
     )
 
 

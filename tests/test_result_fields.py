@@ -79,7 +79,12 @@ def test_old_keys_read_the_declared_field_with_a_warning():
         assert res.extras["old_comps"] is res.comps
     with pytest.raises(KeyError):
         res.extras["nothing"]
-    assert "comps" not in res.extras  # the field is not duplicated into extras
+    with pytest.warns(DeprecationWarning):
+        assert "tops" in res.meta and res.meta.get("tops") == ["L0H1"]
+    with pytest.warns(DeprecationWarning):
+        assert "comps" not in Declared(values=torch.zeros(1), dims=("layer",)).extras
+    assert "nothing" not in res.meta and res.meta.get("nothing", 3) == 3
+    assert "comps" not in dict(res.extras)  # the field is not duplicated into extras
 
 
 @pytest.mark.parametrize(

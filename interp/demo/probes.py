@@ -25,17 +25,17 @@ def probes_section(model: Any, out: Path, seed: int, n: int = 256) -> list[Any]:
     heads = sweep(model, task, over="heads", seed=seed, progress=False)
     heads.save(out / "probe_heads")
     items: list[Any] = [layers, heads]
-    m = layers.meta
     acc = layers.metric("accuracy")
     sel = layers.metric("selectivity")
-    best = layers.coords["layer"].index(m["best_layer"])
+    best = layers.coords["layer"].index(layers.best_layer)
     items.append(
         (
             "Probe summary",
-            f"<p>Truth of held-out statements ({m['split']['n_test']} test examples): accuracy "
-            f"first jumps at layer {m['jump_layer']} and plateaus at layer {m['plateau_layer']}; "
-            f"best layer {m['best_layer']} with accuracy {float(acc[best]):.3f} and selectivity "
-            f"{float(sel[best]):.3f} over the random-label control. Layer 0 is the embedding.</p>"
+            f"<p>Truth of held-out statements ({layers.split['n_test']} test examples): accuracy "
+            f"first jumps at layer {layers.jump_layer} and plateaus at layer "
+            f"{layers.plateau_layer}; best layer {layers.best_layer} with accuracy "
+            f"{float(acc[best]):.3f} and selectivity {float(sel[best]):.3f} over the "
+            "random-label control. Layer 0 is the embedding.</p>"
             + layers.plot_projection().to_html(include_plotlyjs=False, full_html=False),
         )
     )

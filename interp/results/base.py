@@ -34,12 +34,31 @@ class _Legacy(dict[str, Any]):
         self._owner = owner
         self._where = where
 
-    def __missing__(self, key: str) -> Any:
+    def _field(self, key: str) -> str | None:
         name = self._owner_type.legacy_names.get(key, key)
-        if name in self._owner_type.declared_fields():
-            warn_renamed(f'{self._where}["{key}"]', f".{name}", self._owner_type.__name__)
-            return getattr(self._owner, name)
-        raise KeyError(key)
+        if name not in self._owner_type.declared_fields():
+            return None
+        warn_renamed(f'{self._where}["{key}"]', f".{name}", self._owner_type.__name__, 4)
+        return name
+
+    def __missing__(self, key: str) -> Any:
+        name = self._field(key)
+        if name is None:
+            raise KeyError(key)
+        return getattr(self._owner, name)
+
+    def __contains__(self, key: object) -> bool:
+        # `"best_layer" in res.meta` was True exactly when the analysis set it: a set field.
+        if dict.__contains__(self, key) or not isinstance(key, str):
+            return dict.__contains__(self, key)
+        name = self._field(key)
+        return name is not None and getattr(self._owner, name) is not None
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        name = self._field(key)
+        return default if name is None else getattr(self._owner, name)
 
 
 _PLOTLYJS_SENT = False  # inline plotly.js into the first notebook output only

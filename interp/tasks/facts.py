@@ -144,5 +144,7 @@ def facts(
             "seed": seed,
             "world_seed": world_seed,
             "split": split,
+            # The completions a contrastive probe (CCS) compares: the statement's answer words.
+            "contrast": (yes, no),
         },
     )
