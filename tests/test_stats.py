@@ -284,3 +284,14 @@ def test_the_old_alpha_keyword_is_the_tail_mass_and_warns(alpha):
     want = torch.quantile(boots, torch.tensor([0.025, 0.975], dtype=torch.float64), dim=0)
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
+
+
+def test_the_weighted_metrics_stay_on_the_inputs_device():
+    # The "meta" device has shapes and no data: any tensor made on the CPU inside would clash.
+    pred = torch.zeros(3, 8, dtype=torch.long, device="meta")
+    y = torch.zeros(8, dtype=torch.long, device="meta")
+    score = torch.zeros(3, 8, device="meta")
+    m = stat_metrics
+    for fn, x in ((m.accuracy, pred), (m.f1, pred), (m.r2, score)):
+        out = fn(x, y.double() if fn is m.r2 else y)
+        assert out.device.type == "meta" and out.shape == (3,)

@@ -19,8 +19,10 @@ from interp.checks import checked
 PAIRWISE_MAX = 1 << 23  # entries of the [unit, positive, negative] comparison table (64 MB)
 
 
-def _weights(w: Tensor | None, m: int) -> Tensor:
-    return torch.ones(1, m, dtype=torch.float64) if w is None else w.double()
+def _weights(w: Tensor | None, like: Tensor) -> Tensor:
+    """Example weights ``[B, m]`` on `like`'s device: all ones (one resample) when not given."""
+    m = like.shape[-1]
+    return torch.ones(1, m, dtype=torch.float64, device=like.device) if w is None else w.double()
 
 
 def _unweighted(out: Tensor, w: Tensor | None) -> Tensor:
@@ -42,7 +44,7 @@ def accuracy(
 ) -> Tensor:
     """Fraction of (weighted) examples predicted right."""
     p = _units(pred)
-    ww = _weights(w, p.shape[-1])
+    ww = _weights(w, p)
     out = ww @ (p == y).double().T / ww.sum(-1, keepdim=True)
     return _shaped(out, pred, w)
 
@@ -53,7 +55,7 @@ def f1(
 ) -> Tensor:
     """Binary F1 of class 1 (0 when nothing is predicted positive and nothing is positive)."""
     p = _units(pred)
-    ww = _weights(w, p.shape[-1])
+    ww = _weights(w, p)
     tp = ww @ ((p == 1) & (y == 1)).double().T
     fp = ww @ ((p == 1) & (y == 0)).double().T
     fn = ww @ ((p == 0) & (y == 1)).double().T
@@ -68,7 +70,7 @@ def r2(
 ) -> Tensor:
     """Coefficient of determination ``1 - SS_res / SS_tot`` (weighted)."""
     p = _units(pred).double()
-    ww = _weights(w, p.shape[-1])
+    ww = _weights(w, p)
     yd = y.double()
     total = ww.sum(-1, keepdim=True)
     mean = ww @ yd[:, None] / total
@@ -91,7 +93,7 @@ def roc_auc(
     otherwise the scores are sorted once per unit and weights enter through cumulative sums."""
     s = _units(score).double()
     pos, neg = y == 1, y == 0
-    ww = _weights(w, s.shape[1])
+    ww = _weights(w, s)
     if s.shape[0] * int(pos.sum()) * int(neg.sum()) <= PAIRWISE_MAX:
         u = _wins_pairs(s, pos, neg, ww)
     else:
