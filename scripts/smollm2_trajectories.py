@@ -83,7 +83,7 @@ def main() -> None:
         t.answer = task.answer_of(t.text)
     sampled_s = round(time.time() - start, 1)
     res = interp.trajectories.evaluate(sampled, task, early=args.early, seed=args.seed)
-    traces = res.traces()
+    traces = res.table
     auroc = res.auroc()
     out = {
         "model": "smollm2 (SmolLM2-135M-Instruct, Q4_1 GGUF dequantised to float32)",
@@ -112,7 +112,7 @@ def main() -> None:
         "questions_never_right": int((~traces.groupby("prompt")["correct"].any()).sum()),
         "mean_tokens": float(traces["n_tokens"].mean()),
         "auroc": json.loads(auroc.to_json(orient="records")),
-        "selection": json.loads(res.selection().to_json(orient="records")),
+        "selection": json.loads(res.selection.to_json(orient="records")),
         "examples": [
             {
                 "question": task.metadata["questions"][t.prompt_index],

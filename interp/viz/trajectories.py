@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 LABELLED = ("majority_vote", "first_sample", "net_change", "early_net_change", "mean_logprob")
 # Signals shown by default in the per-signal views: the paper's three and the best baseline.
 DEFAULT_VIEW = ("net_change", "cumulative_change", "aligned_change", "mean_logprob")
-# How each metric of `values` is drawn: legend name and colour.
+# How each metric of `values` is drawn (in the order of its metric axis): legend name, colour.
 STYLES = {
     "auroc": ("signal", BLUE),
     "null_auroc": ("shuffled labels (null)", GREY),
@@ -45,10 +45,9 @@ def auroc_bars(res: TrajectoryResult, **kw: Any) -> go.Figure:
     fig = go.Figure()
     if res.ci_low is None or res.ci_high is None:
         raise InterpError("A trajectory result needs its intervals (ci_low, ci_high) to plot.")
-    for j, m in enumerate(res.coords["metric"]):
+    for j, (m, (label, color)) in enumerate(STYLES.items()):  # the metric axis, in order
         v = res.values[:, j].numpy()
         lo, hi = res.ci_low[:, j].numpy(), res.ci_high[:, j].numpy()
-        label, color = STYLES[str(m)]
         fig.add_trace(
             go.Bar(
                 x=names,
