@@ -30,7 +30,7 @@ def _finish(res: Any, out: Path, k: int = 10) -> None:
     res.save(out)
     res.plot().write_html(str(out / "figure.html"), include_plotlyjs=True)
     typer.echo(f"{res.title}\nsaved: {out}  (figure: {out / 'figure.html'})")
-    if res.meta.get("show_top", True):
+    if type(res).show_top:
         typer.echo(res.top(k).to_string(index=False))
 
 
@@ -61,7 +61,14 @@ def dla_cmd(
     task: TaskOpt = "ioi",
     n: NOpt = 64,
     seed: SeedOpt = 0,
-    by: Annotated[str, typer.Option(help="head, layer, component or position.")] = "head",
+    over: Annotated[
+        str,
+        typer.Option(
+            "--over",
+            "--by",  # the old spelling (singular values accepted too)
+            help="heads, layers, components or positions.",
+        ),
+    ] = "heads",
     token: Annotated[str | None, typer.Option(help="Attribute this token's logit instead.")] = None,
     template: TemplateOpt = None,
 ) -> None:
@@ -69,7 +76,8 @@ def dla_cmd(
     from interp.analyses.attribution import direct_logit
 
     m, t = _setup(model, task, n, seed, template)
-    _finish(direct_logit(m, t, by=by, token=token, seed=seed), out)  # type: ignore[arg-type]
+    unit = over if over.endswith("s") else over + "s"  # --by head -> heads
+    _finish(direct_logit(m, t, over=unit, token=token, seed=seed), out)  # type: ignore[arg-type]
 
 
 @run_app.command("logit-lens")
@@ -79,14 +87,17 @@ def logit_lens_cmd(
     task: TaskOpt = "ioi",
     n: NOpt = 16,
     seed: SeedOpt = 0,
-    target: Annotated[str | None, typer.Option(help="Token to track (default: answer).")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", "--target", help="Token to track (default: the answer)."),
+    ] = None,
     template: TemplateOpt = None,
 ) -> None:
     """Decode every layer's residual stream with the final norm and unembedding."""
     from interp.analyses.attribution import logit_lens
 
     m, t = _setup(model, task, n, seed, template)
-    _finish(logit_lens(m, t, target=target), out)
+    _finish(logit_lens(m, t, token=token), out)
 
 
 @run_app.command("ablate")
@@ -128,27 +139,47 @@ def heads_cmd(
     _finish(detect_heads(m, kind=kind.replace("-", "_"), n=n, seq_len=seq_len, seed=seed), out)
 
 
-DirectionOpt = Annotated[str, typer.Option(help="denoise (patch clean into corrupted) or noise.")]
+ModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--mode",
+        "--direction",  # the old spelling
+        help="denoise (run corrupted, patch in clean) or noise (run clean, patch in corrupted).",
+    ),
+]
 TargetOpt = Annotated[
     str,
     typer.Option(
-        help="resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, q, k, v or pattern; or a "
-        "node set patched together, e.g. 'L3H2,L3H6'."
+        help="resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, q, k, v or pattern "
+        "(a node list here still works, as --nodes)."
     ),
+]
+NodesOpt = Annotated[
+    str | None,
+    typer.Option(help="Patch these nodes together instead of sweeping: e.g. 'L3H2,L3H6'."),
 ]
 PerPosOpt = Annotated[bool, typer.Option("--per-position", help="Sweep positions separately.")]
 
 
-def _direction(text: str) -> Any:
+def _mode(text: str) -> Any:
     if text not in ("denoise", "noise"):
-        raise InterpError(f"--direction {text!r}: use denoise or noise.")
+        raise InterpError(f"--mode {text!r}: use denoise or noise.")
     return text
 
 
-def _target(spec: str) -> Any:
+def _sweep_or_nodes(target: str, nodes: str | None) -> dict[str, Any]:
+    """``target=`` for a sweep, or ``nodes=`` for one node set (also when given as --target)."""
     from interp.analyses.patching import TARGETS
 
-    return spec if spec in TARGETS else [s.strip() for s in spec.split(",") if s.strip()]
+    if (
+        nodes is None
+        and target not in TARGETS
+        and ("," in target or ":" in target or "L" in target)
+    ):
+        nodes = target
+    if nodes is None:
+        return {"target": target}
+    return {"nodes": [s.strip() for s in nodes.split(",") if s.strip()]}
 
 
 @run_app.command("patch")
@@ -159,8 +190,9 @@ def patch_cmd(
     n: NOpt = 64,
     seed: SeedOpt = 0,
     target: TargetOpt = "z",
+    nodes: NodesOpt = None,
     per_position: PerPosOpt = False,
-    direction: DirectionOpt = "denoise",
+    mode: ModeOpt = "denoise",
     metric: Annotated[str, typer.Option(help="logit_diff, log_prob, prob or kl.")] = "logit_diff",
     template: TemplateOpt = None,
 ) -> None:
@@ -171,9 +203,9 @@ def patch_cmd(
     res = activation_patch(
         m,
         t,
-        target=_target(target),
+        **_sweep_or_nodes(target, nodes),
         per_position=per_position,
-        direction=_direction(direction),
+        mode=_mode(mode),
         metric=metric,
         seed=seed,
     )
@@ -189,7 +221,7 @@ def atp_cmd(
     seed: SeedOpt = 0,
     target: Annotated[str, typer.Option(help="A patching target (z, q, k, v, mlp_out ...).")] = "z",
     per_position: PerPosOpt = False,
-    direction: DirectionOpt = "denoise",
+    mode: ModeOpt = "denoise",
     star: Annotated[bool, typer.Option("--star", help="AtP*: QK fix and GradDrop.")] = False,
     verify: Annotated[int, typer.Option(help="Verify the top k by exact patching (0: no).")] = 0,
     compare: Annotated[
@@ -206,7 +238,7 @@ def atp_cmd(
         t,
         target=target,
         per_position=per_position,
-        direction=_direction(direction),
+        mode=_mode(mode),
         star=star,
         verify_top_k=verify or None,
         seed=seed,
@@ -217,7 +249,7 @@ def atp_cmd(
             t,
             target=target,
             per_position=per_position,
-            direction=_direction(direction),
+            mode=_mode(mode),
             seed=seed,
         )
         a = agreement(res, exact)
@@ -241,7 +273,7 @@ def path_patch_cmd(
     receivers: Annotated[
         str, typer.Option(help="'logits' or head inputs like 'q:L3H2,q:L3H6'.")
     ] = "logits",
-    direction: DirectionOpt = "noise",
+    mode: ModeOpt = "noise",
     template: TemplateOpt = None,
 ) -> None:
     """Path patching: a sender's effect on receivers through direct paths only."""
@@ -255,7 +287,7 @@ def path_patch_cmd(
         t,
         sender=senders,
         receivers=recv,
-        direction=_direction(direction),
+        mode=_mode(mode),
         seed=seed,
     )
     _finish(res, out)

@@ -1,11 +1,12 @@
 """Renamed keywords keep working for one release, with a DeprecationWarning naming the new spelling.
 
-    @renamed(by=("over", {"head": "heads", "layer": "layers"}), token="answer")
+    @renamed(by=("over", {"head": "heads", "layer": "layers"}))
     @checked
-    def direct_logit(model, task, over="heads", answer=None): ...
+    def direct_logit(model, task, over="heads"): ...
 
-``direct_logit(m, t, by="head")`` then runs as ``direct_logit(m, t, over="heads")`` and warns once
-per call site. Put `renamed` above `checked`, so the checks see (and name) the new spelling.
+``direct_logit(m, t, by="head")`` then runs as ``direct_logit(m, t, over="heads")`` and warns
+(once per call site, under Python's default warning filters). Put `renamed` above `checked`,
+so the checks see (and name) the new spelling.
 """
 
 from __future__ import annotations

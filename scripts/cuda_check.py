@@ -82,7 +82,7 @@ def check_model(name: str, model: Any, task: interp.Task) -> dict[str, Any]:
     out: dict[str, Any] = {"device": str(model.device)}
     out["dla_sum_error"] = interp.attribution.sum_to_total(model, task)["max_rel_error"]
     lens = interp.attribution.logit_lens(model, task)
-    out["logit_lens_last_layer_error"] = lens.meta["final_layer_max_abs_logprob_error"]
+    out["logit_lens_last_layer_error"] = lens.final_layer_max_abs_logprob_error
     for target, fn in (
         ("z", tlp.get_act_patch_attn_head_out_by_pos),
         ("resid_pre", tlp.get_act_patch_resid_pre),

@@ -142,7 +142,7 @@ def test_run_commands_save_result_and_figure(tiny_hf_dir, tmp_path):
     import interp
 
     cases = {
-        "dla": ["--task", "ioi", "--n", "6", "--by", "position", "--template", "2"],
+        "dla": ["--task", "ioi", "--n", "6", "--over", "positions", "--template", "2"],
         "logit-lens": ["--task", "ioi", "--n", "4"],
         "ablate": ["--task", "ioi", "--n", "6", "--heads", "L0H1,L1H2", "--how", "zero"],
         "heads": ["--kind", "previous-token", "--n", "4", "--seq-len", "6"],

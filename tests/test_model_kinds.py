@@ -123,7 +123,7 @@ def test_logit_lens(case: Case) -> None:
     df = res.to_dataframe()
     assert len(df) > 0 and _finite(torch.tensor(df["value"].to_numpy(dtype=float)))
     # The last row decodes the final residual: it reproduces the model's own log-probs.
-    assert res.meta["final_layer_max_abs_logprob_error"] < 1e-4
+    assert res.final_layer_max_abs_logprob_error < 1e-4
     kl = res.values[res.coords["metric"].index("kl_to_final")]
     assert float(kl[-1].abs().max()) < 1e-4
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from interp.analyses.attribution.detectors import score_patterns, target_pattern
+from interp.analyses.attribution.detectors import detector_pattern, score_patterns
 from interp.models import Model
 from interp.tasks.arithmetic import arithmetic
 from interp.tasks.facts import ATTRIBUTES, RECALL_TEMPLATES, facts, make_world
@@ -48,7 +48,7 @@ def induction_check(model: Model, n: int = 64, seq_len: int = 20, seed: int = EV
     first = -logp[:, p0 : p0 + seq_len - 1].mean()
     second = -logp[:, p0 + seq_len - 1 :].mean()
     # The induction detector's own score, on the same forward pass as the losses.
-    scores = score_patterns([cache[nm] for nm in names], target_pattern("induction", p0, seq_len))
+    scores = score_patterns([cache[nm] for nm in names], detector_pattern("induction", p0, seq_len))
     best = int(scores.argmax())
     return {
         "induction_first_half_loss": float(first),

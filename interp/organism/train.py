@@ -71,7 +71,7 @@ def best_induction_head(model: Any, rows: torch.Tensor, seq_len: int = MONITOR_L
     """The best head's induction score on `rows` (the detector's score, read from the Hugging
     Face model being trained), tracked during training because induction heads form in a phase
     change, or not at all, and another solution (fixed-offset heads) can win instead."""
-    from interp.analyses.attribution.detectors import score_patterns, target_pattern
+    from interp.analyses.attribution.detectors import detector_pattern, score_patterns
 
     was_training = model.training
     model.eval()
@@ -82,7 +82,7 @@ def best_induction_head(model: Any, rows: torch.Tensor, seq_len: int = MONITOR_L
     finally:
         model.set_attn_implementation(fast)
         model.train(was_training)
-    scores = score_patterns(list(attentions), target_pattern("induction", 1, seq_len))
+    scores = score_patterns(list(attentions), detector_pattern("induction", 1, seq_len))
     best = int(scores.argmax())
     return {
         "induction_head_score": round(float(scores.max()), 4),

@@ -96,6 +96,9 @@ class Result:
     legacy_names: ClassVar[dict[str, str]] = {}
     #: Sort order for `top(k)`: "abs" (largest magnitude), "desc" or "asc".
     rank_by: ClassVar[RankBy] = "abs"
+    #: Whether views (notebook, report, CLI) list the top cells: off where a ranking of single
+    #: cells means nothing (a logit-lens table, single attention probabilities).
+    show_top: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

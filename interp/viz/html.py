@@ -98,7 +98,7 @@ def result_html(
         if assets is not None:
             assets.add("circuitsvis")
     parts.append(figure_html(res.plot(), include_plotlyjs))
-    if res.meta.get("show_top", True):
+    if type(res).show_top:
         parts.append(f"<details open><summary>top {k}</summary>{table(res.top(k))}</details>")
     parts.append(meta_html(res.meta))
     parts.append("</div>")
