@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from torch import Tensor
 
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.results.base import RankBy, Result
 
@@ -46,6 +47,7 @@ class Direction:
         return acts.to(self.vector.dtype) @ self.vector
 
 
+@checked  # its Literal fields (over) are checked when a result is built or loaded
 @dataclass(kw_only=True)
 class ProbeResult(Result):
     """A probe sweep: metrics per unit (``values``), and what the probes learned and saw.
