@@ -346,7 +346,10 @@ def trajectories_cmd(
     n: NOpt = 48,
     seed: SeedOpt = 0,
     samples: Annotated[int, typer.Option(help="Answers sampled per prompt.")] = 6,
-    max_new_tokens: Annotated[int, typer.Option(help="Longest answer in tokens.")] = 48,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option(help="Longest answer in tokens (default: what the context leaves, <= 48)."),
+    ] = None,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0: greedy).")] = 1.0,
     chunk: Annotated[int, typer.Option(help="Tokens per pooled chunk while sampling.")] = 4,
     k: Annotated[int | None, typer.Option(help="Signal chunk size, a multiple of --chunk.")] = None,
@@ -389,8 +392,7 @@ def trajectories_cmd(
     typer.echo(f"views: {', '.join(f'{name}.html' for name in views)}")
     cols = ["signal", "auroc", "auroc_low", "auroc_high", "null_auroc", "projection_auroc"]
     typer.echo(res.auroc()[cols].round(3).to_string(index=False))
-    typer.echo("\nbest-of-n selection:\n" + res.selection().round(3).to_string(index=False))
+    typer.echo("\nbest-of-n selection:\n" + res.selection.round(3).to_string(index=False))
     typer.echo(
-        "\nsequential acceptance (test prompts):\n"
-        + res.acceptance().round(3).to_string(index=False)
+        "\nsequential acceptance (test prompts):\n" + res.acceptance.round(3).to_string(index=False)
     )

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from interp.errors import InterpError
-from interp.models.hooks import hook_name
 
 # TransformerLens calls head outputs "attn_head_out"; DESIGN.md's example says "head_out".
 ALIASES = {"head_out": "z", "attn_head_out": "z", "result": "z"}
@@ -63,6 +62,9 @@ class Node:
 
     @property
     def hook(self) -> str:
+        # Imported here: interp.models loads torch, and the CLI parses heads before it needs it.
+        from interp.models.hooks import hook_name
+
         return hook_name(self.target, self.layer)
 
     @property

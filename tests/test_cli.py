@@ -185,3 +185,18 @@ def test_demo_sizes_keep_the_organism_demo_and_shrink_large_models(organism):
     large = Sizes.for_model(big)
     assert large.n == 8 and large.exact_heads and large.resid_positions == 3
     assert large.traj_tokens < full.traj_tokens and large.probe_n < full.probe_n
+
+
+def test_the_trajectories_command_defaults_are_the_librarys():
+    """The CLI writes its defaults as literals (importing the sampler would load torch for
+    `interp --help`); they must stay the library's."""
+    import inspect
+
+    from interp.analyses.trajectories import sampling
+    from interp.cli_run import trajectories_cmd
+
+    params = inspect.signature(trajectories_cmd).parameters
+    assert params["samples"].default == sampling.DEFAULT_N
+    assert params["chunk"].default == sampling.DEFAULT_CHUNK
+    assert params["max_new_tokens"].default == sampling.DEFAULT_MAX_NEW_TOKENS
+    assert params["temperature"].default == sampling.DEFAULT_TEMPERATURE

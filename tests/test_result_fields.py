@@ -20,7 +20,7 @@ from interp.results.base import Result
 from interp.results.io import load_result, save_result, tensors_equal
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False)
 class Declared(Result):
     kind = "test_declared"
     legacy_names: ClassVar[dict[str, str]] = {"old_comps": "comps"}
@@ -122,3 +122,14 @@ def test_a_result_does_not_alias_the_callers_dicts():
     res = Result(values=torch.zeros(1), dims=("layer",), extras=extras)
     res.extras["y"] = torch.zeros(1)
     assert list(extras) == ["x"]
+
+
+def test_every_result_type_keeps_the_base_repr():
+    """A dataclass subclass writes its own __repr__ (every field, tensors in full) unless told
+    not to; results print as ``PatchResult('title', layer=4, head=4)``."""
+    import interp.results  # noqa: F401  registers every result type
+    from interp.results.base import _REGISTRY
+
+    assert len(_REGISTRY) >= 10
+    for kind, cls in _REGISTRY.items():
+        assert cls.__repr__ is Result.__repr__, kind

@@ -27,6 +27,7 @@ def probes_section(model: Any, out: Path, seed: int, n: int = 256) -> list[Any]:
     items: list[Any] = [layers, heads]
     acc = layers.metric("accuracy")
     sel = layers.metric("selectivity")
+    assert layers.best_layer is not None  # a sweep over layers always sets it
     best = layers.coords["layer"].index(layers.best_layer)
     items.append(
         (

@@ -18,6 +18,7 @@ def trajectories_section(
     how the hidden states move against whether each answer is right, beside output confidence
     and null baselines, best-of-n selection and sequential acceptance."""
     from interp.analyses.trajectories import evaluate
+    from interp.analyses.trajectories.sampling import new_token_budget
     from interp.errors import InterpError
 
     name = "Latent-trajectory signals"
@@ -25,7 +26,7 @@ def trajectories_section(
         return [(name, "<p class='note'>Skipped: sampling needs a model with an LM head.</p>")]
     try:
         task = make_task(model, sizes.traj_task, n=n, seed=seed, **dict(sizes.traj_task_options))
-        room = min(sizes.traj_tokens, model.n_ctx - int(task.answer_pos.max()) - 1)
+        room = min(sizes.traj_tokens, new_token_budget(model, task, None))
         res = evaluate(
             model,
             task,
@@ -46,7 +47,7 @@ def trajectories_section(
         return str(f.to_html(include_plotlyjs=False, full_html=False))
 
     p = res.meta["params"]
-    acc = res.acceptance()
+    acc = res.acceptance
     return [
         res,
         (
@@ -55,7 +56,7 @@ def trajectories_section(
             f"tokens, early signals from the first {p['early']} chunks. Selection picks one "
             "of each problem's samples by a signal; sequential acceptance reads samples in "
             "order and stops at the first that clears a threshold calibrated on "
-            f"{len(res.meta['calibration_prompts'])} held-out problems (reported on the "
+            f"{len(res.calibration_prompts)} held-out problems (reported on the "
             "others).</p>"
             + table(auroc[cols].round(3), max_rows=50)
             + fig(res.plot_roc())
@@ -63,7 +64,7 @@ def trajectories_section(
             + fig(res.plot_trajectories())
             + fig(res.plot_tokens())
             + "<h3>best-of-n selection</h3>"
-            + table(res.selection().round(3), max_rows=50)
+            + table(res.selection.round(3), max_rows=50)
             + "<h3>sequential acceptance (test problems)</h3>"
             + table(acc.round(3), max_rows=50),
         ),

@@ -157,7 +157,7 @@ class Model(Architecture, Tokens):
 
     def head_label(self, layer: int, head: int) -> str:
         """``L3H5``, as every result labels heads (interp.nodes.head_label)."""
-        from interp.nodes import head_label  # nodes imports models.hooks: import when used
+        from interp.nodes import head_label
 
         return head_label(layer, head)
 

@@ -20,7 +20,7 @@ from interp.results.base import RankBy, Result
 SUM_RTOL = {"float16": 1e-2, "bfloat16": 5e-2}
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False)  # Result.__repr__ stays
 class DLAResult(Result):
     """Direct logit attribution, with every component's per-prompt direct effect.
 
@@ -81,7 +81,7 @@ class HeadScores(Result):
         return head_scores_figure(self, **kw)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False)  # Result.__repr__ stays
 class AblationResult(Result):
     """Change in the task metric when heads are ablated (ablated - clean).
 
@@ -104,7 +104,7 @@ class AblationResult(Result):
         return ablation_figure(self, **kw)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False)  # Result.__repr__ stays
 class LogitLensResult(Result):
     """Per layer and position readouts of the residual stream decoded with the final norm.
 
@@ -132,7 +132,7 @@ class LogitLensResult(Result):
         return logit_lens_figure(self, metric, **kw)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False)  # Result.__repr__ stays
 class AttentionResult(Result):
     """Attention probabilities of chosen heads on one prompt: dims (head, query, key).
 

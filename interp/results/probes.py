@@ -48,7 +48,7 @@ class Direction:
 
 
 @checked  # its Literal fields (over) are checked when a result is built or loaded
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False)  # Result.__repr__ stays
 class ProbeResult(Result):
     """A probe sweep: metrics per unit (``values``), and what the probes learned and saw.
 

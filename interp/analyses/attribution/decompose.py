@@ -28,6 +28,7 @@ from interp.tasks.task import Task
 ANALYSIS = "direct_logit_attribution"
 
 
+@checked  # the prompt axis of values, total and by_source must agree
 @dataclass
 class Decomposition:
     """Direct logit attribution of every component, per prompt.

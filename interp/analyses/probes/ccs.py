@@ -45,7 +45,8 @@ class CCSProbe:
         xn = x_neg.double() - self.mean_neg_
         return xn + contrast_differences(x_pos, x_neg, self.mean_pos_, self.mean_neg_), xn
 
-    def fit(self, x_pos: Float[Tensor, "unit n d"], x_neg: Float[Tensor, "unit n d"]) -> CCSProbe:
+    @checked
+    def fit(self, x_pos: Float[Tensor, "*unit n d"], x_neg: Float[Tensor, "*unit n d"]) -> CCSProbe:
         xp, xn = _pairs(x_pos, x_neg)
         xp, xn = (x.float() for x in self._normalise(xp, xn, fit=True))
         U, _, d = xp.shape
@@ -70,8 +71,9 @@ class CCSProbe:
             self.loss_ = final[best, units].double()
         return self
 
+    @checked
     def predict_proba(
-        self, x_pos: Float[Tensor, "unit n d"], x_neg: Float[Tensor, "unit n d"]
+        self, x_pos: Float[Tensor, "*unit n d"], x_neg: Float[Tensor, "*unit n d"]
     ) -> Float[Tensor, "unit n"]:
         """``(p(x+) + 1 - p(x-)) / 2``: the probability that the "+" completion is the true one
         (up to CCS's arbitrary sign)."""
@@ -133,6 +135,7 @@ def contrast_differences(
 class PCABaseline:
     """Sign of the projection on the first principal component of the contrast differences."""
 
+    @checked
     def fit(self, diffs: Float[Tensor, "unit n d"]) -> PCABaseline:
         self.center_ = diffs.mean(1, keepdim=True)
         _, _, vh = torch.linalg.svd(diffs - self.center_, full_matrices=False)
@@ -150,6 +153,7 @@ class KMeansBaseline:
     def __init__(self, n_iter: int = 50, seed: int = 0) -> None:
         self.n_iter, self.seed = n_iter, seed
 
+    @checked
     def fit(self, diffs: Float[Tensor, "unit n d"]) -> KMeansBaseline:
         U, n, _ = diffs.shape
         gen = torch.Generator().manual_seed(self.seed)

@@ -19,7 +19,8 @@ from interp.analyses.probes.newton import cholesky, cholesky_solve, logistic_new
 from interp.checks import checked
 from interp.errors import InterpError
 
-Features = Float[Tensor, "unit n d"]
+Features = Float[Tensor, "*unit n d"]  # [n, d] is one unit
+Labels = Float[Tensor, " n"]  # 0/1 classes or regression targets (shapes are what is checked)
 DEFAULT_BUDGET = 512 << 20  # bytes for the per-unit Hessians of one chunk
 
 
@@ -161,7 +162,8 @@ class LogisticProbe(_Classifier):
         self.max_iter, self.tol, self.memory_budget = max_iter, tol, memory_budget
         self.warm_start = warm_start
 
-    def fit(self, X: Features, y: Tensor) -> LogisticProbe:
+    @checked
+    def fit(self, X: Features, y: Labels) -> LogisticProbe:
         Z, y = self._standardized(X, y, binary=True)
         U, n, d = Z.shape
         init = self._init(U, d)
@@ -214,7 +216,8 @@ class MassMeanProbe(_Classifier):
     steer. ``predict_proba`` squashes the projection by its training spread (a ranking score).
     """
 
-    def fit(self, X: Features, y: Tensor) -> MassMeanProbe:
+    @checked
+    def fit(self, X: Features, y: Labels) -> MassMeanProbe:
         X = as_units(X).double()
         y = check_labels(y, X.shape[1], binary=True).to(X.device)
         mu1, mu0 = X[:, y == 1].mean(1), X[:, y == 0].mean(1)
@@ -238,7 +241,8 @@ class RidgeProbe(_Linear):
             raise InterpError(f"alpha must be positive, got {alpha}.")
         self.alpha, self.standardize = alpha, standardize
 
-    def fit(self, X: Features, y: Tensor) -> RidgeProbe:
+    @checked
+    def fit(self, X: Features, y: Labels) -> RidgeProbe:
         Z, y = self._standardized(X, y, binary=False)
         U, n, d = Z.shape
         zm = Z.mean(1, keepdim=True)

@@ -81,8 +81,14 @@ def change_signals(
     return ChangeSignals(net.float(), cumulative.float(), cos.mean(0).float(), N)
 
 
+@checked
 def effective_rank(H: Float[Tensor, "T d"]) -> float:
     """``exp(entropy(s / sum s))`` of the singular values of the column-centred matrix."""
+    return _effective_rank(H)
+
+
+def _effective_rank(H: Tensor) -> float:
+    # Unchecked body: rank_dynamics calls it once per prefix of every trace and layer.
     if H.ndim != 2 or H.shape[0] < 2:
         raise InterpError(f"effective_rank needs a [T >= 2, d] matrix, got {tuple(H.shape)}.")
     X = H.double() - H.double().mean(0)
@@ -104,6 +110,7 @@ class RankDynamics:
     era: float
 
 
+@checked
 def rank_dynamics(H: Float[Tensor, "T d"], stride: int) -> RankDynamics:
     """``d1_j = ER_j - mean(ER_1..ER_{j-1})``, ``d2_j = d1_j - d1_{j-1}``; ``ERV = mean d1``,
     ``ERA = mean d2`` (defined from the second and third prefix on)."""
@@ -116,12 +123,13 @@ def rank_dynamics(H: Float[Tensor, "T d"], stride: int) -> RankDynamics:
             f"{T} tokens with stride {stride} give {len(ends)} prefixes of at least 2 tokens; "
             "ERV needs 2 and ERA 3. Use a smaller stride."
         )
-    er = torch.tensor([effective_rank(H[:e]) for e in ends], dtype=torch.float64)
+    er = torch.tensor([_effective_rank(H[:e]) for e in ends], dtype=torch.float64)
     d1 = torch.stack([er[j] - er[:j].mean() for j in range(1, len(er))])
     d2 = d1[1:] - d1[:-1]
     return RankDynamics(er.float(), float(d1.mean()), float(d2.mean()))
 
 
+@checked
 def confidence(
     token_logprobs: Float[Tensor, " T"], logits: Float[Tensor, "T vocab"] | None = None
 ) -> dict[str, float]:
@@ -140,6 +148,7 @@ def confidence(
     return out
 
 
+@checked
 def cross_layer_change(hidden: Float[Tensor, "T L d"]) -> float:
     """Mean over tokens and adjacent layer pairs of ``||x_{l+1} - x_l||``: how much each layer
     moves the residual stream (the cross-layer baseline)."""
