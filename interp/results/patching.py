@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from interp.checks import checked
 from interp.deprecation import warn_renamed
 from interp.errors import InterpError
 from interp.results.base import Result
@@ -24,6 +25,7 @@ from interp.results.base import Result
 Mode = Literal["denoise", "noise"]
 
 
+@checked
 @dataclass(kw_only=True, repr=False)  # keep Result.__repr__ (a dataclass writes its own)
 class PatchResult(Result):
     """Exact activation patching: a normalised score per component (or per node set).
@@ -95,6 +97,7 @@ def _required(t: Tensor | None, name: str) -> Tensor:
     return t
 
 
+@checked
 @dataclass(kw_only=True, repr=False)
 class AtPResult(PatchResult):
     """Attribution patching estimates, in the same normalised units as exact patching.
@@ -157,6 +160,7 @@ class AtPResult(PatchResult):
         return self.agreement[key]
 
 
+@checked
 @dataclass(kw_only=True, repr=False)
 class PathPatchResult(PatchResult):
     """Path patching: effect of a sender on the receivers through direct paths only."""

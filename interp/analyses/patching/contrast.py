@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from interp.analyses.patching.runs import Corruption, Input, inputs
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model
 from interp.results.patching import Mode
@@ -27,6 +28,7 @@ from interp.tasks.task import Task
 T = TypeVar("T")
 
 
+@checked
 @dataclass(frozen=True)
 class Contrast:
     """The clean and corrupted inputs, the mode, and (once measured) each run's metric.
@@ -118,6 +120,7 @@ class Contrast:
             )
 
     # --------------------------------------------------------------- scores
+    @checked
     def scores(self, per_prompt: Tensor, n_boot: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
         """Normalised scores of patched metrics ``[prompt, ...]`` with bootstrap intervals over
         prompts (the ratio of means, resampled together)."""
