@@ -252,7 +252,9 @@ def atp_cmd(
             mode=_mode(mode),
             seed=seed,
         )
-        a = agreement(res, exact)
+        res = agreement(res, exact)
+        a = res.agreement
+        assert a is not None
         typer.echo(
             f"agreement with exact patching: Spearman {a['spearman']:.3f}, "
             f"top-{a['k']} recall {a['top_k_recall']:.2f}"

@@ -105,7 +105,7 @@ def ioi_part(model, args, figures: Path | None) -> dict:
     dla = interp.attribution.direct_logit(model, task, n_boot=200)
     den = interp.patching.activation_patch(model, task, target="z", n_boot=200, progress=False)
     noi = interp.patching.activation_patch(
-        model, task, target="z", direction="noise", n_boot=200, progress=False
+        model, task, target="z", mode="noise", n_boot=200, progress=False
     )
     if figures:
         for name, res in (("ioi_dla", dla), ("ioi_denoise", den), ("ioi_noise", noi)):
@@ -122,9 +122,9 @@ def ioi_part(model, args, figures: Path | None) -> dict:
         nodes = [name for name, _ in top["denoise"][:k]] if k <= 10 else None
         if nodes is None:
             nodes = [name for name, _ in ranked(den.values, H, k)]
-        d = interp.patching.activation_patch(model, task, target=nodes, n_boot=500, progress=False)
+        d = interp.patching.activation_patch(model, task, nodes=nodes, n_boot=500, progress=False)
         n = interp.patching.activation_patch(
-            model, task, target=nodes, direction="noise", n_boot=500, progress=False
+            model, task, nodes=nodes, mode="noise", n_boot=500, progress=False
         )
         sets[str(k)] = {
             "heads": nodes,

@@ -180,9 +180,7 @@ def test_organism_ioi_name_movers_agree_across_methods(organism):
 
     movers = top(dla.values)
     restore = activation_patch(organism, task, target="z", n_boot=10, progress=False)
-    remove = activation_patch(
-        organism, task, target="z", direction="noise", n_boot=10, progress=False
-    )
+    remove = activation_patch(organism, task, target="z", mode="noise", n_boot=10, progress=False)
     assert top(restore.values) == movers, (top(restore.values), movers)
     assert top(-remove.values) == movers, (top(-remove.values), movers)
     # Each mover writes a real share of the answer directly, half again as much as any other.
@@ -196,7 +194,7 @@ def test_organism_ioi_name_movers_agree_across_methods(organism):
     together = activation_patch(
         organism,
         task,
-        target=[head_label(l, h) for l, h in sorted(movers)],
+        nodes=[head_label(l, h) for l, h in sorted(movers)],
         n_boot=10,
         progress=False,
     )

@@ -67,7 +67,7 @@ def test_smollm2_patching_uses_the_lean_blocks_without_a_fallback(smollm2, monke
     )
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        activation_patch(smollm2, task, target=["L3H1@10", "resid_pre:L5@12"], progress=False)
+        activation_patch(smollm2, task, nodes=["L3H1@10", "resid_pre:L5@12"], progress=False)
     assert calls
     assert not [w for w in seen if "lean block forward differs" in str(w.message)]
 

@@ -62,7 +62,7 @@ def test_nan_in_some_patched_runs_is_a_warning_that_names_them(organism: Any) ->
             organism, task, target="z", metric=fragile, progress=False, n_boot=10
         )
     # A cell's score is NaN exactly where one of its prompts' patched runs was.
-    assert torch.equal(res.values.isnan(), res.extras["patched"].isnan().any(0))
+    assert torch.equal(res.values.isnan(), res.patched.isnan().any(0))
 
 
 def test_float16_direct_logit_attribution_works_and_adds_up(organism: Any) -> None:

@@ -29,6 +29,10 @@ class Declared(Result):
     comps: Tensor | None = None
     tops: list[str] = field(default_factory=list)
 
+    @property
+    def n_tops(self) -> int:
+        return len(self.tops)
+
 
 def _table() -> pd.DataFrame:
     df = pd.DataFrame(
@@ -84,6 +88,8 @@ def test_old_keys_read_the_declared_field_with_a_warning():
     with pytest.warns(DeprecationWarning):
         assert "comps" not in Declared(values=torch.zeros(1), dims=("layer",)).extras
     assert "nothing" not in res.meta and res.meta.get("nothing", 3) == 3
+    with pytest.warns(DeprecationWarning, match=r"\.n_tops"):
+        assert res.meta["n_tops"] == 1  # a key that became a derived property
     assert "comps" not in dict(res.extras)  # the field is not duplicated into extras
 
 

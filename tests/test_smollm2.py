@@ -106,9 +106,9 @@ MOVERS = ["L23H3", "L23H0", "L29H1", "L23H2"]  # top 4 by DLA and by denoising a
 def test_ioi_smollm2_patching_finds_the_heads_and_their_set_restores_the_difference(
     smollm2, ioi_task
 ):
-    den = activation_patch(smollm2, ioi_task, target=[[c] for c in CANDIDATES], n_boot=20)
+    den = activation_patch(smollm2, ioi_task, nodes=[[c] for c in CANDIDATES], n_boot=20)
     noi = activation_patch(
-        smollm2, ioi_task, target=[[c] for c in CANDIDATES], direction="noise", n_boot=20
+        smollm2, ioi_task, nodes=[[c] for c in CANDIDATES], mode="noise", n_boot=20
     )
     d = dict(zip(CANDIDATES, den.values.tolist(), strict=True))
     n = dict(zip(CANDIDATES, noi.values.tolist(), strict=True))

@@ -40,10 +40,12 @@ def patching_section(model: Any, out: Path, n: int, seed: int, sizes: Sizes = Si
     resid.save(out / "patch_resid_pre")
     k = max(1, (model.n_layers * model.n_heads) // 10)
     top = heads_of(heads.top(k))
-    together = activation_patch(model, task, target=[top[:i] for i in range(1, k + 1)], seed=seed)
+    together = activation_patch(model, task, nodes=[top[:i] for i in range(1, k + 1)], seed=seed)
     together.save(out / "patch_head_sets")
     atp = attribution_patch(model, task, target="z", seed=seed)
-    agree = agreement(atp, heads, k=k)
+    atp = agreement(atp, heads, k=k)  # a new result, with the comparison saved alongside
+    agree = atp.agreement
+    assert agree is not None
     atp.save(out / "atp_heads")
     items: list[Any] = [heads, resid, together, atp]
     items.append(
@@ -77,19 +79,19 @@ def _patching_large(model: Any, out: Path, task: Any, seed: int, sizes: Sizes) -
     ranking = atp.top(4 * sizes.exact_heads)
     ranked = heads_of(ranking)
     checked = ranked[: sizes.exact_heads]
-    heads = activation_patch(model, task, target=[[h] for h in checked], seed=seed)
+    heads = activation_patch(model, task, nodes=[[h] for h in checked], seed=seed)
     heads.save(out / "patch_heads")
     exact = {h: float(v) for h, v in zip(checked, heads.values.tolist(), strict=True)}
     top = sorted(checked, key=lambda h: -abs(exact[h]))[: sizes.head_sets]
     together = activation_patch(
-        model, task, target=[top[:i] for i in range(1, len(top) + 1)], seed=seed
+        model, task, nodes=[top[:i] for i in range(1, len(top) + 1)], seed=seed
     )
     together.save(out / "patch_head_sets")
     one = make_task(model, "ioi", n=len(task), seed=seed, templates=[0])
     last = range(max(0, one.seq_len - sizes.resid_positions), one.seq_len)
     layers = sorted({round(i * (model.n_layers - 1) / 4) for i in range(5)})
     nodes = [[Node("resid_pre", l, pos=p)] for l in layers for p in last]
-    resid = activation_patch(model, one, target=nodes, seed=seed)
+    resid = activation_patch(model, one, nodes=nodes, seed=seed)
     resid.save(out / "patch_resid_pre")
     atp_of = dict(zip(ranked, ranking["value"].astype(float), strict=True))
     rows = [

@@ -25,8 +25,9 @@ _REGISTRY: dict[str, type[Result]] = {}
 
 
 class _Legacy(dict[str, Any]):
-    """`extras` / `meta` of a result: a key that became a declared field still reads, with a
-    DeprecationWarning, for one release (``res.extras["components"]`` -> ``res.components``)."""
+    """`extras` / `meta` of a result: a key that became a declared field (or a property computed
+    from the fields) still reads, with a DeprecationWarning, for one release
+    (``res.extras["components"]`` -> ``res.components``)."""
 
     def __init__(self, data: dict[str, Any], owner: Result, where: str) -> None:
         super().__init__(data)
@@ -35,8 +36,10 @@ class _Legacy(dict[str, Any]):
         self._where = where
 
     def _field(self, key: str) -> str | None:
+        """The declared field (or derived property) an old key became; None if none."""
         name = self._owner_type.legacy_names.get(key, key)
-        if name not in self._owner_type.declared_fields():
+        derived = isinstance(getattr(self._owner_type, name, None), property)
+        if name not in self._owner_type.declared_fields() and not derived:
             return None
         warn_renamed(f'{self._where}["{key}"]', f".{name}", self._owner_type.__name__, 4)
         return name
