@@ -16,13 +16,13 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.activations.capture import capture_batch
 from interp.analyses.trajectories.signals import (
     change_signals,
     cross_layer_change,
     effective_rank,
     rank_dynamics,
 )
-from interp.cache.capture import capture_batch
 from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model, load_model
