@@ -135,9 +135,7 @@ def run_plain(model: Model, batches: list[Tensor], return_type: str | None = "lo
 
 def cache_to(model: Model, tokens: Tensor, batch_size: int, store: Path) -> None:
     """Stream every layer's resid_post for `tokens` into `store`."""
-    interp.cache(
-        model, tokens, names=HOOKS, store=store, batch_size=batch_size, progress=False
-    )
+    interp.cache(model, tokens, names=HOOKS, store=store, batch_size=batch_size, progress=False)
 
 
 def run_cache(model: Model, tokens: Tensor, batch_size: int, store_root: str | None) -> Sample:
