@@ -23,7 +23,7 @@ from interp.results.io import load_result, save_result, tensors_equal
 @dataclass(kw_only=True, repr=False)
 class Declared(Result):
     kind = "test_declared"
-    legacy_names: ClassVar[dict[str, str]] = {"old_comps": "comps"}
+    legacy_names: ClassVar[dict[str, str]] = {"old_comps": "comps", "meta:listing": "n_tops"}
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     comps: Tensor | None = None
@@ -139,3 +139,56 @@ def test_every_result_type_keeps_the_base_repr():
     assert len(_REGISTRY) >= 10
     for kind, cls in _REGISTRY.items():
         assert cls.__repr__ is Result.__repr__, kind
+
+
+def test_legacy_keys_by_source_class_flags_and_unset_fields():
+    res = _result()
+    with pytest.warns(DeprecationWarning, match=r'meta\["listing"\].*\.n_tops'):
+        assert res.meta["listing"] == 1  # the key meant this only in meta
+    with pytest.raises(KeyError):
+        res.extras["listing"]
+    with pytest.warns(DeprecationWarning, match=r"type\(res\)\.show_top"):
+        assert res.meta["show_top"] is True and res.meta.get("show_top", False) is True
+    empty = Declared(values=torch.zeros(1), dims=("layer",))  # comps unset
+    with pytest.warns(DeprecationWarning), pytest.raises(KeyError):
+        empty.extras["comps"]  # the old code wrote no key for an unset value
+    with pytest.warns(DeprecationWarning):
+        assert empty.extras.get("comps", "none") == "none"
+
+
+def test_field_summary_is_the_printable_declared_fields():
+    res = _result()
+    assert res.field_summary() == {"tops": ["L0H1"]}  # no tensors, tables or unset fields
+    res.tops = [f"L0H{i}" for i in range(30)]
+    assert res.field_summary() == {}  # long per-example lists are data, not a summary
+
+
+def test_an_old_show_top_flag_is_dropped_on_load(tmp_path):
+    old = Result(values=torch.zeros(2), dims=("layer",), meta={"show_top": False, "model": "m"})
+    save_result(old, tmp_path / "old")
+    back = load_result(tmp_path / "old")
+    assert dict(back.meta)["model"] == "m" and "show_top" not in dict(back.meta)
+
+
+def test_atp_old_verified_listing_and_the_metadata_panel(organism):
+    import interp
+    from interp.viz.html import result_html
+
+    task = interp.tasks.ioi(organism, n=8, seed=0)
+    atp = interp.patching.attribution_patch(
+        organism, task, target="z", verify_top_k=3, n_boot=20, progress=False
+    )
+    with pytest.warns(DeprecationWarning, match=r"\.verified_rows"):
+        rows = atp.meta["verified"]  # earlier releases' list of the verified nodes
+    table = atp.verified_table
+    assert [r["node"] for r in rows] == [
+        f"z:L{l}H{h}" for l, h in zip(table["layer"], table["head"], strict=True)
+    ]
+    assert [r["exact"] for r in rows] == table["exact"].tolist() and len(rows) == 3
+    with pytest.warns(DeprecationWarning, match=r"\.verified\b"):
+        assert atp.extras["verified"] is atp.verified  # extras held the tensor
+    compared = interp.patching.agreement(
+        atp, interp.patching.activation_patch(organism, task, target="z", n_boot=20, progress=False)
+    )
+    page = result_html(compared, include_plotlyjs=False)
+    assert "spearman" in page and "top_k_recall" in page  # declared fields reach the panel

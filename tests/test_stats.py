@@ -54,12 +54,12 @@ def test_bootstrap_percentiles_equal_torch_quantile(alpha):
     boots = torch.randn(999, 7, dtype=torch.float64)
     q = torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64)
     want = torch.quantile(boots, q, dim=0)
-    for got, ref in zip(percentile_interval(boots, 1 - alpha), want, strict=True):
+    for got, ref in zip(percentile_interval(boots, confidence=1 - alpha), want, strict=True):
         torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
     boots[3, 2] = float("nan")  # NaN columns give NaN, as torch.quantile does
-    lo, hi = percentile_interval(boots, 1 - alpha)
+    lo, hi = percentile_interval(boots, confidence=1 - alpha)
     assert lo[2].isnan() and hi[2].isnan() and not lo[:2].isnan().any()
-    lo, hi = percentile_interval(boots, 1 - alpha, nan="omit")  # ... or are left out
+    lo, hi = percentile_interval(boots, confidence=1 - alpha, nan="omit")  # ... or are left out
     want = quantiles(boots, alpha, nan_omit=True)
     assert torch.equal(lo, want[0]) and torch.equal(hi, want[1]) and not lo.isnan().any()
 
@@ -71,7 +71,7 @@ def test_percentile_interval_refuses_an_unknown_nan_policy():
 
 def test_percentile_interval_keeps_the_cell_shape():
     boots = torch.randn(200, 3, 4, dtype=torch.float64)
-    lo, hi = percentile_interval(boots, 0.9)
+    lo, hi = percentile_interval(boots, confidence=0.9)
     want = quantiles(boots, 0.1)
     assert lo.shape == hi.shape == (3, 4)
     torch.testing.assert_close(lo, want[0], rtol=0, atol=1e-12)
@@ -256,7 +256,7 @@ def test_spearman_of_a_tensor_with_nan_is_nan():
 def test_every_bootstrap_refuses_a_confidence_outside_the_unit_interval(level):
     x = torch.randn(10, 3)
     with pytest.raises(InterpError, match="confidence"):
-        percentile_interval(x, level)
+        percentile_interval(x, confidence=level)
     with pytest.raises(InterpError, match="confidence"):
         bootstrap(lambda w: w @ x.double(), 10, 20, 0, confidence=level)
     with pytest.raises(InterpError, match="confidence"):
@@ -281,6 +281,8 @@ def test_the_old_alpha_keyword_is_the_tail_mass_and_warns(alpha):
     with pytest.warns(DeprecationWarning):
         old = percentile_interval(boots, alpha=0.05)
     assert all(torch.equal(g, o) for g, o in zip(got, old, strict=True))
+    with pytest.raises(TypeError):  # an old positional tail mass fails loudly, never reads as 5%
+        percentile_interval(boots, 0.05)  # type: ignore[misc]
     want = torch.quantile(boots, torch.tensor([0.025, 0.975], dtype=torch.float64), dim=0)
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=0, atol=1e-12)

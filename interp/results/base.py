@@ -36,35 +36,47 @@ class _Legacy(dict[str, Any]):
         self._where = where
 
     def _field(self, key: str) -> str | None:
-        """The declared field (or derived property) an old key became; None if none."""
-        name = self._owner_type.legacy_names.get(key, key)
-        derived = isinstance(getattr(self._owner_type, name, None), property)
-        if name not in self._owner_type.declared_fields() and not derived:
+        """The declared field, derived property or class flag an old key became; None if none.
+        `legacy_names` may name the source too (``"meta:verified"``) where extras and meta
+        used one key for two things."""
+        names = self._owner_type.legacy_names
+        name = names.get(f"{self._where}:{key}", names.get(key, key))
+        kind = self._owner_type
+        derived = isinstance(getattr(kind, name, None), property) or name in _CLASS_FLAGS
+        if name not in kind.declared_fields() and not derived:
             return None
-        warn_renamed(f'{self._where}["{key}"]', f".{name}", self._owner_type.__name__, 4)
+        new = f"type(res).{name}" if name in _CLASS_FLAGS else f".{name}"
+        warn_renamed(f'{self._where}["{key}"]', new, kind.__name__, 4)
         return name
+
+    def _value(self, name: str) -> Any:
+        return getattr(self._owner_type if name in _CLASS_FLAGS else self._owner, name)
 
     def __missing__(self, key: str) -> Any:
         name = self._field(key)
-        if name is None:
+        value = None if name is None else self._value(name)
+        if value is None:  # the old code wrote no key where the field is unset
             raise KeyError(key)
-        return getattr(self._owner, name)
+        return value
 
     def __contains__(self, key: object) -> bool:
         # `"best_layer" in res.meta` was True exactly when the analysis set it: a set field.
         if dict.__contains__(self, key) or not isinstance(key, str):
             return dict.__contains__(self, key)
         name = self._field(key)
-        return name is not None and getattr(self._owner, name) is not None
+        return name is not None and self._value(name) is not None
 
     def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
         if dict.__contains__(self, key):
             return dict.__getitem__(self, key)
         name = self._field(key)
-        return default if name is None else getattr(self._owner, name)
+        value = None if name is None else self._value(name)
+        return default if value is None else value
 
 
 _PLOTLYJS_SENT = False  # inline plotly.js into the first notebook output only
+#: Display flags that lived in `meta` before they became class attributes of the result type.
+_CLASS_FLAGS = ("show_top",)
 
 
 @dataclass
@@ -231,6 +243,23 @@ class Result:
     def _field_items(self) -> list[tuple[str, Any]]:
         return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
 
+    def field_summary(self) -> dict[str, Any]:
+        """The declared fields that print as metadata: numbers, strings, small lists and dicts
+        (not tensors or tables), unset ones left out; for the metadata panel of views."""
+        out: dict[str, Any] = {}
+        for name in self.declared_fields():
+            value = getattr(self, name)
+            if value is None or isinstance(value, Tensor | pd.DataFrame):
+                continue
+            if isinstance(value, dict) and any(
+                isinstance(v, Tensor | pd.DataFrame) for v in value.values()
+            ):
+                continue
+            if isinstance(value, list | tuple | dict) and len(value) > 20:
+                continue  # per-example lists (calibration prompts, tokens) are data, not a summary
+            out[name] = value
+        return out
+
     @classmethod
     def declared_fields(cls) -> tuple[str, ...]:
         """The fields a result type adds to the base (its typed data beyond `values`)."""
@@ -242,7 +271,7 @@ class Result:
         code kept in `extras` / `meta` under a field's name moves into that field. Types whose
         old layout needs more (a table kept as a tensor plus column names) extend this."""
         extras = dict(kwargs.get("extras") or {})
-        meta = dict(kwargs.get("meta") or {})
+        meta = {k: v for k, v in (kwargs.get("meta") or {}).items() if k not in _CLASS_FLAGS}
         old_for = {v: k for k, v in cls.legacy_names.items()}
         for name in cls.declared_fields():
             if name in kwargs:

@@ -19,6 +19,7 @@ from torch import Tensor
 from interp.checks import checked
 from interp.deprecation import warn_renamed
 from interp.errors import InterpError
+from interp.nodes import Node
 from interp.results.base import Result
 
 #: A contrast's mode: ``denoise`` (run corrupted, patch clean in) or ``noise`` (the reverse).
@@ -113,6 +114,10 @@ class AtPResult(PatchResult):
     kind: ClassVar[str] = "atp"
     #: ``meta["verified"]`` listed the verified components: `verified_table` derives it.
     derived_meta = (*PatchResult.derived_meta, "verified")
+    legacy_names: ClassVar[dict[str, str]] = {
+        **PatchResult.legacy_names,
+        "meta:verified": "verified_rows",  # extras["verified"] is the `verified` field
+    }
 
     graddrop: Tensor | None = None
     verified: Tensor | None = None
@@ -141,6 +146,29 @@ class AtPResult(PatchResult):
         cols = [c for c in df.columns if c not in ("ci_low", "ci_high")]
         rows = df.iloc[order][cols]
         return rows[rows["exact"].notna()].reset_index(drop=True)
+
+    @property
+    def verified_rows(self) -> list[dict[str, Any]] | None:
+        """What ``meta["verified"]`` held in earlier releases: per verified component, in
+        ranking order, its node (``"z:L3H2"``), ``atp`` and ``exact``; None if nothing was."""
+        if self.verified is None:
+            return None
+        target = str(self.meta.get("params", {}).get("target", "z"))
+        rows = []
+        for r in self.verified_table.to_dict("records"):
+
+            def axis(*names: str, r: dict[str, Any] = r) -> int | None:
+                return next((int(r[n]) for n in names if n in r), None)
+
+            node = Node(
+                target,
+                int(r["layer"]),
+                axis("head", "kv_head"),
+                axis("pos", "dest_pos"),
+                axis("src_pos"),
+            )
+            rows.append({"node": str(node), "atp": float(r["atp"]), "exact": float(r["exact"])})
+        return rows
 
     def scatter(self, exact: Result | None = None, **kw: Any) -> Any:
         """AtP estimate against exact patching, one point per component."""

@@ -50,7 +50,9 @@ def _from_alpha(alpha: float) -> float:
     return 1.0 - alpha if isinstance(alpha, int | float) and not isinstance(alpha, bool) else alpha
 
 
-#: `alpha=` (the tail mass) was the interval's old keyword; `confidence=` is the level.
+#: `alpha=` (the tail mass) was the interval's old keyword; `confidence=` is the level. It is
+#: keyword-only, so an old positional tail mass (``percentile_interval(b, 0.05)``) fails loudly
+#: instead of reading as a 5% interval.
 _OLD_ALPHA = renamed(alpha=("confidence", _from_alpha))
 
 
@@ -58,6 +60,7 @@ _OLD_ALPHA = renamed(alpha=("confidence", _from_alpha))
 @checked
 def percentile_interval(
     boots: Float[Tensor, "n_boot ..."],
+    *,
     confidence: float = 0.95,
     nan: Literal["propagate", "omit"] = "propagate",
 ) -> tuple[Tensor, Tensor]:
@@ -94,6 +97,7 @@ def bootstrap(
     n_eval: int,
     n_boot: int,
     seed: int,
+    *,
     confidence: float = 0.95,
 ) -> tuple[Tensor, Tensor]:
     """Percentile interval of ``fn(weights)`` over resamples of ``n_eval`` evaluated examples.
@@ -104,7 +108,7 @@ def bootstrap(
     metrics gets its interval from paired resamples."""
     counts = resample_counts(n_eval, n_boot, seed)
     vals = torch.cat([fn(counts[s : s + CHUNK]) for s in range(0, n_boot, CHUNK)])
-    return percentile_interval(vals, confidence, nan="omit")
+    return percentile_interval(vals, confidence=confidence, nan="omit")
 
 
 @_OLD_ALPHA
@@ -112,6 +116,7 @@ def bootstrap(
 def bootstrap_mean(
     samples: Float[Tensor, "n ..."],
     n_boot: int = 1000,
+    *,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -132,7 +137,7 @@ def bootstrap_mean(
     flat = x.reshape(n, -1).cpu()
     # Mean of each resample as a matrix product with the resample counts (memory n_boot x n).
     boots = counts @ flat / n
-    lo, hi = percentile_interval(boots, confidence)
+    lo, hi = percentile_interval(boots, confidence=confidence)
     shape = x.shape[1:]
     dt = samples.dtype if samples.is_floating_point() else torch.float32
     return mean.to(dt), lo.reshape(shape).to(dt), hi.reshape(shape).to(dt)
@@ -144,6 +149,7 @@ def bootstrap_ratio(
     numerator: Float[Tensor, "n ..."],
     denominator: Float[Tensor, " n"],
     n_boot: int = 1000,
+    *,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -169,5 +175,5 @@ def bootstrap_ratio(
         return r, r, r
     counts = resample_counts(n, n_boot, seed)
     boots = (counts @ flat) / (counts @ den)[:, None]
-    lo, hi = percentile_interval(boots, confidence)
+    lo, hi = percentile_interval(boots, confidence=confidence)
     return ratio.reshape(shape).float(), lo.reshape(shape).float(), hi.reshape(shape).float()

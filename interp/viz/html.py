@@ -100,6 +100,7 @@ def result_html(
     parts.append(figure_html(res.plot(), include_plotlyjs))
     if type(res).show_top:
         parts.append(f"<details open><summary>top {k}</summary>{table(res.top(k))}</details>")
-    parts.append(meta_html(res.meta))
+    # The declared scalar fields (best layer, agreement, ...) are part of what a result records.
+    parts.append(meta_html({**res.field_summary(), **res.meta}))
     parts.append("</div>")
     return "".join(parts)
