@@ -8,6 +8,7 @@ by `Node.parse` / `parse_heads`, so a label a result shows is a name a function 
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -106,6 +107,17 @@ class Node:
         )
 
 
+def is_index(value: Any) -> bool:
+    """An integer as an index: int, numpy integer, 0-d integer tensor; not a bool or a float."""
+    if isinstance(value, bool):
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
+
+
 def head_node(layer: int, head: int) -> Node:
     """The output (``z``) of one attention head."""
     return Node("z", int(layer), int(head))
@@ -122,12 +134,8 @@ def as_head(spec: HeadLike) -> Node:
     elif isinstance(spec, str):
         pair = _PAIR.fullmatch(spec)
         node = head_node(int(pair[1]), int(pair[2])) if pair else _parse_head(spec)
-    elif (
-        isinstance(spec, tuple | list)
-        and len(spec) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in spec)
-    ):
-        node = head_node(spec[0], spec[1])
+    elif isinstance(spec, tuple | list) and len(spec) == 2 and all(map(is_index, spec)):
+        node = head_node(operator.index(spec[0]), operator.index(spec[1]))
     else:
         raise InterpError(f"Cannot read head {spec!r}: write 'L2H5', '2.5' or (2, 5).")
     if node.target != "z" or node.head is None or node.pos is not None:

@@ -65,3 +65,14 @@ def test_heads_of_a_ranking_table_and_range_checks():
     check_heads(heads_of(table), n_layers=4, n_heads=4, model_name="m")
     with pytest.raises(InterpError, match="L3H1 is not a head of m"):
         check_heads(heads_of(table), n_layers=3, n_heads=4, model_name="m")
+
+
+def test_integer_like_indices_are_heads_too():
+    import numpy as np
+    import torch
+
+    assert as_head((np.int64(2), np.int32(5))) == head_node(2, 5)
+    assert as_head(tuple(torch.tensor([2, 5]))) == head_node(2, 5)
+    for bad in [(2.0, 5), (True, 5), (torch.tensor(2.0), 5)]:
+        with pytest.raises(InterpError):
+            as_head(bad)

@@ -24,6 +24,8 @@ from interp.results.io import load_result, save_result, tensors_equal
 class Declared(Result):
     kind = "test_declared"
     legacy_names: ClassVar[dict[str, str]] = {"old_comps": "comps", "meta:listing": "n_tops"}
+    legacy_always: ClassVar[tuple[str, ...]] = ("note",)
+    note: str | None = None
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     comps: Tensor | None = None
@@ -154,6 +156,8 @@ def test_legacy_keys_by_source_class_flags_and_unset_fields():
         empty.extras["comps"]  # the old code wrote no key for an unset value
     with pytest.warns(DeprecationWarning):
         assert empty.extras.get("comps", "none") == "none"
+    with pytest.warns(DeprecationWarning):  # a key the old code always wrote, None included
+        assert empty.meta["note"] is None and "note" in empty.meta
 
 
 def test_field_summary_is_the_printable_declared_fields():

@@ -297,3 +297,23 @@ def test_the_weighted_metrics_stay_on_the_inputs_device():
     for fn, x in ((m.accuracy, pred), (m.f1, pred), (m.r2, score)):
         out = fn(x, y.double() if fn is m.r2 else y)
         assert out.device.type == "meta" and out.shape == (3,)
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.05 / 3, 0.01 / 7, 1e-13])
+def test_the_old_alpha_reaches_the_quantiles_exactly(alpha):
+    from interp.stats.resampling import _from_alpha, tail_mass
+
+    assert tail_mass(_from_alpha(alpha), "test") == alpha  # not 1 - (1 - alpha)
+    assert tail_mass(0.95, "test") == 0.05  # a written level reads as its decimal tail
+
+
+def test_weighted_metrics_take_one_weight_vector_and_per_unit_labels():
+    pred = torch.tensor([[1, 0, 1, 1], [0, 0, 1, 1]])
+    y = torch.tensor([1, 0, 0, 1])
+    w = torch.tensor([1.0, 2.0, 1.0, 1.0])
+    want = (w * (pred == y).double()).sum(-1) / w.sum()
+    torch.testing.assert_close(stat_metrics.accuracy(pred, y, w), want.double())
+    per_unit = torch.stack([y, 1 - y])
+    torch.testing.assert_close(
+        stat_metrics.accuracy(pred, per_unit), (pred == per_unit).double().mean(-1)
+    )

@@ -55,8 +55,8 @@ class _Legacy(dict[str, Any]):
     def __missing__(self, key: str) -> Any:
         name = self._field(key)
         value = None if name is None else self._value(name)
-        if value is None:  # the old code wrote no key where the field is unset
-            raise KeyError(key)
+        if value is None and key not in self._owner_type.legacy_always:
+            raise KeyError(key)  # the old code wrote no key where the field is unset
         return value
 
     def __contains__(self, key: object) -> bool:
@@ -64,14 +64,18 @@ class _Legacy(dict[str, Any]):
         if dict.__contains__(self, key) or not isinstance(key, str):
             return dict.__contains__(self, key)
         name = self._field(key)
-        return name is not None and self._value(name) is not None
+        if name is None:
+            return False
+        return key in self._owner_type.legacy_always or self._value(name) is not None
 
     def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
         if dict.__contains__(self, key):
             return dict.__getitem__(self, key)
         name = self._field(key)
         value = None if name is None else self._value(name)
-        return default if value is None else value
+        if value is None and not (name is not None and key in self._owner_type.legacy_always):
+            return default
+        return value
 
 
 _PLOTLYJS_SENT = False  # inline plotly.js into the first notebook output only
@@ -109,6 +113,8 @@ class Result:
     kind: ClassVar[str] = "result"
     #: Old `extras`/`meta` keys whose declared field has another name: {old key: field name}.
     legacy_names: ClassVar[dict[str, str]] = {}
+    #: Old keys written even when their value was None (read back as None, not as missing).
+    legacy_always: ClassVar[tuple[str, ...]] = ()
     #: Sort order for `top(k)`: "abs" (largest magnitude), "desc" or "asc".
     rank_by: ClassVar[RankBy] = "abs"
     #: Whether views (notebook, report, CLI) list the top cells: off where a ranking of single

@@ -150,7 +150,9 @@ class AtPResult(PatchResult):
     @property
     def verified_rows(self) -> list[dict[str, Any]] | None:
         """What ``meta["verified"]`` held in earlier releases: per verified component, in
-        ranking order, its node (``"z:L3H2"``), ``atp`` and ``exact``; None if nothing was."""
+        ranking order, its node (``"z:L3H2"``), ``atp`` and ``exact``; None if nothing was.
+        ``exact`` comes from the `verified` field, so in float32 precision (the old list kept
+        float64)."""
         if self.verified is None:
             return None
         target = str(self.meta.get("params", {}).get("target", "z"))

@@ -74,6 +74,9 @@ class ProbeResult(Result):
     """
 
     kind: ClassVar[str] = "probe"
+    #: Keys the earlier sweep wrote to meta even when None (ridge's class_balance; CCS's
+    #: control and distractor).
+    legacy_always: ClassVar[tuple[str, ...]] = ("class_balance", "control", "distractor")
     rank_by: ClassVar[RankBy] = "desc"
     # `labels` is the base's display labels per axis: the probed labels got their own name.
     legacy_names: ClassVar[dict[str, str]] = {"labels": "example_labels"}

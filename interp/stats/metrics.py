@@ -40,7 +40,7 @@ def _shaped(out: Tensor, x: Tensor, w: Tensor | None) -> Tensor:
 
 @checked
 def accuracy(
-    pred: Int[Tensor, "*unit m"], y: Int[Tensor, " m"], w: Float[Tensor, "B m"] | None = None
+    pred: Int[Tensor, "*unit m"], y: Int[Tensor, "*yunit m"], w: Float[Tensor, "*B m"] | None = None
 ) -> Tensor:
     """Fraction of (weighted) examples predicted right."""
     p = _units(pred)
@@ -51,7 +51,7 @@ def accuracy(
 
 @checked
 def f1(
-    pred: Int[Tensor, "*unit m"], y: Int[Tensor, " m"], w: Float[Tensor, "B m"] | None = None
+    pred: Int[Tensor, "*unit m"], y: Int[Tensor, "*yunit m"], w: Float[Tensor, "*B m"] | None = None
 ) -> Tensor:
     """Binary F1 of class 1 (0 when nothing is predicted positive and nothing is positive)."""
     p = _units(pred)
@@ -66,7 +66,7 @@ def f1(
 
 @checked
 def r2(
-    pred: Float[Tensor, "*unit m"], y: Float[Tensor, " m"], w: Float[Tensor, "B m"] | None = None
+    pred: Float[Tensor, "*unit m"], y: Float[Tensor, " m"], w: Float[Tensor, "*B m"] | None = None
 ) -> Tensor:
     """Coefficient of determination ``1 - SS_res / SS_tot`` (weighted)."""
     p = _units(pred).double()

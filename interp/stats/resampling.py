@@ -42,11 +42,27 @@ def tail_mass(confidence: float, where: str) -> float:
     bad = isinstance(confidence, bool) or not isinstance(confidence, int | float)
     if bad or not 0 < confidence < 1:
         raise InterpError(f"{where}: confidence must be in (0, 1), got {confidence!r}.")
+    if isinstance(confidence, _FromTail):
+        return confidence.tail
     return round(1.0 - confidence, 12)
 
 
+class _FromTail(float):
+    """A level given as its old tail mass (``alpha=``): the tail is kept exactly, so old calls
+    give bit-identical intervals whatever the digits (``1 - (1 - a)`` is not always ``a``)."""
+
+    tail: float
+
+    def __new__(cls, tail: float) -> _FromTail:
+        level = super().__new__(cls, 1.0 - tail)
+        level.tail = float(tail)
+        return level
+
+
 def _from_alpha(alpha: float) -> float:
-    # The old keyword gave the tail mass; an invalid old value stays invalid as a level.
+    # An invalid old value stays invalid as a level (tail_mass refuses it by name).
+    if isinstance(alpha, int | float) and not isinstance(alpha, bool) and 0 < alpha < 1:
+        return _FromTail(alpha)
     return 1.0 - alpha if isinstance(alpha, int | float) and not isinstance(alpha, bool) else alpha
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from interp.errors import InterpError
 from interp.models import Model
-from interp.nodes import HeadLike, Node, as_head
+from interp.nodes import HeadLike, Node, as_head, is_index
 
 
 def is_head(x: Any) -> bool:
@@ -16,11 +16,7 @@ def is_head(x: Any) -> bool:
     as opposed to a list of heads."""
     if isinstance(x, Node | str):
         return True
-    return (
-        isinstance(x, tuple | list)
-        and len(x) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in x)
-    )
+    return isinstance(x, tuple | list) and len(x) == 2 and all(map(is_index, x))
 
 
 def model_heads(model: Model, heads: Iterable[HeadLike], hint: str) -> list[Node]:
