@@ -635,7 +635,7 @@ def test_old_result_keys_read_the_declared_fields_with_a_warning(gpt2_random):
         with pytest.warns(DeprecationWarning, match=key):
             old = getattr(res, where)[key]
         assert old is getattr(res, key)
-    assert "show_top" not in lens.meta and type(lens).show_top is False
+    assert "show_top" not in dict(lens.meta) and type(lens).show_top is False
     with pytest.warns(DeprecationWarning, match="viz.figures.head_grid"):
         from interp.results.attribution import head_grid
     from interp.viz.figures import head_grid as moved

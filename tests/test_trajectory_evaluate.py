@@ -249,7 +249,7 @@ def test_tables_are_data_frames_that_save_and_load_exactly(evaluated, tmp_path):
         assert torch.equal(a.nan_to_num(), b.nan_to_num())
     for name in ("path_explained", "orientation", "calibration_prompts", "fraction_right"):
         assert getattr(back, name) == getattr(res, name), name
-    assert "show_top" not in back.meta and not back.extras
+    assert "show_top" not in dict(back.meta) and not back.extras
 
 
 def _old_layout(res) -> interp.results.base.Result:
@@ -296,7 +296,7 @@ def test_results_saved_before_declared_fields_load_into_them(evaluated, tmp_path
     _same_table(back.acceptance, res.acceptance)
     assert torch.equal(back.layer_auroc.nan_to_num(-9), res.layer_auroc.nan_to_num(-9))
     assert back.orientation == res.orientation and back.path_explained == res.path_explained
-    assert "table_columns" not in back.meta and "show_top" not in back.meta and not back.extras
+    assert "table_columns" not in back.meta and "show_top" not in dict(back.meta) and not back.extras
     assert len(back.plot_tokens().data) == 2
 
 
