@@ -38,6 +38,11 @@ def head_label(layer: int, head: int) -> str:
     return f"L{int(layer)}H{int(head)}"
 
 
+def head_axis_label(head: int) -> str:
+    """``H5``: a head on the head axis of a layer x head grid (the layer is the other axis)."""
+    return f"H{int(head)}"
+
+
 def head_labels(n_layers: int, n_heads: int) -> list[str]:
     """Every head's label, layer-major (``L0H0, L0H1, ..., L1H0, ...``): a flattened head grid."""
     return [head_label(l, h) for l in range(n_layers) for h in range(n_heads)]

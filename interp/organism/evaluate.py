@@ -13,6 +13,7 @@ import torch
 
 from interp.analyses.attribution.detectors import detector_pattern, score_patterns
 from interp.models import Model
+from interp.nodes import head_label
 from interp.tasks.arithmetic import arithmetic
 from interp.tasks.facts import ATTRIBUTES, RECALL_TEMPLATES, facts, make_world
 from interp.tasks.ioi import ioi
@@ -55,7 +56,7 @@ def induction_check(model: Model, n: int = 64, seq_len: int = 20, seed: int = EV
         "induction_second_half_loss": float(second),
         "induction_loss_ratio": float(second / first),
         "induction_best_head_score": float(scores.max()),
-        "induction_best_head": f"L{best // scores.shape[1]}H{best % scores.shape[1]}",
+        "induction_best_head": head_label(*divmod(best, scores.shape[1])),
     }
 
 

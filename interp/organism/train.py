@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from interp.errors import InterpError
+from interp.nodes import head_label
 from interp.organism.data import ARITH_NOISE, INDUCTION_MAX_LEN, MAX_LEN, MIXTURE, Mixture
 from interp.organism.evaluate import ACCEPTANCE, acceptance, evaluate
 from interp.organism.vocab import build_tokenizer
@@ -86,7 +87,7 @@ def best_induction_head(model: Any, rows: torch.Tensor, seq_len: int = MONITOR_L
     best = int(scores.argmax())
     return {
         "induction_head_score": round(float(scores.max()), 4),
-        "induction_head": f"L{best // scores.shape[1]}H{best % scores.shape[1]}",
+        "induction_head": head_label(*divmod(best, scores.shape[1])),
     }
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from torch import Tensor
 
-from interp.nodes import head_label, layer_label
+from interp.nodes import head_axis_label, head_label, layer_label
 from interp.viz.theme import SIGNED_SCALE, UNSIGNED_SCALE, apply_theme, plotly_text
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ def head_grid(res: Result, title: str, value_label: str, **kw: Any) -> go.Figure
     n_layers, n_heads = res.values.shape[:2]
     return heatmap(
         res.values,
-        [f"H{h}" for h in range(n_heads)],
+        [head_axis_label(h) for h in range(n_heads)],
         [layer_label(l) for l in range(n_layers)],
         title=title,
         xlabel="head",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import plotly.graph_objects as go
 
-from interp.nodes import HeadLike, head_label, layer_label
+from interp.nodes import HeadLike, head_axis_label, head_label, layer_label
 from interp.viz.figures import heatmap, line
 from interp.viz.theme import BLUE, RED, UNSIGNED_SCALE, apply_theme
 
@@ -57,7 +57,7 @@ def _head_grid(res: ProbeResult, metric: str, title: str) -> go.Figure:
     heads = [int(h) for h in res.coords["head"]]
     fig = heatmap(
         vals,
-        [f"H{h}" for h in heads],  # the column of the head grid; its row is the layer
+        [head_axis_label(h) for h in heads],  # the head grid's column; its row is the layer
         [layer_label(l) for l in layers],
         title=title,
         xlabel="head",

@@ -8,7 +8,7 @@ from typing import Any
 
 from interp.errors import InterpError
 from interp.models import Model
-from interp.nodes import HeadLike, Node, as_head, is_index
+from interp.nodes import HeadLike, Node, as_head, head_axis_label, is_index
 
 
 def is_head(x: Any) -> bool:
@@ -38,4 +38,4 @@ def model_heads(model: Model, heads: Iterable[HeadLike], hint: str) -> list[Node
 
 def head_axis(n_heads: int) -> list[str]:
     """Labels of a layer x head grid's head axis: ``H0, H1, ...``."""
-    return [f"H{h}" for h in range(n_heads)]
+    return [head_axis_label(h) for h in range(n_heads)]

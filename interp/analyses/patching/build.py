@@ -10,6 +10,7 @@ from torch import Tensor
 from interp.analyses.patching.contrast import Contrast, describe_corruption
 from interp.analyses.patching.runs import Corruption
 from interp.models import Model
+from interp.nodes import head_axis_label
 from interp.results.base import Coord
 from interp.results.meta import make_meta
 from interp.results.patching import PatchResult
@@ -37,7 +38,7 @@ def _labels(
             labels[d] = [f"{p} {toks[p]!r}" if p < len(toks) else str(p) for p in pos]
     for d in ("head", "kv_head"):
         if d in dims:
-            labels[d] = [f"H{h}" for h in coords[d]]
+            labels[d] = [head_axis_label(int(h)) for h in coords[d]]
     return labels
 
 
