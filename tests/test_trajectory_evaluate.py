@@ -296,7 +296,9 @@ def test_results_saved_before_declared_fields_load_into_them(evaluated, tmp_path
     _same_table(back.acceptance, res.acceptance)
     assert torch.equal(back.layer_auroc.nan_to_num(-9), res.layer_auroc.nan_to_num(-9))
     assert back.orientation == res.orientation and back.path_explained == res.path_explained
-    assert "table_columns" not in back.meta and "show_top" not in dict(back.meta) and not back.extras
+    assert (
+        "table_columns" not in back.meta and "show_top" not in dict(back.meta) and not back.extras
+    )
     assert len(back.plot_tokens().data) == 2
 
 
