@@ -35,12 +35,19 @@ _FAMILIES = {
     "patching": "interp.analyses.patching",
     "probes": "interp.analyses.probes",
     "trajectories": "interp.analyses.trajectories",
+    "steering": "interp.analyses.steering",
 }
 
 if TYPE_CHECKING:  # static names for type checkers and IDEs; runtime loads them lazily
     from interp import activations, analyses, nodes, results, stats, tasks, viz  # noqa: F401
     from interp.activations.api import cache, load_cache  # noqa: F401
-    from interp.analyses import attribution, patching, probes, trajectories  # noqa: F401
+    from interp.analyses import (  # noqa: F401
+        attribution,
+        patching,
+        probes,
+        steering,
+        trajectories,
+    )
     from interp.errors import InterpError  # noqa: F401
     from interp.models import Model, load_model  # noqa: F401
     from interp.results.base import Result  # noqa: F401

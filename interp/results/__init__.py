@@ -12,6 +12,7 @@ from interp.results.io import load_result
 from interp.results.patching import AtPResult, PatchResult, PathPatchResult
 from interp.results.probes import ProbeResult
 from interp.results.residual import ResidualNorms
+from interp.results.steering import GenerationsResult, ScorecardResult, SteeringResult
 from interp.results.trajectories import TrajectoryResult
 from interp.stats import bootstrap_mean
 
@@ -25,8 +26,11 @@ __all__ = [
     "PatchResult",
     "PathPatchResult",
     "ProbeResult",
+    "GenerationsResult",
     "ResidualNorms",
     "Result",
+    "ScorecardResult",
+    "SteeringResult",
     "TrajectoryResult",
     "bootstrap_mean",
     "load_result",

@@ -146,6 +146,13 @@ class ProbeResult(Result):
             sign=self.direction_sign,
         )
 
+    def steering_direction(self, layer: int | HeadLike, head: int | None = None) -> Any:
+        """The probe direction at `layer` (and `head`) as a `SteeringDirection` (sigma = the
+        spread of the probed examples along it), ready for `interp.steering.steer`."""
+        from interp.analyses.steering.vector import SteeringDirection
+
+        return SteeringDirection.from_probe(self, layer, head)
+
     def plot(self, **kw: Any) -> go.Figure:
         """Layers: the main metric by layer with its band, the control curve and selectivity.
         Heads: a layer x head heatmap of the main metric."""
