@@ -14,6 +14,7 @@ from interp.demo.attribution import attribution_section
 from interp.demo.patching import patching_section
 from interp.demo.probes import probes_section
 from interp.demo.sizes import LARGE_PARAMS, Sizes
+from interp.demo.steering import steering_section
 from interp.demo.trajectories import trajectories_section
 from interp.models import load_model
 from interp.tasks.registry import make_task
@@ -70,6 +71,8 @@ def run_demo(model_spec: Any, out: str | Path, n: int = 32, seed: int = 0) -> Pa
     sections.append(norms)
     sections += attribution_section(model, out, n=n, seed=seed, sizes=sizes)
     sections += patching_section(model, out, n=n, seed=seed, sizes=sizes)
-    sections += probes_section(model, out, seed=seed, n=sizes.probe_n)
+    probes = probes_section(model, out, seed=seed, n=sizes.probe_n)
+    sections += probes
+    sections += steering_section(model, out, seed=seed, sizes=sizes, probes=probes)
     sections += trajectories_section(model, out, seed=seed, n=sizes.traj_n, sizes=sizes)
     return report(sections, out / "report.html", title=f"interp demo: {model.name}")

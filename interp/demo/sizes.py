@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 # Models above this many parameters get the demo's small sizes (SmolLM2-135M has 163M with its
 # untied unembedding; the organism and test models are far below).
@@ -33,6 +33,11 @@ class Sizes:
     traj_task: str = "arithmetic"
     traj_task_options: tuple[tuple[str, Any], ...] = ()
     traj_temperature: float = 1.0
+    steer_n: int = 64  # held-out facts statements steered (and ranked by the scorecard)
+    steer_neutral: int = 32  # neutral texts for side effects
+    # The scorecard's patching evidence: exact, or AtP's estimate on large models.
+    steer_patching: Literal["exact", "atp"] = "exact"
+    steer_tokens: int = 4  # generated tokens per steered statement
 
     @classmethod
     def for_model(cls, model: Any) -> Sizes:
@@ -58,4 +63,8 @@ class Sizes:
                 ("instruction", " Answer with a number only."),
             ),
             traj_temperature=0.7,
+            steer_n=16,
+            steer_neutral=8,
+            steer_patching="atp",
+            steer_tokens=8,
         )
