@@ -324,10 +324,9 @@ def targets_cmd(
         f"KL {_g(s['top_kl'])}\n"
         f"  random {s['k']}: {', '.join(s['random'])}: effect {_g(s['random_effect'])}, "
         f"KL {_g(s['random_kl'])}\n"
-        f"  top / random effect: {_g(s['top_over_random'])}"
+        f"  mean |effect|: top {_g(s['top_abs_effect'])}, random {_g(s['random_abs_effect'])}"
+        f" ({_g(s['top_over_random'])} x)"
     )
-    if not s["random_effect"] > 0:
-        typer.echo("  (the random units' mean effect is not positive: compare the effects.)")
     typer.echo("Spearman correlation of each evidence source with the realised effect:")
     for src, rho in card.correlations.items():
         typer.echo(f"  {src}: {_g(rho)}")

@@ -15,7 +15,31 @@ import pytest
 ANALYSES = Path(__file__).resolve().parents[1] / "interp" / "analyses"
 FAMILIES = sorted(p.name for p in ANALYSES.iterdir() if (p / "__init__.py").is_file())
 # Top-level names under which `interp/__init__.py` exposes each family.
-ALIASES = {"attribution", "patching", "probes", "trajectories"}
+ALIASES = {"attribution", "patching", "probes", "steering", "trajectories"}
+# The steering scorecard turns the other families' evidence into steering targets, so steering
+# may call their public API (names the family package exports, ``from interp.analyses.patching
+# import activation_patch``), never their modules.
+COMPOSES = {"steering": {"attribution", "patching", "probes"}}
+
+
+def public_api(family: str, name: str) -> bool:
+    """`name` is ``interp.analyses.<family>.<x>`` with `x` in the family package's ``__all__``."""
+    parts = name.split(".")
+    if parts[:3] != ["interp", "analyses", family] or len(parts) != 4:
+        return False
+    init = (ANALYSES / family / "__init__.py").read_text()
+    exported = next(
+        (
+            {ast.literal_eval(e) for e in node.value.elts}  # type: ignore[attr-defined]
+            for node in ast.walk(ast.parse(init))
+            if isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+        ),
+        set(),
+    )
+    # An exported name is what the package binds, even where a module has the same name
+    # (``probes.sweep`` the function shadows ``probes/sweep.py``).
+    return parts[3] in exported
 
 
 def module_name(path: Path) -> str:
@@ -74,11 +98,20 @@ def test_no_family_imports_another(family):
     for path in sorted((ANALYSES / family).rglob("*.py")):
         for line, name in imported(path):
             other = family_of(name)
+            if other in COMPOSES.get(family, set()) and public_api(other, name):
+                continue
             if other is not None and other != family:
                 bad.append(f"{path.relative_to(ANALYSES.parents[1])}:{line} uses {name}")
     assert not bad, "analysis families import each other (move shared code down):\n" + "\n".join(
         bad
     )
+
+
+def test_composition_reaches_only_public_api():
+    assert public_api("patching", "interp.analyses.patching.activation_patch")
+    assert not public_api("patching", "interp.analyses.patching.engine")
+    assert not public_api("patching", "interp.analyses.patching.engine.starts_mid_model")
+    assert not public_api("probes", "interp.analyses.probes.linear")
 
 
 def test_the_walker_sees_each_import_form():

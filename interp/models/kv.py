@@ -59,6 +59,12 @@ def seeds_kv_cache(model: Model) -> bool:
     )
 
 
+def starts_mid_model(model: Model) -> bool:
+    """Whether a run can start at a block from cached residuals (``start_at_layer``): the
+    HookedTransformer backend, with positions not added inside every block (shortformer)."""
+    return model.backend == "HookedTransformer" and model.positional_embedding_type != "shortformer"
+
+
 def keys_from_normed_input(model: Model) -> bool:
     """Whether every block computes keys and values from its normalised input in one piece
     (not split per head), so `block_keys_values` applies."""

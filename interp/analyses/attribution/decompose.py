@@ -81,8 +81,10 @@ def check_components_add_up(model: Model, resid: Tensor, final: Tensor, n_terms:
         raise InterpError(
             f"The components of {model.name} miss its final residual stream by {err:.3g} "
             f"(allowed {tol:.3g} for {str(final.dtype).removeprefix('torch.')}): an "
-            "architecture with residual terms this decomposition does not know, so direct "
-            "logit attribution would not be exact and is refused. If the model runs in low "
+            "architecture with residual terms this decomposition does not know, or a hook "
+            "that adds to the residual stream (steering at resid_* / attn_out / mlp_out), so "
+            "direct logit attribution would not be exact and is refused. Steer a head's z "
+            "instead (it is then part of that head's term), or, if the model runs in low "
             "precision, load it with dtype=torch.float32 and retry."
         )
 

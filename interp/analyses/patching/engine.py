@@ -46,8 +46,7 @@ def skips_positions(model: Model) -> bool:
     return kvc.seeds_kv_cache(model)
 
 
-def starts_mid_model(model: Model) -> bool:
-    return model.backend == "HookedTransformer" and model.positional_embedding_type != "shortformer"
+starts_mid_model = kvc.starts_mid_model
 
 
 class Patcher:

@@ -1,4 +1,4 @@
-"""What a patched run is scored by: the metric readout, and the memory budget of a stack.
+"""What a patched run is scored by: the metric readout (the memory budget is `interp.budget`).
 
 Built-in metrics read the answer position only, so a readout unembeds just those rows; custom
 metrics get full logits.
@@ -12,29 +12,13 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+# The memory budget is shared with steering's stacked runs: it lives a level down (re-exported).
+from interp.budget import DEFAULT_BUDGET as DEFAULT_BUDGET
+from interp.budget import parse_budget as parse_budget
 from interp.errors import InterpError
 from interp.models import Model
 from interp.tasks.metrics import Metric, get_metric, require_finite
 from interp.tasks.task import Task
-
-DEFAULT_BUDGET = 1 << 30  # bytes of activations per stacked forward
-
-
-def parse_budget(budget: int | str) -> int:
-    """``1073741824``, ``"512MiB"``, ``"2GiB"`` -> bytes."""
-    if isinstance(budget, int):
-        value = budget
-    else:
-        units = {"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "b": 1}
-        text = budget.strip().lower()
-        unit = next((u for u in units if text.endswith(u)), None)
-        try:
-            value = int(float(text[: -len(unit)] if unit else text) * units.get(unit or "b", 1))
-        except ValueError:
-            raise InterpError(f"memory_budget={budget!r}: write bytes or e.g. '512MiB'.") from None
-    if value <= 0:
-        raise InterpError(f"memory_budget must be positive, got {budget!r}.")
-    return value
 
 
 @dataclass

@@ -177,7 +177,7 @@ def _raw_vector(
         if int(((diffs @ v) > 0).sum()) < len(diffs) / 2:
             v = -v
         return v.float()
-    from interp.analyses.probes.linear import LogisticProbe
+    from interp.analyses.probes import LogisticProbe  # the probes family's public estimator
 
     X = torch.cat([pos, neg])
     y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))])

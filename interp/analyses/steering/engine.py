@@ -21,11 +21,11 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.analyses.patching.engine import skips_positions, starts_mid_model
 from interp.analyses.steering.steer import Positions
 from interp.kernels import fused
 from interp.models import Model
 from interp.models import kv as kvc
+from interp.models.kv import seeds_kv_cache, starts_mid_model
 from interp.nodes import Node
 from interp.tasks.task import Task
 
@@ -73,7 +73,7 @@ class Runner:
             any_pos = steered.any(1)
             self.first = torch.where(any_pos, steered.float().argmax(1), self.answer_pos)
         self.mid = starts_mid_model(model)
-        skip = self.mid and skips_positions(model)
+        skip = self.mid and seeds_kv_cache(model)
         self.start = int(self.first.min()) if skip else 0
         self.mask = None if steered is None else steered[:, self.start :]
         names = set()

@@ -17,11 +17,11 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.analyses.patching.readout import DEFAULT_BUDGET, parse_budget
 from interp.analyses.steering.engine import Config, Runner
-from interp.analyses.steering.objective import Toward, neutral_task, objective
+from interp.analyses.steering.objective import Toward, neutral_task, objective, word_objective
 from interp.analyses.steering.steer import Directions, Positions, PositionSpec, as_directions
 from interp.analyses.steering.vector import SteeringDirection
+from interp.budget import DEFAULT_BUDGET, parse_budget
 from interp.checks import checked
 from interp.errors import InterpError
 from interp.models import Model, load_model
@@ -62,6 +62,8 @@ def task_positions(spec: PositionSpec, task: Task) -> Positions:
         return Positions(task.answer_pos.clone())
     pos.check(task.seq_len, len(task))
     if isinstance(pos.spec, list):
+        # Negative positions count from the end of the (padded) prompts.
+        pos = Positions(sorted({p % task.seq_len for p in pos.spec}))
         short = [i for i, p in enumerate(task.answer_pos.tolist()) if min(pos.spec) > p]
         if short:
             raise InterpError(
@@ -75,7 +77,7 @@ def task_positions(spec: PositionSpec, task: Task) -> Positions:
 @checked
 def evaluate(
     model: Model | Any,
-    task: Task,
+    task: Task | Sequence[str],
     directions: Directions,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     neutral: Task | Sequence[str] | None = None,
@@ -87,6 +89,7 @@ def evaluate(
     seed: int = 0,
     memory_budget: int | str = DEFAULT_BUDGET,
     progress: bool = True,
+    answer_sets: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> SteeringResult:
     """Measure each direction's effect at each strength, its side effects, and its controls.
 
@@ -106,6 +109,10 @@ def evaluate(
         n_random: random directions per direction (same site and sigma): the control.
         n_boot, seed: bootstrap intervals over prompts, and the seed of the random directions.
         memory_budget: activation memory per stacked forward (bytes or ``"512MiB"``).
+        answer_sets: two word lists (single tokens): steer the task's prompts (or a list of
+            prompts) towards the first list's probability mass; the metric becomes
+            ``log P(first) - log P(second)`` at the answer position and ``target_prob`` the
+            first list's mass (e.g. sentiment words on neutral prompts).
     """
     model = load_model(model)
     model.require("Steering evaluation", "logits")
@@ -116,7 +123,15 @@ def evaluate(
     if n_random < 0:
         raise InterpError(f"n_random must be >= 0, got {n_random}.")
     budget = parse_budget(memory_budget)
-    obj = objective(model, task, toward)
+    if answer_sets is not None:
+        obj = word_objective(model, task, answer_sets, toward)
+    elif isinstance(task, Task):
+        obj = objective(model, task, toward)
+    else:
+        raise InterpError(
+            "A list of prompts has no answers to measure: give a Task, or answer_sets=(words "
+            "to steer towards, words to steer away from)."
+        )
     pos = task_positions(positions, obj.task)
     neutral_t = None
     if kl:
@@ -129,16 +144,19 @@ def evaluate(
     configs, shape = _configs(dirs, strengths, n_random, obj.sign, seed)
     layers = sorted({d.site.layer for d in dirs})
     runner = Runner(model, obj.task, pos, "answer", layers, budget, progress, "steer task")
-    answers = obj.task.answers.to(model.device)  # type: ignore[union-attr]
-    base = _task_scores(runner.base_logits[None], runner.base_logits, answers)[0]
-    task_vals = runner.run(configs, lambda lg: _task_scores(lg, runner.base_logits, answers))
+    tgt, oth = (t.to(model.device) for t in obj.answer_sets())
+    base = _task_scores(runner.base_logits[None], runner.base_logits, tgt, oth)[0]
+    task_vals = runner.run(configs, lambda lg: _task_scores(lg, runner.base_logits, tgt, oth))
     per_prompt = _task_metrics(task_vals, base.cpu())  # [config, prompt, 5]
     neutral_vals = None
     base_loss = float("nan")
     if neutral_t is not None:
-        npos = task_positions(positions, neutral_t) if pos.spec != "all" else Positions("all")
+        # Per-prompt positions belong to the task's prompts: neutral text is then steered at
+        # its last position.
+        nspec = "last" if isinstance(positions, Tensor) else positions
+        npos = task_positions(nspec, neutral_t) if pos.spec != "all" else Positions("all")
         nrun = Runner(model, neutral_t, npos, "window", layers, budget, progress, "steer neutral")
-        nxt, window = _next_tokens(nrun), nrun.window()
+        nxt, window = _next_tokens(nrun, neutral_t), nrun.window()
         nbase = _neutral_scores(nrun.base_logits[None], nrun.base_logits, nxt, window)[0]
         base_loss = float(nbase[:, 1].mean())
         nv = nrun.run(configs, lambda lg: _neutral_scores(lg, nrun.base_logits, nxt, window))
@@ -172,8 +190,8 @@ def evaluate(
         prompt_effects=per_prompt[: D * A, :, 0].reshape(D, A, -1).clone(),
         meta=make_meta(
             model,
-            task,
-            metric="logit_diff (target - other)",
+            obj.task,
+            metric="logit_diff (target - other)" if answer_sets is None else "log P(words) diff",
             params={
                 "alphas": strengths,
                 "n_random": n_random,
@@ -185,7 +203,7 @@ def evaluate(
             },
             seed=seed,
         ),
-        title=f"Steering on {task.name}: {obj.description}",
+        title=f"Steering on {obj.task.name}: {obj.description}",
     )
 
 
@@ -211,16 +229,26 @@ def _configs(
 
 
 def _task_scores(
-    logits: Float[Tensor, "n batch 1 vocab"], base: Tensor, answers: Tensor
+    logits: Float[Tensor, "n batch 1 vocab"], base: Tensor, target: Tensor, other: Tensor
 ) -> Float[Tensor, "n batch 3"]:
-    """Per run and prompt: target - other logit, target probability, KL(unsteered || run)."""
+    """Per run and prompt: the target-minus-other logit difference (single answers) or
+    log-probability-mass difference (word lists), the target's probability (mass), and
+    KL(unsteered || run)."""
     lg = logits[:, :, 0].float()
-    picked = lg.gather(2, answers[None].expand(lg.shape[0], -1, -1))
+    n = lg.shape[0]
     lp = lg.log_softmax(-1)
+    t_lp = lp.gather(2, target[None].expand(n, -1, -1)).logsumexp(-1)
+    if target.shape[1] == 1 and other.shape[1] == 1:
+        # Single answers: the raw logit difference (the task metric patching also uses).
+        diff = (
+            lg.gather(2, target[None].expand(n, -1, -1))
+            - lg.gather(2, other[None].expand(n, -1, -1))
+        )[..., 0]
+    else:
+        diff = t_lp - lp.gather(2, other[None].expand(n, -1, -1)).logsumexp(-1)
     lp0 = base[:, 0].float().log_softmax(-1)[None]
     kl = (lp0.exp() * (lp0 - lp)).sum(-1)
-    tp = lp.gather(2, answers[None, :, :1].expand(lg.shape[0], -1, -1))[..., 0].exp()
-    return torch.stack([picked[..., 0] - picked[..., 1], tp, kl], dim=-1)
+    return torch.stack([diff, t_lp.exp(), kl], dim=-1)
 
 
 def _task_metrics(vals: Tensor, base: Tensor) -> Float[Tensor, "n batch 5"]:
@@ -238,10 +266,10 @@ def _task_metrics(vals: Tensor, base: Tensor) -> Float[Tensor, "n batch 5"]:
     )
 
 
-def _next_tokens(runner: Runner) -> Tensor:
-    """``[B, P]`` the next token of every read position (window mode)."""
-    t = runner.tokens
-    nxt = torch.cat([t[:, 1:], t[:, -1:]], dim=1)
+def _next_tokens(runner: Runner, text: Task) -> Tensor:
+    """``[B, P]`` the next token of every read position (window mode): read from the whole
+    text, since the runner stops at the last read position."""
+    nxt = text.clean_tokens[:, 1 : runner.T + 1].to(runner.tokens.device)
     return nxt[:, runner.start :]
 
 

@@ -77,7 +77,7 @@ def gather(
     if "probes" in evidence:
         scores["probe"], about["probe"] = _probe(model, src, over, seed, progress)
     for kind in detectors:
-        from interp.analyses.attribution.detectors import detect_heads
+        from interp.analyses.attribution import detect_heads
 
         res = detect_heads(model, kind, seed=seed)
         scores[kind] = res.values.reshape(-1).float()
@@ -88,7 +88,7 @@ def gather(
 
 
 def _dla(model: Model, task: Task, over: Over, n_boot: int, seed: int) -> tuple[Tensor, str]:
-    from interp.analyses.attribution.dla import direct_logit
+    from interp.analyses.attribution import direct_logit
 
     res = direct_logit(model, task, over=over, n_boot=n_boot, seed=seed)
     v = res.values.float()
@@ -133,7 +133,7 @@ def _patching(
 
 
 def _probe(model: Model, src: Sources, over: Over, seed: int, progress: bool) -> tuple[Tensor, str]:
-    from interp.analyses.probes.sweep import sweep
+    from interp.analyses.probes import sweep
 
     both = _labelled_union(src, model.pad_id)
     res = sweep(model, both, over=over, seed=seed, n_boot=100, progress=progress)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
+from torch import Tensor
 
 from interp.errors import InterpError
 from interp.models import Model
@@ -47,6 +48,16 @@ class Objective:
     task: Task
     sign: float
     description: str
+    #: ``[batch, k]`` ids whose probability mass is the target, and the other side's; from the
+    #: task's answers (k = 1) or from word lists (`word_objective`).
+    target_ids: Tensor | None = None
+    other_ids: Tensor | None = None
+
+    def answer_sets(self) -> tuple[Tensor, Tensor]:
+        if self.target_ids is not None and self.other_ids is not None:
+            return self.target_ids, self.other_ids
+        answers = self.task._need_answers()
+        return answers[:, :1], answers[:, 1:]
 
 
 def _labelled(task: Task) -> bool:
@@ -140,6 +151,38 @@ def objective(model: Model, task: Task, toward: Toward = "positive") -> Objectiv
         return Objective(task, sign, "prompts towards the correct answer")
     return Objective(
         replace(task, answers=answers.flip(1)), sign, "prompts towards the incorrect answer"
+    )
+
+
+def word_objective(
+    model: Model,
+    prompts: Task | Sequence[str],
+    words: tuple[Sequence[str], Sequence[str]],
+    toward: Toward = "positive",
+) -> Objective:
+    """Steer `prompts` towards the first word list's probability mass and away from the
+    second's (each word a single token): the metric is ``log P(first) - log P(second)``."""
+    if toward not in ("positive", "negative"):
+        raise InterpError(f"toward={toward!r}: use 'positive' or 'negative'.")
+    if not (isinstance(words, list | tuple) and len(words) == 2 and all(words)):
+        raise InterpError(
+            "answer_sets must be two non-empty word lists: ([' good', ' great'], [' bad'])."
+        )
+    if isinstance(words[0], str) or isinstance(words[1], str):
+        raise InterpError("answer_sets takes two lists of words, not two words.")
+    task = prompts if isinstance(prompts, Task) else Task.from_prompts(model, list(prompts))
+    first, second = ([model.to_single_token(w) for w in side] for side in words)
+    if set(first) & set(second):
+        raise InterpError("The two word lists share a token; make them disjoint.")
+    if toward == "negative":
+        first, second = second, first
+    n = len(task)
+    return Objective(
+        task,
+        1.0 if toward == "positive" else -1.0,
+        f"prompts towards {len(first)} words over {len(second)} words",
+        torch.tensor([first] * n, dtype=torch.long),
+        torch.tensor([second] * n, dtype=torch.long),
     )
 
 

@@ -11,6 +11,7 @@ realised effect (METHODS.md section 9).
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -19,7 +20,6 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from interp.analyses.steering.directions import site_activations
 from interp.analyses.steering.evaluate import DEFAULT_ALPHAS, check_alphas, evaluate
 from interp.analyses.steering.evidence import EVIDENCE, Over, PatchingKind, gather, units
 from interp.analyses.steering.objective import Sources, objective, sources
@@ -37,6 +37,8 @@ from interp.tasks.task import Task
 MERGE_RULE = "mean of the unit's ranks over the evidence sources, ranked (ties: average rank)"
 #: `verify` measures every unit (so the correlations use them all) up to this many units.
 EVERY_UNIT_MAX = 64
+#: KL (nats) below which `effect_per_kl` is left undefined (NaN).
+MIN_KL = 1e-3
 
 
 @checked
@@ -121,33 +123,24 @@ def targets(
 def _unit_directions(
     model: Model, src: Sources, sites: list[Node], progress: bool
 ) -> tuple[Tensor, Tensor]:
-    """Each unit's unit mean-difference vector ``[unit, width]`` and sigma ``[unit]``."""
-    vecs, sig = [], []
-    by_layer: dict[tuple[str, int], list[int]] = {}
-    for i, s in enumerate(sites):
-        by_layer.setdefault((s.target, s.layer), []).append(i)
-    out_v: list[Tensor | None] = [None] * len(sites)
-    out_s: list[float] = [0.0] * len(sites)
-    for (target, layer), idx in by_layer.items():
-        whole = Node(target, layer)  # all heads of the layer at once for z
-        pos = _read(model, src.positive, whole, progress)
-        neg = _read(model, src.negative, whole, progress)
-        for i in idx:
-            h = sites[i].head
-            p, n = (pos, neg) if h is None else (pos[:, h], neg[:, h])
-            raw = p.double().mean(0).float() - n.double().mean(0).float()
-            unit = raw / raw.norm().clamp_min(1e-30)
-            out_v[i] = unit
-            out_s[i] = float((torch.cat([p, n]) @ unit).std())
-    for v in out_v:
-        assert v is not None
-        vecs.append(v)
-    sig = out_s
-    return torch.stack(vecs), torch.tensor(sig)
+    """Each unit's unit mean-difference vector ``[unit, width]`` and sigma ``[unit]``, from
+    one cached pass over the positives and one over the negatives (all sites at once)."""
+    from interp.activations.api import cache
 
-
-def _read(model: Model, task: Task, site: Node, progress: bool) -> Tensor:
-    return site_activations(model, task, site, "last", progress=progress)
+    hooks = sorted({model.hook_name(s.target, s.layer) for s in sites})
+    pos = cache(model, src.positive, names=hooks, positions="last", progress=progress)
+    neg = cache(model, src.negative, names=hooks, positions="last", progress=progress)
+    vecs, sigmas = [], []
+    for s in sites:
+        hook = model.hook_name(s.target, s.layer)
+        p, n = pos[hook].float().cpu(), neg[hook].float().cpu()
+        if s.head is not None:
+            p, n = p[:, s.head], n[:, s.head]
+        raw = p.double().mean(0).float() - n.double().mean(0).float()
+        unit = raw / raw.norm().clamp_min(1e-30)
+        vecs.append(unit)
+        sigmas.append(float((torch.cat([p, n]) @ unit).std()))
+    return torch.stack(vecs), torch.tensor(sigmas)
 
 
 def unit_direction(card: ScorecardResult, i: int, model_name: str) -> SteeringDirection:
@@ -230,11 +223,20 @@ def verify(
     kl_name = "kl" if neutral is not None else "task_kl"
     cost = res.metric(kl_name)
     top_rows = [chosen.index(u) for u in top]
+    within = [j for j in range(len(grid)) if float(cost[top_rows, j].mean()) <= kl_budget]
     if alpha is None:
-        ok = [j for j in range(len(grid)) if float(cost[top_rows, j].mean()) <= kl_budget]
-        j = ok[-1] if ok else 0
+        j = within[-1] if within else 0
     else:
         j = grid.index(float(alpha))
+    if alpha is None and not within:
+        warnings.warn(
+            f"Even the smallest strength ({grid[0]:g} sigma) costs the top units "
+            f"{float(cost[top_rows, 0].mean()):.3g} nats of KL, over kl_budget={kl_budget}: "
+            "verification uses it anyway (verify_summary['within_budget'] is False). Give "
+            "smaller alphas= or a larger kl_budget=.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     table = _table(card, res, chosen, top, rand, j, kl_name)
     cors = {
         str(src): spearman(
@@ -247,17 +249,24 @@ def verify(
     )
     t_eff = table[table.group == "top"]["effect"].mean()
     r_eff = table[table.group == "random"]["effect"].mean()
+    # Steerability is the size of the effect: random units move the metric by about zero, in
+    # either direction, so a ratio of signed means would divide by noise.
+    t_abs = table[table.group == "top"]["effect"].abs().mean()
+    r_abs = table[table.group == "random"]["effect"].abs().mean()
     summary = {
         "alpha": grid[j],
         "calibrated": alpha is None,
         "kl_budget": kl_budget,
+        "within_budget": j in within,
         "kl_on": "neutral text" if neutral is not None else "the task's answer position",
         "k": k,
         "top": top,
         "random": rand,
         "top_effect": float(t_eff),
         "random_effect": float(r_eff),
-        "top_over_random": float(t_eff / r_eff) if r_eff != 0 else float("nan"),
+        "top_abs_effect": float(t_abs),
+        "random_abs_effect": float(r_abs),
+        "top_over_random": float(t_abs / r_abs) if r_abs > 0 else float("nan"),
         "top_kl": float(table[table.group == "top"]["kl"].mean()),
         "random_kl": float(table[table.group == "random"]["kl"].mean()),
         "seed": seed,
@@ -294,7 +303,8 @@ def _table(
             "ci_low": float(res.ci_low[i, j, m.index("effect")]),
             "ci_high": float(res.ci_high[i, j, m.index("effect")]),
             "kl": kl,
-            "effect_per_kl": e / kl if kl > 0 else float("nan"),
+            # Below MIN_KL nats the KL is rounding, and the ratio would be noise over noise.
+            "effect_per_kl": e / kl if kl >= MIN_KL else float("nan"),
             "flip_rate": float(res.values[i, j, m.index("flip_rate")]),
             "target_rate": float(res.values[i, j, m.index("target_rate")]),
         }

@@ -135,11 +135,12 @@ class Positions:
             elif lo <= self.prompt_len - 1 < lo + seq:
                 out[:, self.prompt_len - 1 - lo] = True
         elif isinstance(spec, Tensor):
-            if spec.shape[0] != batch:
+            if batch % spec.shape[0]:
                 raise InterpError(
                     f"positions has {spec.shape[0]} entries but the forward has {batch} rows."
                 )
-            rel = spec.to(device) - lo
+            # Analyses that stack copies of the batch (patching) repeat it copy-major.
+            rel = spec.to(device).repeat(batch // spec.shape[0]) - lo
             rows = ((rel >= 0) & (rel < seq)).nonzero()[:, 0]
             out[rows, rel[rows]] = True
         else:
@@ -212,7 +213,9 @@ def steer(
         positions: ``"all"`` (default), ``"last"`` (each forward's final position; give a
             ``[batch]`` tensor such as ``task.answer_pos`` for right-padded batches), explicit
             positions (``[3, 4]``, ``-1``), or ``"generated"`` (only with
-            `interp.steering.generate`).
+            `interp.steering.generate`). Explicit and per-prompt positions index each
+            forward's own positions from 0: around analyses that run only later positions
+            (patching skips the positions before a patch) use ``"all"`` or ``"last"``.
 
     Yields the model handle, so ``with steer(model, d, 4.0) as m: m(tokens)`` reads well.
 

@@ -78,8 +78,12 @@ class SteeringDirection:
                 f"sigma={self.sigma}: the source activations do not spread along the direction; "
                 "strengths in sigma units need a positive, finite sigma."
             )
-        unit = (v.detach().float().cpu() / v.detach().float().norm()).contiguous()
-        object.__setattr__(self, "vector", unit)
+        v = v.detach().float().cpu()
+        # A vector that is already unit (a saved direction, a negation) is kept bit for bit:
+        # dividing by its norm again would move its last bits.
+        if abs(float(v.double().norm()) - 1.0) > 1e-6:
+            v = v / v.norm()
+        object.__setattr__(self, "vector", v.contiguous())
 
     # ------------------------------------------------------------- use
     @property
