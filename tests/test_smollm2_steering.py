@@ -198,3 +198,23 @@ def test_steered_generations_read_positive_or_negative(smollm2, sentiment):
     assert _count(pos_texts, GOOD_WORDS) > _count(neg_texts, GOOD_WORDS)
     assert _count(neg_texts, BAD_WORDS) > _count(pos_texts, BAD_WORDS)
     assert bool(torch.isfinite(g.values).all())
+
+
+def test_ioi_scorecard_verification_on_a_real_model(smollm2):
+    """On IOI, one head's mean clean-minus-corrupted direction carries little of the behaviour
+    (which name is the answer changes from prompt to prompt), yet the evidence still finds the
+    heads that move it: the top 5 move the logit difference ~10x more than 5 random heads."""
+    ioi = interp.tasks.ioi(smollm2, n=16, seed=0)
+    card = interp.steering.targets(smollm2, ioi, over="heads", patching="atp", progress=False,
+                                   n_boot=50)
+    assert card.values.shape == (smollm2.n_layers * smollm2.n_heads, 5)
+    # DLA and both patching modes put L23H3 first (measured; exact patching agrees).
+    assert card.ranking().set_index("unit").loc["L23H3", "rank_dla"] == 1.0
+    ver = card.verify(k=5, progress=False, n_boot=200)
+    s = ver.verify_summary
+    # Measured: 16 sigma (the budget allows the largest strength), mean |effect| 0.23 against
+    # 0.021 (10.6x); KL at the answer position 0.35 against 0.12.
+    assert s["alpha"] == 16.0 and s["within_budget"]
+    assert s["top_over_random"] > 3.0
+    assert len(ver.verification) == 10  # 270 heads: only the top and random ones are steered
+    assert all(-1.0 <= r <= 1.0 for r in ver.correlations.values())
