@@ -32,8 +32,9 @@ from interp.tasks.task import Task
 #: ``"answer"``: logits at each prompt's answer position; ``"window"``: logits at every position
 #: from the first steered one to the answer position (side effects on neutral text).
 Read = Literal["answer", "window"]
-#: Scores a chunk: logits ``[n, batch, pos, vocab]`` (pos = 1 for "answer") -> ``[n, batch, k]``.
-Scorer = Callable[[Tensor], Tensor]
+#: Scores a chunk of one group: logits ``[n, batch, pos, vocab]`` (pos = 1 for "answer") and
+#: the `Group` (its prompts' rows, unsteered logits, window) -> ``[n, batch, k]``.
+Scorer = Callable[[Tensor, "Group"], Tensor]
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,18 @@ class Config:
     vector: Float[Tensor, " width"]
 
 
+#: At most this many groups of prompts (by first steered and answer position) run apart: more
+#: would trade the positions saved for per-forward overhead.
+MAX_GROUPS = 8
+
+
 class Runner:
-    """Runs stacks of steering configurations on one task's prompts."""
+    """Runs stacks of steering configurations on one task's prompts.
+
+    Prompts are grouped by where steering first writes and where the last read row is (right-
+    padded prompts of several lengths), so each group computes only its own positions: with
+    causal attention, positions after the last read row change nothing that is read.
+    """
 
     def __init__(
         self,
@@ -58,20 +69,87 @@ class Runner:
         progress: bool = True,
         desc: str = "steer",
     ) -> None:
-        self.model, self.read, self.budget = model, read, budget
-        self.progress, self.desc = progress, desc
-        self.answer_pos = task.answer_pos.to(model.device)
-        self.T = int(self.answer_pos.max()) + 1  # nothing after the last answer is read
-        self.tokens = task.clean_tokens[:, : self.T].to(model.device)
-        self.B = self.tokens.shape[0]
-        self.positions = positions
-        steered = positions.mask(self.B, self.T, self.tokens.device)
-        # First steered position per prompt: the window of side effects starts there.
+        self.model, self.progress, self.desc = model, progress, desc
+        self.B = len(task)
+        answer = task.answer_pos.cpu()
+        T = int(answer.max()) + 1
+        steered = positions.mask(self.B, T, torch.device("cpu"))
         if steered is None:
-            self.first = torch.zeros(self.B, dtype=torch.long, device=self.tokens.device)
+            first = torch.zeros(self.B, dtype=torch.long)
         else:
-            any_pos = steered.any(1)
-            self.first = torch.where(any_pos, steered.float().argmax(1), self.answer_pos)
+            first = torch.where(steered.any(1), steered.float().argmax(1), answer)
+        skip = starts_mid_model(model) and seeds_kv_cache(model)
+        keys = [
+            (int(f) if skip else 0, int(a) if model.is_causal else T - 1)
+            for f, a in zip(first, answer, strict=True)
+        ]
+        self.groups = [
+            Group(model, task, positions, read, layers, budget, torch.tensor(rows), first)
+            for rows in _buckets(keys)
+        ]
+
+    def base(self, score: Scorer) -> Tensor:
+        """Scores ``[B, k]`` of the unsteered run."""
+        parts = [(g.rows, score(g.base_logits[None], g)[0].cpu()) for g in self.groups]
+        return _scatter(parts, self.B)
+
+    def run(self, configs: Sequence[Config], score: Scorer) -> Tensor:
+        """Scores ``[n_configs, B, k]`` of every configuration (on the CPU)."""
+        total = len(configs) * len(self.groups)
+        bar = tqdm(total=total, desc=self.desc, disable=not self.progress, unit="run")
+        with bar, fused(self.model), torch.inference_mode():
+            parts = [(g.rows, g.run(configs, score, bar)) for g in self.groups]
+        return _scatter(parts, self.B, dim=1)
+
+
+def _buckets(keys: list[tuple[int, int]]) -> list[list[int]]:
+    """Prompt indices grouped by key (first steered position, last read position); at most
+    `MAX_GROUPS` groups of neighbouring keys."""
+    distinct = sorted(set(keys), key=lambda k: (k[1], k[0]))
+    per = -(-len(distinct) // MAX_GROUPS)  # ceil
+    bucket_of = {k: i // per for i, k in enumerate(distinct)}
+    out: dict[int, list[int]] = defaultdict(list)
+    for i, k in enumerate(keys):
+        out[bucket_of[k]].append(i)
+    return [out[b] for b in sorted(out)]
+
+
+def _scatter(parts: list[tuple[Tensor, Tensor]], n: int, dim: int = 0) -> Tensor:
+    """Place each group's scores at its prompts' rows along `dim`."""
+    first = parts[0][1]
+    shape = list(first.shape)
+    shape[dim] = n
+    out = first.new_empty(shape)
+    for rows, vals in parts:
+        out.index_copy_(dim, rows, vals)
+    return out
+
+
+class Group:
+    """Prompts that compute the same positions: ``start`` (the first steered one, where the
+    key-value cache allows skipping) to ``T - 1`` (their last read row)."""
+
+    def __init__(
+        self,
+        model: Model,
+        task: Task,
+        positions: Positions,
+        read: Read,
+        layers: Sequence[int],
+        budget: int,
+        rows: Tensor,
+        first_all: Tensor,
+    ) -> None:
+        self.model, self.read, self.budget, self.rows = model, read, budget, rows
+        self.answer_pos = task.answer_pos.cpu()[rows].to(model.device)
+        # Nothing after the last answer is read, and (causal) nothing after it changes it.
+        self.T = int(self.answer_pos.max()) + 1 if model.is_causal else task.seq_len
+        self.tokens = task.clean_tokens[rows, : self.T].to(model.device)
+        self.B = self.tokens.shape[0]
+        spec = positions.spec
+        sub = Positions(spec[rows]) if isinstance(spec, Tensor) else Positions(spec)
+        steered = sub.mask(self.B, self.T, self.tokens.device)
+        self.first = first_all[rows].to(model.device)
         self.mid = starts_mid_model(model)
         skip = self.mid and seeds_kv_cache(model)
         self.start = int(self.first.min()) if skip else 0
@@ -86,42 +164,40 @@ class Runner:
         with torch.inference_mode():
             logits, cache = model.run_with_cache(self.tokens, names_filter=sorted(names))
         self.cache = {k: cache[k] for k in names}
-        self.base_logits = self._rows(logits[None])[0]  # [B, P, V]
+        self.base_logits = self._rows(logits[None])[0]  # [b, P, V]
 
     # ------------------------------------------------------------------ reading
     def _rows(self, logits: Tensor, first: int = 0) -> Tensor:
-        """``[n, B, t, V]`` logits of positions first.. -> the rows that are read."""
+        """``[n, b, t, V]`` logits of positions first.. -> the rows that are read."""
         if self.read == "answer":
             rows = torch.arange(self.B, device=logits.device)
             return logits[:, rows, self.answer_pos - first][:, :, None]
         return logits[:, :, self.start - first :]
 
     def window(self) -> Tensor:
-        """``[B, P]`` which read rows count (window mode: first steered .. answer position)."""
+        """``[b, P]`` which read rows count (window mode: first steered .. answer position)."""
         if self.read == "answer":
             return torch.ones(self.B, 1, dtype=torch.bool, device=self.tokens.device)
         p = torch.arange(self.start, self.T, device=self.tokens.device)[None]
         return (p >= self.first[:, None]) & (p <= self.answer_pos[:, None])
 
     # ------------------------------------------------------------------ running
-    def run(self, configs: Sequence[Config], score: Scorer) -> Tensor:
-        """Scores ``[n_configs, B, k]`` of every configuration (on the CPU)."""
+    def run(self, configs: Sequence[Config], score: Scorer, bar: Any) -> Tensor:
+        """Scores ``[n_configs, b, k]`` of every configuration."""
         groups: dict[tuple[str, int, int | None], list[int]] = defaultdict(list)
         for i, cfg in enumerate(configs):
             groups[(cfg.site.target, cfg.site.layer, cfg.site.head)].append(i)
         out: list[Tensor | None] = [None] * len(configs)
-        bar = tqdm(total=len(configs), desc=self.desc, disable=not self.progress, unit="run")
-        with bar, fused(self.model), torch.inference_mode():
-            for (target, layer, head), idx in sorted(groups.items(), key=lambda kv: kv[0][1:2]):
-                size = self._chunk(layer)
-                for c in range(0, len(idx), size):
-                    chunk = idx[c : c + size]
-                    vecs = torch.stack([configs[i].vector for i in chunk])
-                    logits = self._forward(Node(target, layer, head), vecs)
-                    scores = score(logits).float().cpu()
-                    for j, i in enumerate(chunk):
-                        out[i] = scores[j]
-                    bar.update(len(chunk))
+        for (target, layer, head), idx in sorted(groups.items(), key=lambda kv: kv[0][1:2]):
+            size = self._chunk(layer)
+            for c in range(0, len(idx), size):
+                chunk = idx[c : c + size]
+                vecs = torch.stack([configs[i].vector for i in chunk])
+                logits = self._forward(Node(target, layer, head), vecs)
+                scores = score(logits, self).float().cpu()
+                for j, i in enumerate(chunk):
+                    out[i] = scores[j]
+                bar.update(len(chunk))
         return torch.stack([o for o in out if o is not None])
 
     def _chunk(self, layer: int) -> int:

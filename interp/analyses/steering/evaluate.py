@@ -17,7 +17,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.analyses.steering.engine import Config, Runner
+from interp.analyses.steering.engine import Config, Group, Runner
 from interp.analyses.steering.objective import Toward, neutral_task, objective, word_objective
 from interp.analyses.steering.steer import Directions, Positions, PositionSpec, as_directions
 from interp.analyses.steering.vector import SteeringDirection
@@ -145,8 +145,13 @@ def evaluate(
     layers = sorted({d.site.layer for d in dirs})
     runner = Runner(model, obj.task, pos, "answer", layers, budget, progress, "steer task")
     tgt, oth = (t.to(model.device) for t in obj.answer_sets())
-    base = _task_scores(runner.base_logits[None], runner.base_logits, tgt, oth)[0]
-    task_vals = runner.run(configs, lambda lg: _task_scores(lg, runner.base_logits, tgt, oth))
+
+    def task_score(logits: Tensor, g: Group) -> Tensor:
+        rows = g.rows.to(model.device)
+        return _task_scores(logits, g.base_logits, tgt[rows], oth[rows])
+
+    base = runner.base(task_score)
+    task_vals = runner.run(configs, task_score)
     per_prompt = _task_metrics(task_vals, base.cpu())  # [config, prompt, 5]
     neutral_vals = None
     base_loss = float("nan")
@@ -156,10 +161,15 @@ def evaluate(
         nspec = "last" if isinstance(positions, Tensor) else positions
         npos = task_positions(nspec, neutral_t) if pos.spec != "all" else Positions("all")
         nrun = Runner(model, neutral_t, npos, "window", layers, budget, progress, "steer neutral")
-        nxt, window = _next_tokens(nrun, neutral_t), nrun.window()
-        nbase = _neutral_scores(nrun.base_logits[None], nrun.base_logits, nxt, window)[0]
+        text = neutral_t.clean_tokens
+
+        def neutral_score(logits: Tensor, g: Group) -> Tensor:
+            nxt = text[g.rows, g.start + 1 : g.T + 1].to(logits.device)
+            return _neutral_scores(logits, g.base_logits, nxt, g.window())
+
+        nbase = nrun.base(neutral_score)
         base_loss = float(nbase[:, 1].mean())
-        nv = nrun.run(configs, lambda lg: _neutral_scores(lg, nrun.base_logits, nxt, window))
+        nv = nrun.run(configs, neutral_score)
         neutral_vals = torch.stack([nv[..., 0], nv[..., 1] - nbase[:, 1].cpu()], dim=-1)
     D, A, S = shape
     values, lo, hi, rand = _aggregate(per_prompt, neutral_vals, D, A, S, n_boot, seed)
@@ -264,13 +274,6 @@ def _task_metrics(vals: Tensor, base: Tensor) -> Float[Tensor, "n batch 5"]:
         ],
         dim=-1,
     )
-
-
-def _next_tokens(runner: Runner, text: Task) -> Tensor:
-    """``[B, P]`` the next token of every read position (window mode): read from the whole
-    text, since the runner stops at the last read position."""
-    nxt = text.clean_tokens[:, 1 : runner.T + 1].to(runner.tokens.device)
-    return nxt[:, runner.start :]
 
 
 def _neutral_scores(
