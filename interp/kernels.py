@@ -22,6 +22,8 @@ from torch import Tensor
 from transformer_lens.components import LayerNorm, LayerNormPre, RMSNorm, RMSNormPre
 from transformer_lens.utilities.activation_functions import gelu_new
 
+from interp import weights
+
 
 def _gelu_tanh(x: Tensor) -> Tensor:
     return F.gelu(x, approximate="tanh")
@@ -60,7 +62,11 @@ def fused(model: Any) -> Iterator[None]:
         yield  # other backends and half precision (where TransformerLens upcasts) as they are
         return
     swapped: list[tuple[Any, str, Any]] = []
+    stack = contextlib.ExitStack()
     try:
+        # TransformerLens lays some weights out afresh on every call (a transposed copy of the
+        # unembedding, 113 MB for SmolLM2): inside the block each copy is made once.
+        stack.enter_context(weights.laid_out(tl))
         for module in tl.modules():
             # A forward already set on the instance is an enclosing `fused` (or the user's own
             # patch): leave it, so nested blocks restore only what they changed.
@@ -78,3 +84,4 @@ def fused(model: Any) -> Iterator[None]:
                 del module.forward  # back to the class's method
             else:
                 setattr(module, attr, old)
+        stack.close()

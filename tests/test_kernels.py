@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
@@ -95,3 +97,52 @@ def test_other_modules_pass_through_untouched() -> None:
     with fused(lin):  # no TransformerLens config: nothing to fuse, nothing changed
         out = lin(x)
     assert torch.equal(out, lin(x)) and "forward" not in lin.__dict__
+
+
+@pytest.mark.parametrize("kind", ["organism", "llama_random", "gpt2_random"])
+def test_weights_laid_out_once_give_the_same_numbers_bit_for_bit(kind, request):
+    """TransformerLens copies transposed weights on every call; `weights.laid_out` copies them
+    once per block: same values, same layout, so the same logits exactly, and everything is
+    restored on exit, also after an exception."""
+    from transformer_lens.components import abstract_attention, grouped_query_attention
+
+    from interp import weights
+
+    model = request.getfixturevalue(kind)
+    tokens = torch.randint(5, 300, (3, 8))
+    originals = (abstract_attention.simple_attn_linear, grouped_query_attention.simple_attn_linear)
+    with torch.inference_mode():
+        plain = model.tl(tokens)
+        with weights.laid_out(model.tl):
+            inside = model.tl(tokens)
+            with weights.laid_out(model.tl):  # nested: shares the outer copies
+                again = model.tl(tokens)
+            assert weights._CACHE  # the inner block did not drop the outer one's copies
+        with pytest.raises(RuntimeError), weights.laid_out(model.tl):
+            raise RuntimeError
+    assert torch.equal(plain, inside) and torch.equal(plain, again)
+    assert (
+        abstract_attention.simple_attn_linear,
+        grouped_query_attention.simple_attn_linear,
+    ) == originals
+    assert not weights._CACHE and not weights._OWNERS
+    assert all("forward" not in m.__dict__ for m in model.tl.modules())
+
+
+def test_laid_out_weights_pass_gradients_to_activations(llama_random):
+    from interp import weights
+
+    tokens = torch.randint(5, 300, (2, 6))
+    grads = []
+    store: dict[str, torch.Tensor] = {}
+
+    def keep(x, hook):
+        x.retain_grad()
+        store["x"] = x
+        return x
+
+    for ctx in (contextlib.nullcontext(), weights.laid_out(llama_random.tl)):
+        with ctx, llama_random.hooks([("blocks.0.hook_resid_mid", keep)]):
+            llama_random.tl(tokens)[:, -1].logsumexp(-1).sum().backward()
+        grads.append(store["x"].grad.clone())
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)

@@ -489,6 +489,20 @@ def test_layer_scorecard_and_atp_evidence(organism, facts_eval):
     assert len(ver.verification) == organism.n_layers
 
 
+def test_detectors_and_a_single_source_rank_as_evidence(organism, facts_eval):
+    card = interp.steering.targets(organism, facts_eval[:32], over="heads", evidence=("dla",),
+                                   detectors=("previous_token",), progress=False, n_boot=20)
+    assert list(card.coords["source"]) == ["dla", "previous_token", "merged"]
+    det = interp.attribution.detect_heads(organism, "previous_token")
+    assert torch.allclose(card.scores[:, 1], det.values.reshape(-1).float())
+    best = int(det.values.reshape(-1).argmax())
+    assert float(card.values[best, 1]) == 1.0  # rank 1 = the strongest detector score
+    with pytest.raises(InterpError, match="over='heads'"):
+        interp.steering.targets(organism, facts_eval[:32], over="layers", detectors=("induction",))
+    with pytest.raises(InterpError, match="k=20"):
+        card.verify(k=20)
+
+
 # ----------------------------------------------------------------------------- results
 
 
