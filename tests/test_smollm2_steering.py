@@ -1,7 +1,7 @@
 """Steering a real pretrained model: SmolLM2-135M-Instruct (the session's one model load).
 
 A CAA direction from sentiment contrast pairs written here (positive vs negative sentences, the
-residual stream averaged over each sentence's tokens) at layer 9 of 30 moves the next-token
+residual stream averaged over each sentence's tokens; `interp.tasks.sentiment`) at layer 9 of 30 moves the next-token
 probability mass from negative to positive words on neutral prompts, far beyond random
 directions of the same norm, at a small KL on unrelated text; steered generations read that way.
 Numbers in comments were measured with these prompts (see the issue's closing note).
@@ -15,74 +15,12 @@ import pytest
 import torch
 
 import interp
+from interp.tasks import sentiment
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
-POSITIVE = [
-    " good",
-    " great",
-    " wonderful",
-    " excellent",
-    " amazing",
-    " happy",
-    " beautiful",
-    " perfect",
-]
-NEGATIVE = [" bad", " terrible", " awful", " horrible", " poor", " sad", " ugly", " boring"]
-PAIRS = [
-    ("I loved this movie, it was wonderful.", "I hated this movie, it was terrible."),
-    (
-        "The food was delicious and the staff were kind.",
-        "The food was disgusting and the staff were rude.",
-    ),
-    ("What a beautiful day, I feel great.", "What an awful day, I feel miserable."),
-    ("This book is brilliant and inspiring.", "This book is dull and depressing."),
-    (
-        "Our holiday was fantastic, we had so much fun.",
-        "Our holiday was a disaster, we were so unhappy.",
-    ),
-    (
-        "The concert was amazing and the crowd was joyful.",
-        "The concert was awful and the crowd was hostile.",
-    ),
-    ("I am so happy with my new phone.", "I am so disappointed with my new phone."),
-    ("The team played brilliantly and won.", "The team played terribly and lost."),
-    (
-        "She gave a warm, thoughtful and lovely speech.",
-        "She gave a cold, careless and dreadful speech.",
-    ),
-    (
-        "The hotel room was clean, bright and comfortable.",
-        "The hotel room was dirty, dark and uncomfortable.",
-    ),
-    (
-        "Everyone at the party was cheerful and friendly.",
-        "Everyone at the party was grumpy and unfriendly.",
-    ),
-    ("This is the best coffee I have ever had.", "This is the worst coffee I have ever had."),
-]
-NEUTRAL = [
-    "The movie was",
-    "I think the food here is",
-    "My day has been",
-    "The new phone is",
-    "Honestly, the weather today is",
-    "The book I read last week was",
-    "Overall, the trip was",
-    "The service at the restaurant was",
-    "In my opinion, the show is",
-    "The results of the test were",
-    "Our neighbours are",
-    "The city at night is",
-]
-OTHER = [
-    "The capital of France is Paris, and the capital of Italy is Rome.",
-    "To bake bread, mix flour, water, salt and yeast.",
-    "The train leaves the station at seven in the morning.",
-    "Water boils at one hundred degrees Celsius at sea level.",
-    "He opened the door and walked into the kitchen.",
-    "The meeting was moved to Thursday afternoon.",
-]
+POSITIVE, NEGATIVE, PAIRS = sentiment.POSITIVE, sentiment.NEGATIVE, sentiment.PAIRS
+NEUTRAL, OTHER = sentiment.NEUTRAL, sentiment.OTHER
 GOOD_WORDS = {
     "amazing",
     "great",
@@ -205,8 +143,9 @@ def test_ioi_scorecard_verification_on_a_real_model(smollm2):
     (which name is the answer changes from prompt to prompt), yet the evidence still finds the
     heads that move it: the top 5 move the logit difference ~10x more than 5 random heads."""
     ioi = interp.tasks.ioi(smollm2, n=16, seed=0)
-    card = interp.steering.targets(smollm2, ioi, over="heads", patching="atp", progress=False,
-                                   n_boot=50)
+    card = interp.steering.targets(
+        smollm2, ioi, over="heads", patching="atp", progress=False, n_boot=50
+    )
     assert card.values.shape == (smollm2.n_layers * smollm2.n_heads, 5)
     # DLA and both patching modes put L23H3 first (measured; exact patching agrees).
     assert card.ranking().set_index("unit").loc["L23H3", "rank_dla"] == 1.0
