@@ -170,10 +170,12 @@ class ScorecardResult(Result):
             rows.append(row)
         return pd.DataFrame(rows).sort_values("rank_merged", kind="stable").reset_index(drop=True)
 
+    @checked
     def top_units(self, k: int = 5) -> list[str]:
         """The `k` units with the best merged rank."""
         return list(self.ranking()["unit"][:k])
 
+    @checked
     def verify(self, k: int = 5, **kw: Any) -> ScorecardResult:
         """Steer the top `k` units and `k` random ones (see `interp.steering.verify`)."""
         from interp.analyses.steering.scorecard import verify

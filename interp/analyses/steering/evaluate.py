@@ -19,7 +19,13 @@ from torch import Tensor
 
 from interp.analyses.steering.engine import Config, Group, Runner
 from interp.analyses.steering.objective import Toward, neutral_task, objective, word_objective
-from interp.analyses.steering.steer import Directions, Positions, PositionSpec, as_directions
+from interp.analyses.steering.steer import (
+    Directions,
+    Positions,
+    PositionSpec,
+    as_directions,
+    finite_strength,
+)
 from interp.analyses.steering.vector import SteeringDirection
 from interp.budget import DEFAULT_BUDGET, parse_budget
 from interp.checks import checked
@@ -37,16 +43,7 @@ def check_alphas(alphas: Sequence[float]) -> list[float]:
     values = [alphas] if isinstance(alphas, int | float) else list(alphas)
     if not values:
         raise InterpError("alphas is empty: give at least one strength (sigma units).")
-    out = []
-    for a in values:
-        try:
-            f = float(a)
-        except (TypeError, ValueError):
-            raise InterpError(f"Strength {a!r} is not a number.") from None
-        if f != f or f in (float("inf"), float("-inf")):
-            raise InterpError(f"Strength {a!r} is not finite: give finite strengths.")
-        out.append(f)
-    return out
+    return [finite_strength(a) for a in values]
 
 
 def task_positions(spec: PositionSpec, task: Task) -> Positions:

@@ -156,6 +156,7 @@ def unit_direction(card: ScorecardResult, i: int, model_name: str) -> SteeringDi
     )
 
 
+@checked
 def verify(
     card: ScorecardResult,
     k: int = 5,

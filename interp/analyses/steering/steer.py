@@ -48,16 +48,18 @@ def as_strengths(alpha: Strengths, n: int) -> list[float]:
     values = [alpha] * n if isinstance(alpha, int | float) else list(alpha)
     if len(values) != n:
         raise InterpError(f"Got {len(values)} strengths for {n} directions: give one or {n}.")
-    out = []
-    for a in values:
-        try:
-            f = float(a)
-        except (TypeError, ValueError):
-            raise InterpError(f"Strength {a!r} is not a number.") from None
-        if not math.isfinite(f):
-            raise InterpError(f"Strength {a!r} is not finite: give a finite number (sigma units).")
-        out.append(f)
-    return out
+    return [finite_strength(a) for a in values]
+
+
+def finite_strength(a: Any) -> float:
+    """A strength as a float; NaN, infinities and non-numbers are refused."""
+    try:
+        f = float(a)
+    except (TypeError, ValueError):
+        raise InterpError(f"Strength {a!r} is not a number.") from None
+    if not math.isfinite(f):
+        raise InterpError(f"Strength {a!r} is not finite: give a finite number (sigma units).")
+    return f
 
 
 @dataclass
