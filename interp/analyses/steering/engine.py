@@ -170,12 +170,12 @@ class Group:
         self.base_logits = self._rows(logits[None])[0]  # [b, P, V]
 
     # ------------------------------------------------------------------ reading
-    def _rows(self, logits: Tensor, first: int = 0) -> Tensor:
-        """``[n, b, t, V]`` logits of positions first.. -> the rows that are read."""
+    def _rows(self, logits: Tensor) -> Tensor:
+        """``[n, b, T, V]`` logits of every position -> the rows that are read."""
         if self.read == "answer":
             rows = torch.arange(self.B, device=logits.device)
-            return logits[:, rows, self.answer_pos - first][:, :, None]
-        return logits[:, :, self.start - first :]
+            return logits[:, rows, self.answer_pos][:, :, None]
+        return logits[:, :, self.start :]
 
     def window(self) -> Tensor:
         """``[b, P]`` which read rows count (window mode: first steered .. answer position)."""
