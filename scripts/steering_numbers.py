@@ -4,7 +4,10 @@ Run from the repository root: python scripts/steering_numbers.py (about a minute
 Seeds are those of tests/test_steering.py.
 """
 
-import torch, interp, warnings, json
+import json
+import warnings
+
+import interp
 
 warnings.filterwarnings("ignore")
 m = interp.load_model("organism")
