@@ -511,6 +511,8 @@ def test_detectors_and_a_single_source_rank_as_evidence(organism, facts_eval):
         interp.steering.targets(organism, facts_eval[:32], over="layers", detectors=("induction",))
     with pytest.raises(InterpError, match="k=20"):
         card.verify(k=20)
+    with pytest.raises(InterpError, match="same positions"):
+        interp.steering.targets(organism, facts_eval[:32], positions=facts_eval[:32].answer_pos)
 
 
 # ----------------------------------------------------------------------------- results

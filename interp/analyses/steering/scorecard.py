@@ -73,6 +73,11 @@ def targets(
 
     Returns a `ScorecardResult`; ``.verify(k=5)`` steers the top units.
     """
+    if isinstance(positions, Tensor) or positions == "generated":
+        raise InterpError(
+            "targets steers every unit at the same positions: give 'last' (default), 'all' or "
+            "a list of positions."
+        )
     model = load_model(model)
     model.require("Steering targets", "logits", "hooked")
     obj = objective(model, task)  # checks the task has something to steer towards
