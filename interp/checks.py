@@ -23,6 +23,7 @@ import typing
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
+from interp.calls import recording
 from interp.errors import InterpError
 from interp.shapes import check_shapes, shape_params
 
@@ -315,7 +316,8 @@ def checked(fn: F) -> F:
         check_classes(fn, bound)
         if shaped:
             check_shapes(fn, bound, _where(fn))
-        return fn(*args, **kwargs)
+        with recording(fn, bound):  # the result's metadata says how to reproduce it
+            return fn(*args, **kwargs)
 
     wrapper.__interp_checked__ = True  # type: ignore[attr-defined]
     return typing.cast(F, wrapper)

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -226,6 +227,83 @@ class Result:
         from interp.viz.figures import default_figure
 
         return default_figure(self, **kw)
+
+    @classmethod
+    def views(cls) -> tuple[str, ...]:
+        """The names of this result's figures: ``plot`` and its other ``plot_*`` methods (and
+        ``attention`` where a circuitsvis view exists); each can be saved with `save_figure`."""
+        names = sorted(n for n in dir(cls) if n.startswith("plot") and callable(getattr(cls, n)))
+        names.remove("plot")
+        extra = ("attention",) if hasattr(cls, "circuitsvis_html") else ()
+        return ("plot", *names, *extra)
+
+    def save_figure(
+        self,
+        path: str | os.PathLike[str],
+        format: str | None = None,
+        *,
+        view: str = "plot",
+        width: float | str | None = None,
+        height: float | str | None = None,
+        scale: float | None = None,
+        theme: Literal["paper", "screen"] | None = "paper",
+        font: Literal["sans", "serif"] = "sans",
+        font_size: float | None = None,
+        title: bool = False,
+        **view_kw: Any,
+    ) -> Path:
+        """Write one view as PNG, SVG or PDF (format from the suffix), offline, with the
+        result's metadata in a sidecar ``<file>.json`` and inside the file.
+
+        Args:
+            path: ``fig.pdf``, ``fig.svg`` or ``fig.png``.
+            view: which figure (`views()`): ``"plot"``, ``"plot_frontier"``, ``"attention"``...
+            width, height: paper theme: inches, a length (``"8.4cm"``) or a venue
+                (``"single"`` 3.3 in, ``"double"`` 6.9 in, ``"icml"``, ...); screen: px.
+            scale: pixel density (PNG; paper PNGs default to 300 dpi, attention views to 2).
+            theme: ``"paper"`` (print sizes, no title, see `interp.viz.paper`) or ``"screen"``.
+            font: ``"sans"`` or ``"serif"``; font_size: points (default 8).
+            title: keep the figure's title (captions belong to the paper, so off by default).
+            view_kw: passed to the view method (``metric="flip_rate"``...).
+        """
+        from interp.viz.export import save_result_figure
+
+        return save_result_figure(
+            self,
+            path,
+            format,
+            view=view,
+            width=width,
+            height=height,
+            scale=scale,
+            theme=theme,
+            font=font,
+            font_size=font_size,
+            title=title,
+            **view_kw,
+        )
+
+    @checked
+    def to_latex(
+        self,
+        top: int | None = 10,
+        precision: int = 3,
+        columns: list[str] | None = None,
+        caption: str | None = None,
+        label: str | None = None,
+    ) -> str:
+        """The top cells (every cell with ``top=None``) as a booktabs LaTeX tabular; intervals
+        print as ``value [low, high]``; every label is LaTeX-escaped. With `caption` or
+        `label`, wrapped in a table environment."""
+        from interp.results.tables import latex_table
+
+        return latex_table(self, top, precision, columns, caption, label)
+
+    def to_csv(self, path: str | os.PathLike[str]) -> Path:
+        """The tidy frame (`to_dataframe`) as CSV, written atomically; floats round-trip."""
+        from interp.results.tables import write_csv
+
+        return write_csv(self, Path(path))
 
     def _repr_html_(self) -> str:
         global _PLOTLYJS_SENT

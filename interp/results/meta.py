@@ -8,6 +8,8 @@ import platform
 from importlib import metadata
 from typing import Any
 
+from interp.calls import current_call
+
 
 def versions() -> dict[str, str]:
     return dict(_versions())
@@ -46,5 +48,8 @@ def make_meta(
     if dtype is not None:
         # Tolerances of exactness checks (DLA's sum to total) depend on the model's precision.
         meta["model_dtype"] = str(dtype).removeprefix("torch.")
+    call = current_call()
+    if call is not None:
+        meta["call"] = call  # the public call that made this result (interp.calls)
     meta.update(extra)
     return meta

@@ -1,0 +1,92 @@
+"""The public call that produced a result, so figures and reports can say how to reproduce it.
+
+`checked` (the argument checks every public analysis carries) records the outermost call of an
+analysis function while it runs; `make_meta` copies it into the result's metadata as ``call``:
+``interp.attribution.direct_logit(model, task, over='heads', seed=0)``. Arguments are written
+as the user passed them: numbers, strings and short lists literally, a model as ``model``, a task
+as ``task`` (both are described elsewhere in the metadata), anything else by its type.
+Command-line runs record the shell command instead (``command``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
+
+_CALL: contextvars.ContextVar[str | None] = contextvars.ContextVar("interp_call", default=None)
+_SIMPLE = (int, float, str, bool, type(None))
+
+
+def public_name(fn: Callable[..., Any]) -> str | None:
+    """``interp.<family>.<name>`` for a function an analysis family exports, else None."""
+    module = getattr(fn, "__module__", "") or ""
+    parts = module.split(".")
+    if len(parts) < 3 or parts[:2] != ["interp", "analyses"] or "." in fn.__qualname__:
+        return None
+    family = parts[2]
+    try:
+        exported = getattr(importlib.import_module(f"interp.analyses.{family}"), fn.__name__, None)
+    except ImportError:
+        return None
+    if exported is None:
+        return None
+    return f"interp.{family}.{fn.__name__}"
+
+
+def _arg(value: Any) -> str:
+    kind = type(value).__name__
+    if isinstance(value, _SIMPLE):
+        return repr(value)
+    if (
+        isinstance(value, list | tuple)
+        and len(value) <= 12
+        and all(isinstance(v, _SIMPLE) for v in value)
+    ):
+        return repr(value)
+    if kind in ("Model", "HookedTransformer", "TransformerBridge") or hasattr(value, "cfg"):
+        return "model"
+    if kind == "Task":
+        return "task"
+    return f"<{kind}>"
+
+
+def format_call(name: str, bound: inspect.BoundArguments) -> str:
+    """``name(arg, key=value, ...)`` from the arguments as passed (defaults left out)."""
+    params = bound.signature.parameters
+    args: list[str] = []
+    for key, value in bound.arguments.items():
+        kind = params[key].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            args.extend(_arg(v) for v in value)
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            args.extend(f"{k}={_arg(v)}" for k, v in value.items())
+        elif kind is inspect.Parameter.POSITIONAL_ONLY or (
+            key in ("model", "task") and kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        ):
+            args.append(_arg(value))
+        else:
+            args.append(f"{key}={_arg(value)}")
+    return f"{name}({', '.join(args)})"
+
+
+@contextlib.contextmanager
+def recording(fn: Callable[..., Any], bound: inspect.BoundArguments) -> Iterator[None]:
+    """Record `fn`'s call while it runs, if it is a public analysis and the outermost one."""
+    name = public_name(fn) if _CALL.get() is None else None
+    if name is None:
+        yield
+        return
+    token = _CALL.set(format_call(name, bound))
+    try:
+        yield
+    finally:
+        _CALL.reset(token)
+
+
+def current_call() -> str | None:
+    """The public analysis call running now (the outermost), or None."""
+    return _CALL.get()

@@ -1,0 +1,184 @@
+"""The paper theme: a figure laid out for a venue's column at its printed size.
+
+A PDF or SVG is exported at 96 CSS pixels per inch, so a figure `width_in` wide is placed in
+LaTeX at 100% (``\\includegraphics[width=\\columnwidth]``) and every font keeps the point size
+asked for here. Titles are dropped by default (the caption belongs to the paper), signed colour
+scales are centred at zero, and the categorical colours are Okabe-Ito (colour-blind safe, set
+for every figure in `interp.viz.theme`).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import plotly.graph_objects as go
+
+from interp.errors import InterpError
+from interp.viz.theme import SIGNED_SCALE
+
+PX_PER_IN = 96.0  # CSS pixels per inch: Chromium prints 96 px to the inch
+PT_PER_IN = 72.0
+
+#: Column widths in inches of common venues' LaTeX styles (\columnwidth, \textwidth).
+VENUES: dict[str, float] = {
+    "single": 3.3,  # a two-column paper's column (ICML, ACL, IEEE: 3.0-3.5 in)
+    "double": 6.9,  # the full text width of a two-column paper
+    "icml": 3.25,
+    "icml-wide": 6.75,
+    "acl": 3.03,  # 7.7 cm
+    "acl-wide": 6.3,  # 16 cm
+    "ieee": 3.5,
+    "ieee-wide": 7.16,
+    "neurips": 5.5,  # one-column text width
+    "iclr": 5.5,
+}
+
+FONTS = {
+    "sans": "Helvetica, Arial, 'Liberation Sans', 'DejaVu Sans', sans-serif",
+    "serif": "'Times New Roman', Times, 'Liberation Serif', 'DejaVu Serif', serif",
+}
+Font = Literal["sans", "serif"]
+
+_UNITS = {"in": 1.0, "cm": 1 / 2.54, "mm": 1 / 25.4, "pt": 1 / PT_PER_IN, "px": 1 / PX_PER_IN}
+
+
+def inches(value: float | str, what: str = "width") -> float:
+    """A length in inches from ``3.3``, ``"3.3in"``, ``"8.4cm"``, ``"240pt"``, ``"317px"`` or a
+    venue name (``"single"``, ``"double"``, ``"icml"`` ...; see `VENUES`). Numbers are inches."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        out = float(value)
+    elif isinstance(value, str) and value.strip().lower() in VENUES:
+        out = VENUES[value.strip().lower()]
+    elif isinstance(value, str) and (
+        m := re.fullmatch(r"\s*([0-9.]+)\s*(in|cm|mm|pt|px)?\s*", value)
+    ):
+        try:
+            out = float(m.group(1)) * _UNITS[m.group(2) or "in"]
+        except ValueError:
+            out = float("nan")
+    else:
+        out = float("nan")
+    if not np.isfinite(out) or out <= 0 or out > 60:
+        raise InterpError(
+            f"{what}={value!r}: give inches (3.3), a length with a unit ('3.3in', '8.4cm', "
+            f"'240pt', '317px') or a venue ({', '.join(VENUES)})."
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class PaperStyle:
+    """Sizes of the paper theme, in points at the printed size."""
+
+    font: Font = "sans"
+    font_pt: float = 8.0  # tick labels, axis titles, legend: legible at column width
+    title_pt: float = 9.0
+    letter_pt: float = 10.0  # (a), (b) panel letters
+    line_px: float = 1.5
+    marker_px: float = 5.0
+
+    def px(self, pt: float) -> float:
+        """A font size in CSS px for `pt` points at the printed size."""
+        return round(pt * PX_PER_IN / PT_PER_IN, 3)
+
+
+def default_height(width_in: float) -> float:
+    """A height for a width: 3:4 for a column, flatter for wide figures, at most 4.5 in."""
+    return round(min(4.5, width_in * (0.75 if width_in < 4.5 else 0.45)), 3)
+
+
+def paper_figure(
+    fig: go.Figure,
+    width_in: float,
+    height_in: float,
+    style: PaperStyle | None = None,
+    titles: bool = False,
+) -> go.Figure:
+    """A copy of `fig` styled for print at `width_in` x `height_in` inches.
+
+    Fonts are set in points (`style`), titles removed unless `titles`, sliders and buttons
+    removed (a printed page cannot move them; the figure shows its current frame), signed
+    colour scales centred at zero, lines and markers sized for print.
+    """
+    st = style or PaperStyle()
+    out = go.Figure(copy.deepcopy(fig.to_dict()), skip_invalid=False)
+    out.__dict__["_interp_escaped"] = set(fig.__dict__.get("_interp_escaped", set()))
+    out.frames = []
+    size = st.px(st.font_pt)
+    family = FONTS[st.font]
+    lay = out.layout
+    lay.update(
+        width=round(width_in * PX_PER_IN, 3),
+        height=round(height_in * PX_PER_IN, 3),
+        font={"family": family, "size": size, "color": "#000"},
+        margin={"l": 8, "r": 8, "t": 8, "b": 8, "pad": 0, "autoexpand": True},
+        sliders=[],
+        updatemenus=[],
+        hoverlabel={"font": {"family": family}},
+    )
+    lay.legend.font = {"size": size}
+    lay.legend.title.font = {"size": size}
+    if titles and lay.title.text:
+        lay.title.font = {"size": st.px(st.title_pt)}
+        lay.margin.t = st.px(st.title_pt) * 2.5
+    else:
+        lay.title.text = None
+    for axes in (out.select_xaxes(), out.select_yaxes()):
+        for ax in axes:
+            ax.update(
+                tickfont={"size": size},
+                title={"font": {"size": size}, "standoff": 4},
+                automargin=True,
+                linewidth=0.75,
+                ticklen=3,
+                tickwidth=0.75,
+            )
+    for note in lay.annotations:
+        # Panel letters keep their larger size; other notes follow the text size.
+        big = bool(re.fullmatch(r"(<b>)?\([a-z]\)(</b>)?", str(note.text or "")))
+        note.font.size = st.px(st.letter_pt if big else st.font_pt)
+        note.font.family = family
+    for trace in out.data:
+        _trace(trace, st, size)
+    if lay.coloraxis is not None and lay.coloraxis.colorbar is not None:
+        _colorbar(lay.coloraxis.colorbar, size)
+    return out
+
+
+def _colorbar(bar: Any, size: float) -> None:
+    bar.update(
+        thickness=10, tickfont={"size": size}, title={"font": {"size": size}}, outlinewidth=0
+    )
+
+
+def _signed_scale() -> Any:
+    return go.Heatmap(colorscale=SIGNED_SCALE).colorscale
+
+
+def _trace(trace: Any, st: PaperStyle, size: float) -> None:
+    kind = trace.type
+    if "colorbar" in trace:
+        _colorbar(trace.colorbar, size)
+    marker = trace.marker if "marker" in trace else None
+    if marker is not None and "colorbar" in marker and marker.showscale:
+        _colorbar(marker.colorbar, size)
+    if "textfont" in trace:
+        trace.textfont.size = size
+    if kind in ("heatmap", "contour") and trace.z is not None and trace.zmid is None:
+        z = np.asarray(trace.z, dtype=float)
+        finite = z[np.isfinite(z)]
+        diverging = trace.colorscale == _signed_scale()
+        if finite.size and finite.min() < 0 < finite.max() and diverging and trace.zmin is None:
+            # A signed heatmap without a centre: centre it so white means no effect.
+            bound = float(np.abs(finite).max())
+            trace.update(zmid=0.0, zmin=-bound, zmax=bound)
+    if kind == "scatter":
+        mode = trace.mode or ""
+        if "lines" in mode and (trace.line.width is None or trace.line.width > 0):
+            trace.line.width = st.line_px
+        if "markers" in mode and not isinstance(trace.marker.size, tuple | list | np.ndarray):
+            trace.marker.size = st.marker_px
