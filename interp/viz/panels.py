@@ -1,0 +1,425 @@
+"""Compose several figures (or results) into one lettered multi-panel figure for a paper.
+
+Each source figure keeps all of its own axes: they are renamed to fresh ids in the composite,
+their domains are scaled into the panel's cell, and every reference to them (traces, anchors,
+annotations, shapes, images) is rewritten. Positions are relative (paper fractions) only, so an
+exporter may change the figure's size afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from interp.errors import InterpError
+from interp.viz.theme import SIGNED_SCALE, UNSIGNED_SCALE, apply_theme, plotly_text
+
+if TYPE_CHECKING:
+    from interp.results.base import Result
+
+CELL_W, CELL_H = 450, 450  # px per cell when the sources set no size
+BAR_PX = 80  # room right of each cell for its own colour bars (bar, ticks, title)
+HEAD_PX = 30  # room above a row for panel titles, clear of the x-axis titles of the row above
+RAISE_PX = 20  # a panel title goes up over a source's own subplot titles
+_AX_KEY = re.compile(r"([xy])axis(\d*)")
+_AX_REF = re.compile(r"([xy])(\d*)( domain)?")
+_OTHER_SUBPLOTS = re.compile(r"(polar|ternary|scene|geo|mapbox|map|smith)\d*")
+# Layout settings that are global in plotly; the first source that sets one wins.
+_GLOBAL_KEYS = ("barmode", "bargap", "bargroupgap", "boxmode", "violinmode", "hovermode")
+# Colour-scale settings a trace (or its marker/line) gives up when it joins a shared coloraxis.
+_SCALE_KEYS = (
+    "colorscale", "zmin", "zmax", "zmid", "zauto", "cmin", "cmax", "cmid", "cauto",
+    "showscale", "colorbar", "reversescale", "autocolorscale",
+)  # fmt: skip
+# Trace types coloured by a z grid (a colour bar by default, no legend entry unless asked for).
+_Shared = tuple[list[np.ndarray], list[str]]  # values and colour-bar titles of every panel
+_Z_TYPES = {"heatmap", "contour", "histogram2d", "histogram2dcontour", "contourcarpet"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One panel's extent in paper fractions."""
+
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+
+    def mx(self, v: float) -> float:
+        return self.x0 + float(v) * (self.x1 - self.x0)
+
+    def my(self, v: float) -> float:
+        return self.y0 + float(v) * (self.y1 - self.y0)
+
+
+def _clip(v: float) -> float:
+    # Float noise (1.0000000002) would fail plotly's [0, 1] validation.
+    return min(max(round(float(v), 10), 0.0), 1.0)
+
+
+def _domain(lo: float, hi: float) -> list[float]:
+    return [_clip(lo), _clip(hi)]
+
+
+def grid(n: int, cols: int, spacing: float, bar: float = 0.0, head: float = 0.0) -> list[Cell]:
+    """Row-major cells for `n` panels; `bar` is the strip kept right of each cell for colour
+    bars, `head` the strip above each row after the first for titles."""
+    rows = math.ceil(n / cols)
+    w = (1 - (cols - 1) * spacing - cols * bar) / cols
+    h = (1 - (rows - 1) * (spacing + head)) / rows
+    if w <= 0 or h <= 0:
+        raise InterpError(f"spacing={spacing} leaves no room for {rows}x{cols} cells; pass less.")
+    cells = []
+    for i in range(n):
+        r, c = divmod(i, cols)
+        x0, y1 = c * (w + bar + spacing), 1 - r * (h + spacing + head)
+        cells.append(Cell(*_domain(x0, x0 + w), *_domain(y1 - h, y1)))
+    return cells
+
+
+class _Ids(dict[str, int]):
+    """Fresh ids in the composite: x, x2, ...; coloraxis, coloraxis2, ...; legend, legend2."""
+
+    def new(self, kind: str) -> str:
+        self[kind] = n = self.get(kind, 0) + 1
+        return kind if n == 1 else f"{kind}{n}"
+
+
+def _key(ref: str) -> str:  # layout key of an axis ref: "x2" -> "xaxis2"
+    return f"{ref[0]}axis{ref[1:]}"
+
+
+def _norm(ref: str) -> str:  # "x1" is "x"
+    return ref[0] if ref[1:] in ("", "1") else ref
+
+
+def _rank(ref: str) -> tuple[str, int]:  # plotly's order: x, x2, ..., x10
+    return ref[0], int(ref[1:] or 1)
+
+
+def _holders(t: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """Where a trace keeps a colour scale, with the field of its values: the trace (z) and/or
+    its marker / line (color)."""
+    out: list[tuple[dict[str, Any], str]] = []
+    if t.get("type") in _Z_TYPES or "coloraxis" in t or "colorscale" in t:
+        out.append((t, "z"))
+    for sub in ("marker", "line"):
+        h = t.get(sub)
+        if isinstance(h, dict) and ("coloraxis" in h or "colorscale" in h or h.get("showscale")):
+            out.append((h, "color"))
+    return out
+
+
+def _finite(values: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=float).ravel()
+    except (TypeError, ValueError):  # colour names, ragged rows: no numbers to bound
+        return np.empty(0)
+    return arr[np.isfinite(arr)]
+
+
+def _place_bar(cb: dict[str, Any], box: Cell, cell: Cell) -> None:
+    """A colour bar just right of `box`; one the source positioned itself is moved with it."""
+    if cb.get("xref") == "container" or cb.get("yref") == "container":
+        return
+    if "x" in cb or "y" in cb:
+        cb["x"], cb["y"] = cell.mx(cb.get("x", 1.02)), cell.my(cb.get("y", 0.5))
+        if cb.get("lenmode", "fraction") == "fraction":
+            cb["len"] = cb.get("len", 1.0) * (cell.y1 - cell.y0)
+        return
+    cb.update(x=box.x1, xanchor="left", y=(box.y0 + box.y1) / 2, yanchor="middle")
+    cb.update(len=box.y1 - box.y0, lenmode="fraction")
+    cb.setdefault("thickness", 14)
+    title = cb.setdefault("title", {})
+    if isinstance(title, dict):
+        title.setdefault("side", "right")  # a title on top would spill over the next cell
+
+
+def _titles_of(cb: Any) -> list[str]:
+    title = cb.get("title") if isinstance(cb, dict) else None
+    text = title.get("text") if isinstance(title, dict) else title
+    return [text] if isinstance(text, str) and text else []
+
+
+def _legend_shown(shown: bool | None, traces: list[dict[str, Any]]) -> list[bool]:
+    """Per trace, whether the source shows it in a legend (plotly's own defaults)."""
+    entry = [
+        t.get("showlegend", t.get("type") not in _Z_TYPES | {"image"})
+        and t.get("visible", True) is not False
+        for t in traces
+    ]
+    if shown is None:  # plotly: a legend once two entries exist (a pie's slices, one asked for)
+        ask = [
+            t.get("showlegend") is True or t.get("type") in ("pie", "funnelarea") for t in traces
+        ]
+        shown = sum(entry) + sum(e and x for e, x in zip(entry, ask, strict=True)) > 1
+    return [bool(shown and e) for e in entry]
+
+
+class _Panel:
+    """One source figure moved into its cell: fresh ids for its axes, colour axes and legends,
+    and every position and reference rewritten to match."""
+
+    def __init__(self, src: go.Figure, k: int, cell: Cell, ids: _Ids) -> None:
+        self.k, self.cell, self.ids = k, cell, ids
+        self.lay = copy.deepcopy(src.layout.to_plotly_json())
+        self.traces = [copy.deepcopy(t.to_plotly_json()) for t in src.data]
+        self.cart = ["xaxis" in tr for tr in src.data]  # plotly knows which types have axes
+        self.showlegend = src.layout.showlegend
+        odd = [f"a {key!r} subplot" for key in self.lay if _OTHER_SUBPLOTS.fullmatch(key)]
+        odd += [f"a {tr.type} trace" for tr in src.data if "xaxis" not in tr and "domain" not in tr]
+        if odd:  # polar, 3-D and map subplots have no axis domains to scale here
+            raise InterpError(
+                f"panels: item {k} has {odd[0]}; pass figures with cartesian axes (heatmap, "
+                "bar, line, make_subplots grids) or domain traces such as pie."
+            )
+        self.notes = [
+            (n, a) for n in ("annotations", "shapes", "images") for a in self.lay.get(n, ())
+        ]
+        self.pairs = [
+            (_norm(t.get("xaxis", "x")), _norm(t.get("yaxis", "y")))
+            for t, cart in zip(self.traces, self.cart, strict=True)
+            if cart
+        ]
+        # Every axis the source uses, whether or not its layout spells it out.
+        refs = {m[1] + m[2] for key in self.lay if (m := _AX_KEY.fullmatch(key))}
+        refs |= {r for p in self.pairs for r in p}
+        # A note without a ref sits on the source's first axis (plotly's default), images on paper
+        first = {a: min((r for r in refs if r[0] == a), key=_rank, default="paper") for a in "xy"}
+        self.refs = [
+            [n.setdefault(f"{a}ref", "paper" if name == "images" else first[a]) for a in "xy"]
+            for name, n in self.notes
+        ]
+        refs |= {_norm(m[1] + m[2]) for rs in self.refs for r in rs if (m := _AX_REF.fullmatch(r))}
+        self.new = {r: ids.new(r[0]) for r in sorted(refs, key=_rank)}
+        self.boxes: dict[str, list[float]] = {}
+        # Subplot titles (notes at or over the top of the source) push the panel title up.
+        self.raised = any(
+            name == "annotations"
+            and (ry == "paper" or ry.endswith(" domain"))
+            and n.get("y", 0.5) >= 1
+            for (name, n), (_, ry) in zip(self.notes, self.refs, strict=True)
+        )
+
+    def rename(self, ref: Any) -> Any:
+        m = _AX_REF.fullmatch(ref) if isinstance(ref, str) else None
+        if not m or _norm(m[1] + m[2]) not in self.new:
+            return ref  # "paper", "free", "pixel", False
+        return self.new[_norm(m[1] + m[2])] + (m[3] or "")
+
+    def axes(self, out: dict[str, Any]) -> None:
+        cell = self.cell
+        for r, nr in self.new.items():
+            ax = self.lay.get(_key(r), {})
+            scale, across = (cell.mx, cell.my) if r[0] == "x" else (cell.my, cell.mx)
+            lo, hi = ax.get("domain", [0.0, 1.0])
+            ax["domain"] = self.boxes[nr] = _domain(scale(lo), scale(hi))
+            if "anchor" not in ax:  # left implicit, plotly might pick another panel's axis
+                i = "xy".index(r[0])
+                mates = sorted((p[1 - i] for p in self.pairs if p[i] == r), key=_rank)
+                counter = "yx"[i] + r[1:]
+                ax["anchor"] = mates[0] if mates else counter if counter in self.new else "free"
+            if ax["anchor"] == "free":  # a free axis sits at a paper fraction across the cell
+                ax["position"] = _clip(across(ax.get("position", 0.0)))
+            for field in ("anchor", "matches", "scaleanchor", "overlaying"):
+                if field in ax:
+                    ax[field] = self.rename(ax[field])
+            out[_key(nr)] = ax
+        for t, cart in zip(self.traces, self.cart, strict=True):
+            if cart:
+                t["xaxis"] = self.rename(t.get("xaxis", "x"))
+                t["yaxis"] = self.rename(t.get("yaxis", "y"))
+            else:  # pie and other domain traces
+                dom = t.setdefault("domain", {})
+                dom["x"] = _domain(*(cell.mx(v) for v in dom.get("x", [0, 1])))
+                dom["y"] = _domain(*(cell.my(v) for v in dom.get("y", [0, 1])))
+
+    def notes_to(self, out: dict[str, Any]) -> None:
+        """Annotations, shapes and images: axis refs renamed, paper positions into the cell
+        ("x domain" refs need only the rename: they follow their axis's domain)."""
+        span = {"x": self.cell.x1 - self.cell.x0, "y": self.cell.y1 - self.cell.y0}
+        for (name, note), refs in zip(self.notes, self.refs, strict=True):
+            for a, ref, scale in zip("xy", refs, (self.cell.mx, self.cell.my), strict=True):
+                if ref == "paper":
+                    spots = [a]
+                    if name == "shapes":
+                        pixel = note.get(f"{a}sizemode") == "pixel"
+                        spots = [f"{a}anchor"] if pixel else [f"{a}0", f"{a}1"]
+                    for spot in spots:
+                        note[spot] = scale(note.get(spot, 0.5))
+                    if name == "images" and f"size{a}" in note:
+                        note[f"size{a}"] *= span[a]
+                note[f"{a}ref"] = self.rename(ref)
+                if f"a{a}ref" in note:  # an arrow tail given in axis units
+                    note[f"a{a}ref"] = self.rename(note[f"a{a}ref"])
+            out.setdefault(name, []).append(note)
+
+    def colours(self, out: dict[str, Any], shared: _Shared | None) -> None:
+        """Each source colour axis / trace scale kept with its bar by the cell, or all joined
+        into the shared colour axis (their values gathered for its bound)."""
+        holders = [(t, h, f) for t in self.traces for h, f in _holders(t)]
+        used = sorted({h["coloraxis"] for _, h, _ in holders if "coloraxis" in h})
+        caxes = {key: v for key, v in self.lay.items() if re.fullmatch(r"coloraxis\d*", key)}
+        caxes |= {key: {} for key in used if key not in caxes}
+        cnew: dict[str, str] = {}
+        for key, cax in caxes.items():
+            if shared is not None:
+                shared[1].extend(_titles_of(cax.get("colorbar")))
+                continue
+            cnew[key] = self.ids.new("coloraxis")
+            _place_bar(cax.setdefault("colorbar", {}), self.cell, self.cell)
+            out[cnew[key]] = cax
+        for t, h, field in holders:
+            if shared is not None:
+                shared[0].append(_finite(h.get(field)))
+                shared[1].extend(_titles_of(h.get("colorbar")))
+                for key in _SCALE_KEYS:
+                    h.pop(key, None)
+                h["coloraxis"] = "coloraxis"
+            elif "coloraxis" in h:
+                h["coloraxis"] = cnew[h["coloraxis"]]
+            elif h.get("showscale", field == "z"):
+                box = self.cell  # by the trace's own subplot when the source has several
+                if "xaxis" in t and "yaxis" in t:
+                    box = Cell(*self.boxes[t["xaxis"]], *self.boxes[t["yaxis"]])
+                _place_bar(h.setdefault("colorbar", {}), box, self.cell)
+
+    def legends(self, out: dict[str, Any]) -> None:
+        """Each panel that shows a legend gets its own, so panels do not merge entries."""
+        lnew: dict[str, str] = {}
+        for t, shown in zip(self.traces, _legend_shown(self.showlegend, self.traces), strict=True):
+            t["showlegend"] = shown  # explicit: plotly's defaults count over the whole figure
+            if "legendgroup" in t:  # a group toggles together: keep it within the panel
+                t["legendgroup"] = f"{self.k}:{t['legendgroup']}"
+            if shown:
+                old = t.get("legend", "legend")
+                if old not in lnew:
+                    lnew[old] = self.ids.new("legend")
+                t["legend"] = lnew[old]
+        cell = self.cell
+        for old, nl in lnew.items():
+            leg = self.lay.get(old, {})
+            if ("x" in leg or "y" in leg) and leg.get("xref") != "container":
+                leg["x"], leg["y"] = cell.mx(leg.get("x", 1.02)), cell.my(leg.get("y", 1.0))
+            else:
+                leg.update(x=cell.x1, y=cell.y1, xanchor="right", yanchor="top")
+                leg.setdefault("bgcolor", "rgba(255,255,255,0.7)")
+            out[nl] = leg
+        for key in _GLOBAL_KEYS:
+            if key in self.lay:
+                out.setdefault(key, self.lay[key])
+
+
+def panels(
+    items: Sequence[go.Figure | Result],
+    cols: int = 2,
+    *,
+    shared_colorscale: bool = False,
+    letters: bool = True,
+    titles: Sequence[str] | None = None,
+    spacing: float = 0.08,
+) -> go.Figure:
+    """One figure with `items` (figures or results, via `.plot()`) in a grid of `cols` columns.
+
+    Each panel keeps all its axes, legends and colour bars; source titles, frames, sliders and
+    menus are dropped. `shared_colorscale` puts every heatmap-like trace on one colour axis
+    (zero-centred diverging scale if any data are signed). `letters` adds (a), (b), ... at each
+    cell's top-left corner; `titles` adds a small title per panel. `spacing` is the gap between
+    cells as a fraction of the figure.
+    """
+    from interp.results.base import Result
+
+    if isinstance(items, go.Figure | Result | str) or not isinstance(items, Sequence):
+        raise InterpError("panels: pass a list of figures or results, e.g. panels([fig1, res2]).")
+    if not items:
+        raise InterpError("panels: pass at least one figure or result; got an empty list.")
+    if isinstance(cols, bool) or not isinstance(cols, int) or cols < 1:
+        raise InterpError(f"panels: cols must be a whole number >= 1, got {cols!r}.")
+    if not 0 <= spacing < 1:
+        raise InterpError(f"panels: spacing is a fraction of the figure in [0, 1), got {spacing}.")
+    if titles is not None and (isinstance(titles, str) or len(titles) != len(items)):
+        raise InterpError(f"panels: pass one title per item ({len(items)} strings) or titles=None.")
+    for i, item in enumerate(items):
+        if not isinstance(item, go.Figure | Result):
+            name = type(item).__name__
+            raise InterpError(f"panels: item {i} is a {name}; pass plotly Figures or Results.")
+    figs = [item.plot() if isinstance(item, Result) else item for item in items]
+
+    rows = math.ceil(len(figs) / cols)
+    cell_w = max((f.layout.width for f in figs if f.layout.width), default=CELL_W)
+    cell_h = max((f.layout.height for f in figs if f.layout.height), default=CELL_H)
+    # Colour bars need room: a strip right of every cell, or one bar right of the figure.
+    bars = any(_holders(t.to_plotly_json()) for f in figs for t in f.data)
+    own_bars = bars and not shared_colorscale
+    width = cols * (cell_w + BAR_PX * own_bars) + BAR_PX * (bars and shared_colorscale)
+    height = rows * cell_h + (rows - 1) * HEAD_PX * (titles is not None)
+    head = HEAD_PX / height if titles is not None else 0.0
+    cells = grid(len(figs), cols, spacing, BAR_PX / width if own_bars else 0.0, head)
+
+    ids = _Ids()
+    out: dict[str, Any] = {}
+    shared: _Shared | None = ([], []) if shared_colorscale else None
+    data: list[dict[str, Any]] = []
+    raised: list[int] = []
+    for k, (fig, cell) in enumerate(zip(figs, cells, strict=True)):
+        panel = _Panel(fig, k, cell, ids)
+        panel.axes(out)
+        panel.notes_to(out)
+        panel.colours(out, shared)
+        panel.legends(out)
+        data += panel.traces
+        raised.append(RAISE_PX * panel.raised)
+
+    # Strings the sources escaped stay as they are; apply_theme escapes only what is new.
+    done: set[str] = set().union(*(f.__dict__.get("_interp_escaped", set()) for f in figs))
+
+    def escaped(text: str) -> str:
+        text = text if text in done else plotly_text(text)
+        done.add(text)
+        return text
+
+    if shared is not None and bars:
+        vals = np.concatenate([np.empty(0), *shared[0]])
+        cax: dict[str, Any] = {"colorscale": UNSIGNED_SCALE}
+        if vals.size and vals.min() < 0 < vals.max():
+            bound = float(np.abs(vals).max())
+            cax = {"colorscale": SIGNED_SCALE, "cmid": 0.0, "cmin": -bound, "cmax": bound}
+        elif vals.size:
+            cax["cmin"], cax["cmax"] = float(vals.min()), float(vals.max())
+        # Titles as the sources wrote them (escaped once), one per distinct title.
+        names = " / ".join(escaped(t) for t in dict.fromkeys(shared[1]))
+        done.add(names)
+        cax["colorbar"] = {"x": 1.0, "xanchor": "left", "y": 0.5, "len": 1.0}
+        if names:
+            cax["colorbar"]["title"] = {"text": names, "side": "right"}
+        out["coloraxis"] = cax
+    notes = out.setdefault("annotations", [])
+    for text, cell, up in zip(titles or (), cells, raised, strict=False):
+        notes.append(
+            {"text": escaped(str(text)), "xref": "paper", "yref": "paper", "x": cell.x0,
+             "y": cell.y1, "yshift": up, "xanchor": "left", "yanchor": "bottom",
+             "showarrow": False}
+        )  # fmt: skip
+
+    fig = go.Figure(data=data, layout=out)
+    fig.__dict__["_interp_escaped"] = done  # before apply_theme: nothing is escaped twice
+    apply_theme(fig, width=width, height=height, showlegend="legend" in out)
+    if letters:
+        font = {"size": (fig.layout.template.layout.font.size or 13) + 2}  # over the ticks
+        weight = "weight" in go.layout.annotation.Font()  # plotly >= 5.23; markup before
+        font |= {"weight": "bold"} if weight else {}
+        for i, (cell, up) in enumerate(zip(cells, raised, strict=True)):
+            text = f"({chr(ord('a') + i)})" if i < 26 else f"({i + 1})"
+            done.add(text := text if weight else f"<b>{text}</b>")  # markup, not a label
+            fig.add_annotation(
+                text=text, xref="paper", yref="paper", x=cell.x0, y=cell.y1, yshift=up,
+                xanchor="right", yanchor="bottom", showarrow=False, font=font,
+            )  # fmt: skip
+    return fig
