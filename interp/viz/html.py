@@ -39,6 +39,10 @@ table.interp td,table.interp th{border:1px solid #ddd;padding:.2em .5em;text-ali
 table.interp th{background:#f6f6f6}
 details{margin:.4em 0;font-size:.85em} summary{cursor:pointer;color:#555}
 .interp-result{margin-bottom:2em} .note{color:#555;font-size:.9em}
+.reproduce{font-size:.85em;color:#444;margin:.2em 0}
+.reproduce code{background:#f4f4f4;padding:.1em .3em;border-radius:3px;word-break:break-all}
+nav.toc ol,.findings ul{margin:.3em 0 .8em;padding-left:1.6em;font-size:.9em}
+.findings li{margin:.2em 0} a.jump{font-size:.85em;text-decoration:none}
 """
 
 
@@ -65,8 +69,53 @@ def _fmt(v: Any) -> str:
 
 
 def meta_html(meta: dict[str, Any]) -> str:
+    """The full metadata as collapsible JSON."""
     text = html.escape(json.dumps(meta, indent=1, default=str))
     return f"<details><summary>metadata</summary><pre>{text}</pre></details>"
+
+
+def reproduce_command(meta: dict[str, Any]) -> str | None:
+    """The command that reproduces a result: the shell command of a CLI run (``command``),
+    else the public Python call (``call``); None if the metadata records neither."""
+    for key in ("command", "call"):
+        value = meta.get(key)
+        if value:
+            return str(value)
+    return None
+
+
+def describe_setup(meta: dict[str, Any]) -> str:
+    """Model, task and seed in words, from a result's metadata: ``model organism; task
+    induction (8 prompts, task seed 0); seed 0``. The recorded call writes the
+    model and task as ``model`` and ``task``: this says which they were."""
+    parts = []
+    if meta.get("model") is not None:
+        parts.append(f"model {meta['model']}")
+    task = meta.get("task")
+    if isinstance(task, dict) and task.get("name"):
+        # Not seq_len: a generator's own seq_len (induction: the repeated half) overrides the
+        # token count in Task.describe, so it does not say how long the prompts are.
+        about = [f"{task['n_prompts']} prompts"] if task.get("n_prompts") is not None else []
+        if task.get("seed") is not None:
+            about.append(f"task seed {task['seed']}")
+        parts.append(f"task {task['name']}" + (f" ({', '.join(about)})" if about else ""))
+    elif task is not None:
+        parts.append(f"task {task}")
+    if meta.get("seed") is not None:
+        parts.append(f"seed {meta['seed']}")
+    return "; ".join(parts)
+
+
+def reproduce_html(meta: dict[str, Any]) -> str:
+    """The reproduce line (command or call, in ``<code>``) and the setup in words; escaped."""
+    out = []
+    command = reproduce_command(meta)
+    if command is not None:
+        out.append(f"<p class='reproduce'>Reproduce: <code>{html.escape(command)}</code></p>")
+    setup = describe_setup(meta)
+    if setup:
+        out.append(f"<p class='reproduce setup'>{html.escape(setup)}</p>")
+    return "".join(out)
 
 
 def figure_html(fig: Any, include_plotlyjs: bool | str) -> str:
@@ -80,15 +129,21 @@ def figure_html(fig: Any, include_plotlyjs: bool | str) -> str:
 
 
 def result_html(
-    res: Result, include_plotlyjs: bool | str = False, k: int = 10, assets: set[str] | None = None
+    res: Result,
+    include_plotlyjs: bool | str = False,
+    k: int = 10,
+    assets: set[str] | None = None,
+    anchor: str | None = None,
 ) -> str:
-    """Heading, description, figure, top-k table and metadata of one result.
+    """Heading, reproduce line, description, figure, top-k table and metadata of one result.
 
     `assets` records which JavaScript bundles the page already has (so circuitsvis, like
-    plotly.js, is inlined once per page); None means this fragment stands alone.
+    plotly.js, is inlined once per page); None means this fragment stands alone. `anchor` is
+    the heading's id (the report's table of contents links to it).
     """
     title = html.escape(res.title or res.kind)
-    parts = [f"<div class='interp-result'><h2>{title}</h2>"]
+    ident = f' id="{html.escape(anchor)}"' if anchor else ""
+    parts = [f"<div class='interp-result'><h2{ident}>{title}</h2>", reproduce_html(res.meta)]
     if res.meta.get("description"):
         parts.append(f"<p class='note'>{html.escape(str(res.meta['description']))}</p>")
     interactive = getattr(res, "circuitsvis_html", None)
