@@ -10,7 +10,15 @@ import plotly.graph_objects as go
 from torch import Tensor
 
 from interp.nodes import head_axis_label, head_label, layer_label
-from interp.viz.theme import SIGNED_SCALE, UNSIGNED_SCALE, apply_theme, plotly_text
+from interp.viz.theme import (
+    BLUE,
+    COLORWAY,
+    RED,
+    SIGNED_SCALE,
+    UNSIGNED_SCALE,
+    apply_theme,
+    plotly_text,
+)
 
 if TYPE_CHECKING:
     from interp.results.base import Result
@@ -98,7 +106,7 @@ def bar(
             "arrayminus": v - _np(ci_low),
             "color": "#555",
         }
-    colors = ["#d62728" if val >= 0 else "#1f77b4" for val in np.nan_to_num(v)]
+    colors = [RED if val >= 0 else BLUE for val in np.nan_to_num(v)]
     fig = go.Figure(
         go.Bar(
             x=_texts(labels),
@@ -124,9 +132,8 @@ def line(
     """One line per series, with an optional shaded confidence band per series."""
     fig = go.Figure()
     xs = list(x)
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
     for i, (name, ys) in enumerate(series.items()):
-        color = palette[i % len(palette)]
+        color = COLORWAY[i % len(COLORWAY)]
         if bands and name in bands:
             lo, hi = (_np(b) for b in bands[name])
             fig.add_trace(

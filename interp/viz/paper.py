@@ -9,7 +9,6 @@ for every figure in `interp.viz.theme`).
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -105,7 +104,7 @@ def paper_figure(
     colour scales centred at zero, lines and markers sized for print.
     """
     st = style or PaperStyle()
-    out = go.Figure(copy.deepcopy(fig.to_dict()), skip_invalid=False)
+    out = go.Figure(fig)  # a deep copy: the caller's figure is left as it is
     out.__dict__["_interp_escaped"] = set(fig.__dict__.get("_interp_escaped", set()))
     out.frames = []
     size = st.px(st.font_pt)

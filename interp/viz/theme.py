@@ -1,4 +1,6 @@
-"""One figure theme for every chart: readable at paper column width, zero-centred signed scales."""
+"""One figure theme for every chart: readable at paper column width, zero-centred signed scales,
+colour-blind-safe colours (Okabe-Ito categorical colours; ColorBrewer RdBu and Viridis scales).
+The print layout (sizes in points, no titles) is `interp.viz.paper`."""
 
 from __future__ import annotations
 
@@ -14,13 +16,16 @@ FONT = "Helvetica, Arial, sans-serif"
 SIGNED_SCALE = "RdBu_r"  # red = positive effect, blue = negative; centred with zmid=0
 UNSIGNED_SCALE = "Viridis"
 # The colorway's colours by name, for series whose colour carries a meaning, and two greys.
-BLUE, RED, GREEN, ORANGE, PURPLE, BROWN = COLORWAY = (
-    "#1f77b4",
-    "#d62728",
-    "#2ca02c",
-    "#ff7f0e",
-    "#9467bd",
-    "#8c564b",
+# Okabe & Ito (2008): distinguishable with any common colour-vision deficiency; "red" is their
+# vermillion and "green" their bluish green, which deuteranopes still tell apart.
+BLUE, RED, GREEN, ORANGE, PURPLE, SKY, YELLOW = COLORWAY = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#E69F00",
+    "#CC79A7",
+    "#56B4E9",
+    "#F0E442",
 )
 RIGHT, WRONG = GREEN, RED  # correct / incorrect answers
 GREY = "#aaaaaa"  # null baselines and chance diagonals
