@@ -12,13 +12,13 @@ import copy
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 
 from interp.errors import InterpError
+from interp.viz.grid import Cell, Ids, axis_key, clip, domain, grid, norm_ref, ref_rank
 from interp.viz.theme import SIGNED_SCALE, UNSIGNED_SCALE, apply_theme, plotly_text
 
 if TYPE_CHECKING:
@@ -41,67 +41,6 @@ _SCALE_KEYS = (
 # Trace types coloured by a z grid (a colour bar by default, no legend entry unless asked for).
 _Shared = tuple[list[np.ndarray], list[str]]  # values and colour-bar titles of every panel
 _Z_TYPES = {"heatmap", "contour", "histogram2d", "histogram2dcontour", "contourcarpet"}
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One panel's extent in paper fractions."""
-
-    x0: float
-    x1: float
-    y0: float
-    y1: float
-
-    def mx(self, v: float) -> float:
-        return self.x0 + float(v) * (self.x1 - self.x0)
-
-    def my(self, v: float) -> float:
-        return self.y0 + float(v) * (self.y1 - self.y0)
-
-
-def _clip(v: float) -> float:
-    # Float noise (1.0000000002) would fail plotly's [0, 1] validation.
-    return min(max(round(float(v), 10), 0.0), 1.0)
-
-
-def _domain(lo: float, hi: float) -> list[float]:
-    return [_clip(lo), _clip(hi)]
-
-
-def grid(n: int, cols: int, spacing: float, bar: float = 0.0, head: float = 0.0) -> list[Cell]:
-    """Row-major cells for `n` panels; `bar` is the strip kept right of each cell for colour
-    bars, `head` the strip above each row after the first for titles."""
-    rows = math.ceil(n / cols)
-    w = (1 - (cols - 1) * spacing - cols * bar) / cols
-    h = (1 - (rows - 1) * (spacing + head)) / rows
-    if w <= 0 or h <= 0:
-        raise InterpError(f"spacing={spacing} leaves no room for {rows}x{cols} cells; pass less.")
-    cells = []
-    for i in range(n):
-        r, c = divmod(i, cols)
-        x0, y1 = c * (w + bar + spacing), 1 - r * (h + spacing + head)
-        cells.append(Cell(*_domain(x0, x0 + w), *_domain(y1 - h, y1)))
-    return cells
-
-
-class _Ids(dict[str, int]):
-    """Fresh ids in the composite: x, x2, ...; coloraxis, coloraxis2, ...; legend, legend2."""
-
-    def new(self, kind: str) -> str:
-        self[kind] = n = self.get(kind, 0) + 1
-        return kind if n == 1 else f"{kind}{n}"
-
-
-def _key(ref: str) -> str:  # layout key of an axis ref: "x2" -> "xaxis2"
-    return f"{ref[0]}axis{ref[1:]}"
-
-
-def _norm(ref: str) -> str:  # "x1" is "x"
-    return ref[0] if ref[1:] in ("", "1") else ref
-
-
-def _rank(ref: str) -> tuple[str, int]:  # plotly's order: x, x2, ..., x10
-    return ref[0], int(ref[1:] or 1)
 
 
 def _holders(t: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
@@ -167,7 +106,7 @@ class _Panel:
     """One source figure moved into its cell: fresh ids for its axes, colour axes and legends,
     and every position and reference rewritten to match."""
 
-    def __init__(self, src: go.Figure, k: int, cell: Cell, ids: _Ids) -> None:
+    def __init__(self, src: go.Figure, k: int, cell: Cell, ids: Ids) -> None:
         self.k, self.cell, self.ids = k, cell, ids
         self.lay = copy.deepcopy(src.layout.to_plotly_json())
         self.traces = [copy.deepcopy(t.to_plotly_json()) for t in src.data]
@@ -184,7 +123,7 @@ class _Panel:
             (n, a) for n in ("annotations", "shapes", "images") for a in self.lay.get(n, ())
         ]
         self.pairs = [
-            (_norm(t.get("xaxis", "x")), _norm(t.get("yaxis", "y")))
+            (norm_ref(t.get("xaxis", "x")), norm_ref(t.get("yaxis", "y")))
             for t, cart in zip(self.traces, self.cart, strict=True)
             if cart
         ]
@@ -192,13 +131,17 @@ class _Panel:
         refs = {m[1] + m[2] for key in self.lay if (m := _AX_KEY.fullmatch(key))}
         refs |= {r for p in self.pairs for r in p}
         # A note without a ref sits on the source's first axis (plotly's default), images on paper
-        first = {a: min((r for r in refs if r[0] == a), key=_rank, default="paper") for a in "xy"}
+        first = {
+            a: min((r for r in refs if r[0] == a), key=ref_rank, default="paper") for a in "xy"
+        }
         self.refs = [
             [n.setdefault(f"{a}ref", "paper" if name == "images" else first[a]) for a in "xy"]
             for name, n in self.notes
         ]
-        refs |= {_norm(m[1] + m[2]) for rs in self.refs for r in rs if (m := _AX_REF.fullmatch(r))}
-        self.new = {r: ids.new(r[0]) for r in sorted(refs, key=_rank)}
+        refs |= {
+            norm_ref(m[1] + m[2]) for rs in self.refs for r in rs if (m := _AX_REF.fullmatch(r))
+        }
+        self.new = {r: ids.new(r[0]) for r in sorted(refs, key=ref_rank)}
         self.boxes: dict[str, list[float]] = {}
         # Subplot titles (notes at or over the top of the source) push the panel title up.
         self.raised = any(
@@ -210,36 +153,36 @@ class _Panel:
 
     def rename(self, ref: Any) -> Any:
         m = _AX_REF.fullmatch(ref) if isinstance(ref, str) else None
-        if not m or _norm(m[1] + m[2]) not in self.new:
+        if not m or norm_ref(m[1] + m[2]) not in self.new:
             return ref  # "paper", "free", "pixel", False
-        return self.new[_norm(m[1] + m[2])] + (m[3] or "")
+        return self.new[norm_ref(m[1] + m[2])] + (m[3] or "")
 
     def axes(self, out: dict[str, Any]) -> None:
         cell = self.cell
         for r, nr in self.new.items():
-            ax = self.lay.get(_key(r), {})
+            ax = self.lay.get(axis_key(r), {})
             scale, across = (cell.mx, cell.my) if r[0] == "x" else (cell.my, cell.mx)
             lo, hi = ax.get("domain", [0.0, 1.0])
-            ax["domain"] = self.boxes[nr] = _domain(scale(lo), scale(hi))
+            ax["domain"] = self.boxes[nr] = domain(scale(lo), scale(hi))
             if "anchor" not in ax:  # left implicit, plotly might pick another panel's axis
                 i = "xy".index(r[0])
-                mates = sorted((p[1 - i] for p in self.pairs if p[i] == r), key=_rank)
+                mates = sorted((p[1 - i] for p in self.pairs if p[i] == r), key=ref_rank)
                 counter = "yx"[i] + r[1:]
                 ax["anchor"] = mates[0] if mates else counter if counter in self.new else "free"
             if ax["anchor"] == "free":  # a free axis sits at a paper fraction across the cell
-                ax["position"] = _clip(across(ax.get("position", 0.0)))
+                ax["position"] = clip(across(ax.get("position", 0.0)))
             for field in ("anchor", "matches", "scaleanchor", "overlaying"):
                 if field in ax:
                     ax[field] = self.rename(ax[field])
-            out[_key(nr)] = ax
+            out[axis_key(nr)] = ax
         for t, cart in zip(self.traces, self.cart, strict=True):
             if cart:
                 t["xaxis"] = self.rename(t.get("xaxis", "x"))
                 t["yaxis"] = self.rename(t.get("yaxis", "y"))
             else:  # pie and other domain traces
                 dom = t.setdefault("domain", {})
-                dom["x"] = _domain(*(cell.mx(v) for v in dom.get("x", [0, 1])))
-                dom["y"] = _domain(*(cell.my(v) for v in dom.get("y", [0, 1])))
+                dom["x"] = domain(*(cell.mx(v) for v in dom.get("x", [0, 1])))
+                dom["y"] = domain(*(cell.my(v) for v in dom.get("y", [0, 1])))
 
     def notes_to(self, out: dict[str, Any]) -> None:
         """Annotations, shapes and images: axis refs renamed, paper positions into the cell
@@ -363,7 +306,7 @@ def panels(
     head = HEAD_PX / height if titles is not None else 0.0
     cells = grid(len(figs), cols, spacing, BAR_PX / width if own_bars else 0.0, head)
 
-    ids = _Ids()
+    ids = Ids()
     out: dict[str, Any] = {}
     shared: _Shared | None = ([], []) if shared_colorscale else None
     data: list[dict[str, Any]] = []
