@@ -1,4 +1,4 @@
-"""Command line: `interp info | cache | demo | report | run | train-organism`."""
+"""Command line: `interp info | cache | demo | figure | report | run | train-organism`."""
 
 from __future__ import annotations
 
@@ -29,6 +29,15 @@ def _add_run() -> None:
 
 
 _add_run()
+
+
+def _add_figure() -> None:
+    from interp.cli_figure import figure_cmd
+
+    app.command("figure")(figure_cmd)
+
+
+_add_figure()
 
 ModelOpt = Annotated[
     str,
@@ -110,35 +119,60 @@ def cache_cmd(
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     model: ModelOpt = "organism",
     out: Annotated[Path, typer.Option(help="Output directory for the report.")] = Path("out/demo"),
     n: Annotated[
         int, typer.Option(help="Prompts per task (models over 50M parameters use at most 8).")
     ] = 32,
     seed: Annotated[int, typer.Option(help="Seed for every task and bootstrap.")] = 0,
+    figures: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write every view of every result as PDF and PNG (paper theme) into "
+            "this directory, named NN_kind[_view].pdf after the report's sections."
+        ),
+    ] = None,
 ) -> None:
     """Run every analysis on a model (default: the embedded organism) and write OUT/report.html.
 
     Large models (e.g. smollm2) run smaller sizes: fewer prompts, exact patching of the heads
     attribution patching ranks first, position sweeps over the last positions, shorter
-    generation."""
+    generation. The report shows the command that reproduces it."""
+    from interp.cli_figure import command_line
     from interp.demo import run_demo
 
-    path = run_demo(model, out, n=n, seed=seed)
+    before = _images(figures)
+    path = run_demo(model, out, n=n, seed=seed, figures=figures, command=command_line(ctx))
     typer.echo(f"report: {path}")
+    if figures is not None:
+        after = _images(figures)
+        written = [p for p, stamp in after.items() if before.get(p) != stamp]
+        typer.echo(f"figures: {len(written)} files (PDF and PNG) in {figures}")
+
+
+def _images(directory: Path | None) -> dict[Path, int]:
+    """The figure files in `directory` and their modification times: the files a run wrote are
+    the new or changed ones (each is replaced atomically, so its time changes)."""
+    if directory is None or not directory.is_dir():
+        return {}
+    return {p: p.stat().st_mtime_ns for p in directory.iterdir() if p.suffix in (".pdf", ".png")}
 
 
 @app.command("report")
 def report_cmd(
+    ctx: typer.Context,
     results: Annotated[list[Path], typer.Argument(help="Saved result directories.")],
     out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("out/report.html"),
     title: Annotated[str, typer.Option(help="Page title.")] = "interp report",
 ) -> None:
-    """Combine saved results into one self-contained HTML report."""
+    """Combine saved results into one self-contained HTML report (showing this command)."""
+    from interp.cli_figure import command_line
     from interp.results.io import load_result
     from interp.viz.report import report
 
-    path = report([load_result(r) for r in results], out, title=title)
+    items = [load_result(r) for r in results]
+    path = report(items, out, title=title, command=command_line(ctx))
     typer.echo(f"report: {path}")
 
 

@@ -1,4 +1,5 @@
-"""`interp run ANALYSIS`: run one analysis, save its result and figure, print its top rows."""
+"""`interp run ANALYSIS`: run one analysis, save its result and figure, print its top rows.
+Each records the command reproducing it and takes --figure (interp/cli_figure.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
+from interp.cli_figure import record_run, run_command
 from interp.errors import InterpError
 from interp.nodes import parse_heads
 
 run_app = typer.Typer(
-    help="Run one analysis; saves OUT/ (result) and OUT/figure.html.", no_args_is_help=True
+    help="Run one analysis; saves OUT/ (result, with the command that reproduces it) and "
+    "OUT/figure.html; --figure PATH also writes a static PDF/SVG/PNG.",
+    no_args_is_help=True,
 )
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'organism', a name or a directory.")]
@@ -27,6 +31,7 @@ SeedOpt = Annotated[int, typer.Option(help="Seed for the task and bootstrap.")]
 
 
 def _finish(res: Any, out: Path, k: int = 10) -> None:
+    record_run(res)
     res.save(out)
     res.plot().write_html(str(out / "figure.html"), include_plotlyjs=True)
     typer.echo(f"{res.title}\nsaved: {out}  (figure: {out / 'figure.html'})")
@@ -55,6 +60,7 @@ TemplateOpt = Annotated[
 
 
 @run_app.command("dla")
+@run_command
 def dla_cmd(
     out: OutOpt,
     model: ModelOpt = "organism",
@@ -81,6 +87,7 @@ def dla_cmd(
 
 
 @run_app.command("logit-lens")
+@run_command
 def logit_lens_cmd(
     out: OutOpt,
     model: ModelOpt = "organism",
@@ -101,6 +108,7 @@ def logit_lens_cmd(
 
 
 @run_app.command("ablate")
+@run_command
 def ablate_cmd(
     out: OutOpt,
     model: ModelOpt = "organism",
@@ -119,6 +127,7 @@ def ablate_cmd(
 
 
 @run_app.command("heads")
+@run_command
 def heads_cmd(
     out: OutOpt,
     model: ModelOpt = "organism",
@@ -183,6 +192,7 @@ def _sweep_or_nodes(target: str, nodes: str | None) -> dict[str, Any]:
 
 
 @run_app.command("patch")
+@run_command
 def patch_cmd(
     out: OutOpt,
     model: ModelOpt = "organism",
@@ -213,6 +223,7 @@ def patch_cmd(
 
 
 @run_app.command("atp")
+@run_command
 def atp_cmd(
     out: OutOpt,
     model: ModelOpt = "organism",
@@ -263,6 +274,7 @@ def atp_cmd(
 
 
 @run_app.command("path-patch")
+@run_command
 def path_patch_cmd(
     out: OutOpt,
     model: ModelOpt = "organism",
@@ -296,6 +308,7 @@ def path_patch_cmd(
 
 
 @run_app.command("probe")
+@run_command
 def probe_cmd(
     out: OutOpt,
     model: ModelOpt = "organism",
@@ -339,6 +352,7 @@ def probe_cmd(
 
 
 @run_app.command("trajectories")
+@run_command
 def trajectories_cmd(
     out: OutOpt,
     model: ModelOpt = "organism",

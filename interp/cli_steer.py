@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from interp.cli_figure import record_run, run_command
 from interp.cli_run import ModelOpt, OutOpt, SeedOpt, run_app
 from interp.errors import InterpError
 
@@ -121,6 +122,7 @@ def _head(text: str | None) -> Any:
 def _save(out: Path, res: Any, views: dict[str, Any]) -> None:
     """Figures first (a view that fails leaves OUT untouched), then the result, then them."""
     figs = {name: make() for name, make in views.items()}
+    record_run(res)
     res.save(out)
     for name, fig in figs.items():
         fig.write_html(str(out / f"{name}.html"), include_plotlyjs=True)
@@ -134,6 +136,7 @@ def _g(x: Any) -> str:
 
 
 @run_app.command("steer")
+@run_command
 def steer_cmd(
     out: OutOpt,
     model: ModelOpt = "organism",
@@ -229,6 +232,7 @@ def steer_cmd(
 
 
 @run_app.command("targets")
+@run_command
 def targets_cmd(
     out: OutOpt,
     model: ModelOpt = "organism",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import shlex
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -17,6 +18,7 @@ from interp.demo.sizes import LARGE_PARAMS, Sizes
 from interp.demo.steering import steering_section
 from interp.demo.trajectories import trajectories_section
 from interp.models import load_model
+from interp.results.base import Result
 from interp.tasks.registry import make_task
 from interp.viz.html import table
 from interp.viz.report import report
@@ -39,12 +41,31 @@ def _info_html(model: Any) -> str:
     return table(rows, max_rows=100) + extra
 
 
-def run_demo(model_spec: Any, out: str | Path, n: int = 32, seed: int = 0) -> Path:
+def run_demo(
+    model_spec: Any,
+    out: str | Path,
+    n: int = 32,
+    seed: int = 0,
+    figures: str | Path | None = None,
+    command: str | None = None,
+) -> Path:
     """Load the model, cache the residual stream to disk, analyse, and write out/report.html.
 
     Large models (over 50M parameters) run smaller sizes (`Sizes.for_model`), so that
     ``interp demo --model smollm2`` finishes in minutes on a laptop CPU.
+
+    Args:
+        figures: also write every view of every result as PDF and PNG into this directory
+            (`demo_figures`).
+        command: the shell command shown in the report as how to reproduce it (default: the
+            ``interp demo`` command of these arguments, when the model is given by name).
     """
+    if figures is not None:
+        from interp.viz.export import browser_path
+
+        browser_path()  # no Chromium: a clear error now rather than after every analysis
+    if command is None and isinstance(model_spec, str | Path):
+        command = _demo_command(model_spec, out, n, seed, figures)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(model_spec)
@@ -75,4 +96,33 @@ def run_demo(model_spec: Any, out: str | Path, n: int = 32, seed: int = 0) -> Pa
     sections += probes
     sections += steering_section(model, out, seed=seed, sizes=sizes, probes=probes)
     sections += trajectories_section(model, out, seed=seed, n=sizes.traj_n, sizes=sizes)
-    return report(sections, out / "report.html", title=f"interp demo: {model.name}")
+    title = f"interp demo: {model.name}"
+    path = report(sections, out / "report.html", title=title, command=command)
+    if figures is not None:  # after the report: the report stands even if an export fails
+        demo_figures(sections, figures)
+    return path
+
+
+def demo_figures(sections: list[Any], directory: str | Path) -> list[Path]:
+    """Every view of every Result among `sections` as PDF and PNG (paper theme) in
+    `directory`, one browser for all. Files are named after the section's place in the report
+    and the result's kind (``03_dla.pdf``, ``12_steering_frontier.png``): unique, and sorted
+    as the report reads."""
+    from interp.viz.export import export_session, save_result_figures
+
+    written: list[Path] = []
+    with export_session():
+        for i, item in enumerate(sections):
+            if isinstance(item, Result):
+                written += save_result_figures(item, directory, stem=f"{i:02d}_{item.kind}")
+    return written
+
+
+def _demo_command(
+    model_spec: str | Path, out: str | Path, n: int, seed: int, figures: str | Path | None
+) -> str:
+    words = ["interp", "demo", "--model", str(model_spec), "--out", str(out)]
+    words += ["--n", str(n), "--seed", str(seed)]
+    if figures is not None:
+        words += ["--figures", str(figures)]
+    return shlex.join(words)
