@@ -159,13 +159,13 @@ def save_attention_figure(
 
 def _render(view: str, fmt: str, scale: float) -> tuple[bytes, int, int]:
     """The view captured as `fmt` and its size in CSS px (whole pixels)."""
-    from interp.viz.browser import browser_session
+    from interp.viz.export import page_session
 
     with tempfile.TemporaryDirectory(prefix="interp-attention-") as tmp:
         page_file = Path(tmp) / "attention.html"
         page_file.write_text(_PAGE.format(width=FIGURE_WIDTH, view=view), encoding="utf-8")
         with (
-            browser_session(RENDER_TIMEOUT) as session,
+            page_session(RENDER_TIMEOUT) as session,
             session.open_page(
                 page_file, width=FIGURE_WIDTH, height=200, timeout=RENDER_TIMEOUT
             ) as page,

@@ -20,11 +20,8 @@ import math
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Coroutine, Iterator
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +29,9 @@ from choreographer import Browser
 from choreographer.browsers.chromium import Chromium
 
 from interp.errors import InterpError
+from interp.viz.devtools import DEFAULT_TIMEOUT, Loop, command
 from interp.viz.export import browser_path
 
-#: Seconds any one step (start, load, script, capture) may take before it is abandoned.
-DEFAULT_TIMEOUT = 60.0
 #: CSS pixels per inch (PDF page sizes).
 PX_PER_IN = 96.0
 # A page opened here must reach nothing outside the machine: these schemes are refused by the
@@ -54,77 +50,6 @@ class _OfflineChromium(Chromium):
         return [*cli, "--disable-background-networking"]
 
 
-class BrowserTimeout(InterpError):
-    """Chromium did not answer in time (hung, or a page script that never finishes)."""
-
-
-class _Loop:
-    """An asyncio loop on a daemon thread; `run` waits for a coroutine with a hard timeout."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        #: Something timed out: the browser may be hung, so closing skips the polite steps.
-        self.stuck = False
-
-    def run(self, coro: Coroutine[Any, Any, Any], timeout: float, what: str) -> Any:
-        fut: Future[Any] = asyncio.run_coroutine_threadsafe(
-            _bounded(coro, timeout, what), self.loop
-        )
-        try:
-            return fut.result(timeout + 5)  # the loop itself may be stuck: give up here too
-        except FutureTimeout:
-            fut.cancel()
-            self.stuck = True
-            raise BrowserTimeout(f"Chromium did not answer while {what} ({timeout:g} s).") from None
-        except BrowserTimeout:
-            self.stuck = True
-            raise
-
-    def stop(self) -> None:
-        # Let choreographer's leftover tasks (its watchdog) end before the loop does.
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(_cancel_others(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        if not self._thread.is_alive():
-            self.loop.close()
-
-
-async def _cancel_others() -> None:
-    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        await asyncio.wait(tasks, timeout=2)
-
-
-async def _bounded(coro: Coroutine[Any, Any, Any], timeout: float, what: str) -> Any:
-    try:
-        return await asyncio.wait_for(coro, timeout)
-    except (asyncio.TimeoutError, TimeoutError):
-        raise BrowserTimeout(f"Chromium did not finish {what} within {timeout:g} s.") from None
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and getattr(task, "cancelling", lambda: 0)():
-            raise  # we were cancelled (the caller gave up): stay cancelled
-        # choreographer cancels every pending reply when the browser process goes away.
-        raise InterpError(f"Chromium closed while {what}.") from None
-    except InterpError:
-        raise
-    except Exception as e:  # choreographer's BrowserClosedError, ChannelClosedError, ...
-        raise InterpError(f"Chromium failed while {what}: {type(e).__name__}: {e}") from e
-
-
-async def _command(target: Any, method: str, params: dict[str, Any] | None = None) -> Any:
-    """One DevTools command; its result, or an InterpError with the protocol's message."""
-    response = await target.send_command(method, params)
-    if "error" in response:
-        raise InterpError(f"Chromium refused {method}: {response['error'].get('message')}")
-    return response.get("result", {})
-
-
 class BrowserSession:
     """One headless Chromium; `open_page` opens local files in it. Close it (or use it as a
     context manager): the browser, its pages and its temporary profile go away."""
@@ -134,7 +59,7 @@ class BrowserSession:
         self.timeout = timeout
         self.pages: list[Page] = []
         self._browser: Any = None
-        self._loop = _Loop()
+        self._loop = Loop()
         started = time.perf_counter()
         try:
             self._loop.run(self._start(path), timeout, "starting")
@@ -234,15 +159,15 @@ class Page:
         for event in _EVENTS:
             tab.subscribe(event, self._on_event)
         for domain in ("Page", "Runtime", "Log", "Network"):
-            await _command(tab, f"{domain}.enable")
+            await command(tab, f"{domain}.enable")
         offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
-        await _command(tab, "Network.emulateNetworkConditions", offline)
-        await _command(tab, "Network.setBlockedURLs", {"urls": _BLOCKED_URLS})
+        await command(tab, "Network.emulateNetworkConditions", offline)
+        await command(tab, "Network.setBlockedURLs", {"urls": _BLOCKED_URLS})
         # No scrollbars: they would take width from the layout and show in captures.
-        await _command(tab, "Emulation.setScrollbarsHidden", {"hidden": True})
+        await command(tab, "Emulation.setScrollbarsHidden", {"hidden": True})
         await self._metrics(1.0)
         loaded = tab.subscribe_once("Page.loadEventFired")
-        nav = await _command(tab, "Page.navigate", {"url": self.file.as_uri()})
+        nav = await command(tab, "Page.navigate", {"url": self.file.as_uri()})
         if nav.get("errorText"):
             raise InterpError(f"Chromium could not open {self.file}: {nav['errorText']}")
         await loaded
@@ -258,7 +183,7 @@ class Page:
 
     async def _metrics(self, scale: float) -> None:
         params = {"width": self.width, "height": self.height, "deviceScaleFactor": scale}
-        await _command(self._tab, "Emulation.setDeviceMetricsOverride", {**params, "mobile": False})
+        await command(self._tab, "Emulation.setDeviceMetricsOverride", {**params, "mobile": False})
 
     async def _on_event(self, event: dict[str, Any]) -> None:
         """Record what went wrong on the page (DevTools events, all kinds in one place)."""
@@ -298,7 +223,7 @@ class Page:
 
     async def _evaluate(self, js: str) -> Any:
         params = {"expression": js, "awaitPromise": True, "returnByValue": True}
-        out = await _command(self._tab, "Runtime.evaluate", params)
+        out = await command(self._tab, "Runtime.evaluate", params)
         if "exceptionDetails" in out:
             details = out["exceptionDetails"]
             text = details.get("exception", {}).get("description") or details.get("text")
@@ -320,7 +245,7 @@ class Page:
 
     def content_size(self) -> tuple[float, float]:
         """Width and height of the whole page in CSS px (at least the viewport)."""
-        metrics = self._run(_command(self._tab, "Page.getLayoutMetrics"), "measuring")
+        metrics = self._run(command(self._tab, "Page.getLayoutMetrics"), "measuring")
         size = metrics["cssContentSize"]
         return float(size["width"]), float(size["height"])
 
@@ -352,7 +277,7 @@ class Page:
         try:
             await self._evaluate(_TWO_FRAMES)
             params = {"format": "png", "captureBeyondViewport": True, "clip": box}
-            shot = await _command(self._tab, "Page.captureScreenshot", params)
+            shot = await command(self._tab, "Page.captureScreenshot", params)
         finally:
             await self._metrics(1.0)
         return base64.b64decode(shot["data"])
@@ -384,11 +309,11 @@ class Page:
                 pageRanges="1",  # a rounding overflow must not start a blank second page
             )
         # Print with the screen's styles: the PDF shows what the screen shows.
-        await _command(self._tab, "Emulation.setEmulatedMedia", {"media": "screen"})
+        await command(self._tab, "Emulation.setEmulatedMedia", {"media": "screen"})
         try:
-            out = await _command(self._tab, "Page.printToPDF", params)
+            out = await command(self._tab, "Page.printToPDF", params)
         finally:
-            await _command(self._tab, "Emulation.setEmulatedMedia", {"media": ""})
+            await command(self._tab, "Emulation.setEmulatedMedia", {"media": ""})
         return base64.b64decode(out["data"])
 
     def close(self) -> None:

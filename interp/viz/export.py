@@ -91,6 +91,16 @@ class _Session:
             self._stop()
             raise
         self.figures = 0
+        self._pages: Any = None  # a DevTools browser for HTML views, started when first needed
+
+    def pages(self, timeout: float) -> Any:
+        """The session's browser for HTML views (attention widgets): started on first use and
+        closed with the session, so a batch of exports starts it at most once."""
+        if self._pages is None:
+            from interp.viz.browser import BrowserSession
+
+            self._pages = BrowserSession(timeout)
+        return self._pages
 
     def _run(self, coro: Any, timeout: float = RENDER_TIMEOUT) -> Any:
         fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -117,6 +127,8 @@ class _Session:
 
     def close(self) -> None:
         try:
+            if self._pages is not None:
+                self._pages.close()
             self._run(self._kaleido.close(), timeout=30)
         finally:
             self._stop()
@@ -145,6 +157,19 @@ def export_session(mathjax: str | Path | None = None) -> Iterator[None]:
     finally:
         _ACTIVE.remove(session)
         session.close()
+
+
+@contextlib.contextmanager
+def page_session(timeout: float) -> Iterator[Any]:
+    """A `BrowserSession` for exporting HTML views: the export session's own (one for the whole
+    batch) inside `export_session`, else one for this block."""
+    if _ACTIVE:
+        yield _ACTIVE[-1].pages(timeout)
+        return
+    from interp.viz.browser import browser_session
+
+    with browser_session(timeout) as session:
+        yield session
 
 
 def _session_render(fig: go.Figure, fmt: str, w: float, h: float, scale: float) -> bytes:

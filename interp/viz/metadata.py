@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import struct
 import zlib
@@ -96,7 +97,13 @@ def _embed_pdf(data: bytes, record: dict[str, Any], text: str) -> bytes:
     from pypdf import PdfReader, PdfWriter
     from pypdf.generic import RectangleObject
 
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+    # Chromium's PDFs undercount their objects in the trailer; pypdf warns and reads them fine.
+    quiet = logging.getLogger("pypdf")
+    level, quiet.level = quiet.level, logging.ERROR
+    try:
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+    finally:
+        quiet.setLevel(level)
     meta = record.get("figure", {})
     if meta.get("width_in") and meta.get("height_in") and len(writer.pages) == 1:
         # Chromium rounds the page size (3.3 in prints 3.3067 in wide): set the box to the size
@@ -153,7 +160,7 @@ def read_embedded(path: str | os.PathLike[str]) -> dict[str, Any]:
     elif fmt == "pdf":
         from pypdf import PdfReader
 
-        info = PdfReader(io.BytesIO(data)).metadata or {}
+        info: Any = PdfReader(io.BytesIO(data)).metadata or {}
         if f"/{KEY}" in info:
             return dict(json.loads(str(info[f"/{KEY}"])))
     raise InterpError(f"{p} carries no interp metadata (was it exported by interp?).")
