@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -321,3 +322,26 @@ def test_real_results_compose():
     own = panels([res, _line()])
     assert own.data[0].colorbar.x == own.layout.xaxis.domain[1]
     assert list(own.data[0].y) == [f"L{i}" for i in range(vals.shape[0])]
+
+
+def test_print_layout_sizes_gaps_for_the_paper_text_and_exports_at_that_size():
+    figs = [
+        heatmap(np.array([[1.0, -2.0], [0.5, 3.0]]), ["a", "b"], ["L0", "L1"]) for _ in range(3)
+    ]
+    fig = panels(figs, cols=3, width="double", height=2.4)
+    printed = fig.layout.meta["interp_print"]
+    assert printed["width_in"] == 6.9 and printed["height_in"] == 2.4
+    assert fig.layout.width == pytest.approx(6.9 * 96)
+    xs = sorted((ax.domain[0], ax.domain[1]) for ax in fig.select_xaxes())
+    font_px = 8 * 96 / 72
+    for (_, right), (left, _) in itertools.pairwise(xs):
+        # the next cell starts after a colour-bar strip and a gap, both sized in text heights
+        assert (left - right) * fig.layout.width == pytest.approx(11 * font_px, rel=1e-3)
+    from interp.viz.export import prepare
+
+    _ready, settings = prepare(fig, "pdf")
+    assert settings["width_in"] == 6.9 and settings["height_in"] == 2.4
+    _, wider = prepare(fig, "pdf", width="ieee-wide")
+    assert wider["width_in"] == 7.16  # an explicit width still wins
+    with pytest.raises(InterpError, match="give width="):
+        panels(figs, height=2.0)

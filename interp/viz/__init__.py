@@ -1,9 +1,9 @@
 """Plotly figure builders with one colour-blind-safe theme, HTML fragments, and static export.
 
-    res.save_figure("fig.pdf")                          # paper theme, 3.3 in wide, offline
-    interp.viz.save_figure(fig, "fig.svg", width="double")
-    with interp.viz.export_session():                   # one Chromium for many figures
-        for r in results: r.save_figure(f"{r.kind}.pdf")
+res.save_figure("fig.pdf")                          # paper theme, 3.3 in wide, offline
+interp.viz.save_figure(fig, "fig.svg", width="double")
+with interp.viz.export_session():                   # one Chromium for many figures
+    for r in results: r.save_figure(f"{r.kind}.pdf")
 """
 
 from interp.viz.export import export_session, save_figure

@@ -30,6 +30,7 @@ from interp.viz.paper import (
     Font,
     PaperStyle,
     default_height,
+    default_width,
     inches,
     paper_figure,
 )
@@ -208,9 +209,20 @@ def prepare(
             f"scale={scale!r}: give a positive factor up to 20 (2 = twice the pixels)."
         )
     if theme == "paper":
-        w_in = inches(width if width is not None else "single")
-        h_in = inches(height, "height") if height is not None else default_height(w_in)
-        style = PaperStyle(font=font, font_pt=font_size or PaperStyle.font_pt)
+        # A figure laid out for print (panels(width=...)) keeps its size unless told otherwise.
+        printed = (
+            (fig.layout.meta or {}).get("interp_print", {})
+            if isinstance(fig.layout.meta, dict)
+            else {}
+        )
+        w_in = inches(width if width is not None else printed.get("width_in") or default_width(fig))
+        h_in = (
+            inches(height, "height")
+            if height is not None
+            else printed.get("height_in") or default_height(w_in)
+        )
+        pt = font_size or printed.get("font_pt") or PaperStyle.font_pt
+        style = PaperStyle(font=font, font_pt=pt)
         out = paper_figure(fig, w_in, h_in, style, titles=title)
         dpi_scale = PAPER_DPI / PX_PER_IN if fmt == "png" else 1.0
         scale = float(scale) if scale is not None else dpi_scale

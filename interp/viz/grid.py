@@ -34,18 +34,27 @@ def domain(lo: float, hi: float) -> list[float]:
     return [clip(lo), clip(hi)]
 
 
-def grid(n: int, cols: int, spacing: float, bar: float = 0.0, head: float = 0.0) -> list[Cell]:
+def grid(
+    n: int,
+    cols: int,
+    spacing: float,
+    bar: float = 0.0,
+    head: float = 0.0,
+    vspace: float | None = None,
+) -> list[Cell]:
     """Row-major cells for `n` panels; `bar` is the strip kept right of each cell for colour
-    bars, `head` the strip above each row after the first for titles."""
+    bars, `head` the strip above each row after the first for titles; `spacing` the gap
+    between cells (`vspace` between rows, if it differs)."""
     rows = math.ceil(n / cols)
+    vgap = spacing if vspace is None else vspace
     w = (1 - (cols - 1) * spacing - cols * bar) / cols
-    h = (1 - (rows - 1) * (spacing + head)) / rows
+    h = (1 - (rows - 1) * (vgap + head)) / rows
     if w <= 0 or h <= 0:
         raise InterpError(f"spacing={spacing} leaves no room for {rows}x{cols} cells; pass less.")
     cells = []
     for i in range(n):
         r, c = divmod(i, cols)
-        x0, y1 = c * (w + bar + spacing), 1 - r * (h + spacing + head)
+        x0, y1 = c * (w + bar + spacing), 1 - r * (h + vgap + head)
         cells.append(Cell(*domain(x0, x0 + w), *domain(y1 - h, y1)))
     return cells
 

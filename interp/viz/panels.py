@@ -268,6 +268,9 @@ def panels(
     letters: bool = True,
     titles: Sequence[str] | None = None,
     spacing: float = 0.08,
+    width: float | str | None = None,
+    height: float | str | None = None,
+    font_size: float | None = None,
 ) -> go.Figure:
     """One figure with `items` (figures or results, via `.plot()`) in a grid of `cols` columns.
 
@@ -276,6 +279,11 @@ def panels(
     (zero-centred diverging scale if any data are signed). `letters` adds (a), (b), ... at each
     cell's top-left corner; `titles` adds a small title per panel. `spacing` is the gap between
     cells as a fraction of the figure.
+
+    For print, give `width` (inches, ``"8.4cm"`` or a venue such as ``"double"``) and
+    optionally `height` and `font_size` (points, as in `save_figure`): the gaps between cells
+    are then sized for the paper theme's text at that size (tick labels, axis and colour-bar
+    titles), and `save_figure` exports the figure at that size unless told otherwise.
     """
     from interp.results.base import Result
 
@@ -296,15 +304,23 @@ def panels(
     figs = [item.plot() if isinstance(item, Result) else item for item in items]
 
     rows = math.ceil(len(figs) / cols)
+    printed = _print_size(width, height, font_size, rows, cols)
     cell_w = max((f.layout.width for f in figs if f.layout.width), default=CELL_W)
     cell_h = max((f.layout.height for f in figs if f.layout.height), default=CELL_H)
     # Colour bars need room: a strip right of every cell, or one bar right of the figure.
     bars = any(_holders(t.to_plotly_json()) for f in figs for t in f.data)
     own_bars = bars and not shared_colorscale
-    width = cols * (cell_w + BAR_PX * own_bars) + BAR_PX * (bars and shared_colorscale)
-    height = rows * cell_h + (rows - 1) * HEAD_PX * (titles is not None)
-    head = HEAD_PX / height if titles is not None else 0.0
-    cells = grid(len(figs), cols, spacing, BAR_PX / width if own_bars else 0.0, head)
+    fig_w: float = cols * (cell_w + BAR_PX * own_bars) + BAR_PX * (bars and shared_colorscale)
+    fig_h: float = rows * cell_h + (rows - 1) * HEAD_PX * (titles is not None)
+    head = HEAD_PX / fig_h if titles is not None else 0.0
+    vspace = None
+    if printed is not None:  # gaps in px of the printed size, as fractions of it
+        fig_w, fig_h, font_px = printed["width_px"], printed["height_px"], printed["font_px"]
+        bar_px, head = 6.5 * font_px * own_bars, 1.6 * font_px * (titles is not None) / fig_h
+        spacing, vspace = 4.5 * font_px / fig_w, 4.8 * font_px / fig_h
+    else:
+        bar_px = BAR_PX * own_bars
+    cells = grid(len(figs), cols, spacing, bar_px / fig_w, head, vspace)
 
     ids = Ids()
     out: dict[str, Any] = {}
@@ -351,9 +367,11 @@ def panels(
              "showarrow": False}
         )  # fmt: skip
 
+    if printed is not None:
+        out["meta"] = {"interp_print": printed}  # save_figure's default size for this figure
     fig = go.Figure(data=data, layout=out)
     fig.__dict__["_interp_escaped"] = done  # before apply_theme: nothing is escaped twice
-    apply_theme(fig, width=width, height=height, showlegend="legend" in out)
+    apply_theme(fig, width=fig_w, height=fig_h, showlegend="legend" in out)
     if letters:
         font = {"size": (fig.layout.template.layout.font.size or 13) + 2}  # over the ticks
         weight = "weight" in go.layout.annotation.Font()  # plotly >= 5.23; markup before
@@ -366,3 +384,30 @@ def panels(
                 xanchor="right", yanchor="bottom", showarrow=False, font=font,
             )  # fmt: skip
     return fig
+
+
+def _print_size(
+    width: float | str | None,
+    height: float | str | None,
+    font_size: float | None,
+    rows: int,
+    cols: int,
+) -> dict[str, float] | None:
+    """The printed size (inches and px) and text size (px) a print layout is made for."""
+    from interp.viz.paper import PX_PER_IN, PaperStyle, inches
+
+    if width is None:
+        if height is not None or font_size is not None:
+            raise InterpError("panels: height= and font_size= lay out for print; give width= too.")
+        return None
+    w_in = inches(width)
+    h_in = inches(height, "height") if height is not None else min(9.0, 0.8 * w_in * rows / cols)
+    style = PaperStyle(font_pt=font_size or PaperStyle.font_pt)
+    return {
+        "width_in": w_in,
+        "height_in": h_in,
+        "width_px": w_in * PX_PER_IN,
+        "height_px": h_in * PX_PER_IN,
+        "font_pt": style.font_pt,
+        "font_px": style.px(style.font_pt),
+    }

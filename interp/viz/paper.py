@@ -85,6 +85,20 @@ class PaperStyle:
         return round(pt * PX_PER_IN / PT_PER_IN, 3)
 
 
+def default_width(fig: go.Figure) -> str:
+    """The venue width a figure needs: a table, or three or more plots side by side, take the
+    full text width (``"double"``); anything else one column (``"single"``)."""
+    if any(t.type == "table" for t in fig.data) or _columns(fig) >= 3:
+        return "double"
+    return "single"
+
+
+def _columns(fig: go.Figure) -> int:
+    """How many plots sit side by side: distinct horizontal extents of the x axes."""
+    spans = {tuple(round(v, 3) for v in (ax.domain or (0, 1))) for ax in fig.select_xaxes()}
+    return max(1, len(spans))
+
+
 def default_height(width_in: float) -> float:
     """A height for a width: 3:4 for a column, flatter for wide figures, at most 4.5 in."""
     return round(min(4.5, width_in * (0.75 if width_in < 4.5 else 0.45)), 3)
@@ -136,11 +150,19 @@ def paper_figure(
                 ticklen=3,
                 tickwidth=0.75,
             )
+    above = 0.0  # text set above the plotting area (subplot titles, panel letters)
     for note in lay.annotations:
         # Panel letters keep their larger size; other notes follow the text size.
         big = bool(re.fullmatch(r"(<b>)?\([a-z]\)(</b>)?", str(note.text or "")))
         note.font.size = st.px(st.letter_pt if big else st.font_pt)
         note.font.family = family
+        top = note.yref == "paper" and note.y is not None and note.y >= 0.98
+        if top and note.yanchor == "bottom":
+            above = max(above, note.font.size * 1.5 + float(note.yshift or 0))
+    lay.margin.t = max(lay.margin.t, above)
+    if lay.legend.x is None and lay.legend.orientation is None and _columns(out) == 1:
+        # One plot: the legend goes in a row above it, not beside it (a third of a column).
+        lay.legend.update(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom")
     for trace in out.data:
         _trace(trace, st, size)
     if lay.coloraxis is not None and lay.coloraxis.colorbar is not None:
@@ -149,8 +171,13 @@ def paper_figure(
 
 
 def _colorbar(bar: Any, size: float) -> None:
+    # The title runs along the bar: a title on top would take a third of a column's width.
     bar.update(
-        thickness=10, tickfont={"size": size}, title={"font": {"size": size}}, outlinewidth=0
+        thickness=10,
+        tickfont={"size": size},
+        title={"font": {"size": size}, "side": "right"},
+        outlinewidth=0,
+        ticklen=2,
     )
 
 
@@ -175,6 +202,9 @@ def _trace(trace: Any, st: PaperStyle, size: float) -> None:
             # A signed heatmap without a centre: centre it so white means no effect.
             bound = float(np.abs(finite).max())
             trace.update(zmid=0.0, zmin=-bound, zmax=bound)
+    for err in ("error_x", "error_y"):
+        if err in trace and trace[err].array is not None:
+            trace[err].update(thickness=0.75, width=1.5)  # whiskers thinner than the bars
     if kind == "scatter":
         mode = trace.mode or ""
         if "lines" in mode and (trace.line.width is None or trace.line.width > 0):
