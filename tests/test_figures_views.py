@@ -18,6 +18,7 @@ import interp.results
 from interp.results.base import _REGISTRY, Result
 from interp.viz import export_session
 from interp.viz.metadata import read_embedded, sidecar_path
+from interp.viz.paper import default_width, inches
 
 pytestmark = pytest.mark.skipif(
     shutil.which("chromium") is None, reason="needs Debian's chromium; ./dev test installs it"
@@ -74,6 +75,8 @@ def test_every_view_exports_in_every_format(demo_results, tmp_path):
     with export_session():
         for i, res in enumerate(demo_results):
             for view in type(res).views():
+                # One column, or the text width for tables and wide figures (paper theme).
+                want = None if view == "attention" else inches(default_width(getattr(res, view)()))
                 for fmt in ("png", "svg", "pdf"):
                     if view == "attention" and fmt == "svg":
                         continue  # an HTML widget: PNG and PDF only (tested with attention)
@@ -83,17 +86,18 @@ def test_every_view_exports_in_every_format(demo_results, tmp_path):
                     assert sidecar_path(path).is_file()
                     if fmt == "png":
                         w, _ = _nonblank_png(path)
-                        if view != "attention":
-                            assert w == 990  # 3.3 in at 300 dpi
+                        if want is not None:
+                            assert w == round(want * 300)  # 300 dpi
                     elif fmt == "svg":
                         root = ET.fromstring(path.read_bytes())
-                        assert float(root.get("width")) == pytest.approx(316.8)
-                        assert len(list(root.iter("{http://www.w3.org/2000/svg}path"))) > 0
+                        assert float(root.get("width")) == pytest.approx(want * 96)
+                        drawn = {e.tag.split("}")[1] for e in root.iter()}
+                        assert {"text", "path"} & drawn  # marks or a table's cells were drawn
                     else:
                         pages = PdfReader(path).pages
                         assert len(pages) == 1
-                        if view != "attention":
-                            assert float(pages[0].mediabox.width) == pytest.approx(237.6)
+                        if want is not None:
+                            assert float(pages[0].mediabox.width) == pytest.approx(want * 72)
     n_views = sum(len(type(r).views()) for r in demo_results)
     assert written >= 2 * n_views
 

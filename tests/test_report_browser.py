@@ -20,7 +20,8 @@ import pytest
 
 import interp
 from interp.errors import InterpError
-from interp.viz.browser import BrowserSession, BrowserTimeout, open_page
+from interp.viz.browser import BrowserSession, open_page
+from interp.viz.devtools import BrowserTimeout
 
 pytestmark = pytest.mark.skipif(
     shutil.which("chromium") is None,

@@ -86,10 +86,15 @@ class PaperStyle:
 
 
 def default_width(fig: go.Figure) -> str:
-    """The venue width a figure needs: a table, or three or more plots side by side, take the
-    full text width (``"double"``); anything else one column (``"single"``)."""
+    """The venue width a figure needs: a table, three or more plots side by side, or a heatmap
+    with words in more than six columns take the full text width (``"double"``); anything
+    else one column (``"single"``)."""
     if any(t.type == "table" for t in fig.data) or _columns(fig) >= 3:
         return "double"
+    for t in fig.data:  # words written in the cells of a wide heatmap need the room
+        z = np.asarray(t.z) if t.type == "heatmap" and t.z is not None else np.empty(0)
+        if t.text is not None and z.ndim == 2 and int(z.shape[-1]) > 6:
+            return "double"
     return "single"
 
 
@@ -193,7 +198,7 @@ def _trace(trace: Any, st: PaperStyle, size: float) -> None:
     if marker is not None and "colorbar" in marker and marker.showscale:
         _colorbar(marker.colorbar, size)
     if "textfont" in trace:
-        trace.textfont.size = size
+        trace.textfont.size = size if kind != "heatmap" else st.px(st.font_pt - 1)
     if kind in ("heatmap", "contour") and trace.z is not None and trace.zmid is None:
         z = np.asarray(trace.z, dtype=float)
         finite = z[np.isfinite(z)]
