@@ -37,16 +37,26 @@ def public_name(fn: Callable[..., Any]) -> str | None:
     return f"interp.{family}.{fn.__name__}"
 
 
+def _literal(value: Any, depth: int = 0) -> bool:
+    """Whether `value` reads back as itself from its repr: numbers, strings, and small lists,
+    tuples and dicts of them."""
+    if isinstance(value, _SIMPLE):
+        return True
+    if depth > 3:
+        return False
+    if isinstance(value, list | tuple):
+        return len(value) <= 16 and all(_literal(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return len(value) <= 16 and all(
+            _literal(k, depth + 1) and _literal(v, depth + 1) for k, v in value.items()
+        )
+    return False
+
+
 def _arg(value: Any) -> str:
     kind = type(value).__name__
-    if isinstance(value, _SIMPLE):
-        return repr(value)
-    if (
-        isinstance(value, list | tuple)
-        and len(value) <= 12
-        and all(isinstance(v, _SIMPLE) for v in value)
-    ):
-        return repr(value)
+    if _literal(value) and len(text := repr(value)) <= 300:
+        return text
     if kind in ("Model", "HookedTransformer", "TransformerBridge") or hasattr(value, "cfg"):
         return "model"
     if kind == "Task":

@@ -186,6 +186,24 @@ def _colorbar(bar: Any, size: float) -> None:
     )
 
 
+def _table(trace: Any, size: float) -> None:
+    """Column widths in proportion to the longest line of each column (markup stripped), so
+    no column is cut while another has room to spare, at the paper's text size."""
+    columns = list(trace.cells.values or [])
+    header = list(trace.header.values or [])
+    widths = []
+    for i in range(max(len(columns), len(header))):
+        texts = [str(v) for v in (columns[i] if i < len(columns) else [])]
+        texts += [str(header[i])] if i < len(header) else []
+        lines = [ln for t in texts for ln in re.split(r"<br>|\n", re.sub(r"<(?!br)[^>]*>", "", t))]
+        widths.append(max([3, *(len(ln) for ln in lines)]))
+    trace.update(columnwidth=widths)
+    trace.header.font.size = size
+    trace.cells.font.size = size
+    trace.header.height = size * 1.6
+    trace.cells.height = size * 1.6
+
+
 def _signed_scale() -> Any:
     return go.Heatmap(colorscale=SIGNED_SCALE).colorscale
 
@@ -210,6 +228,8 @@ def _trace(trace: Any, st: PaperStyle, size: float) -> None:
     for err in ("error_x", "error_y"):
         if err in trace and trace[err].array is not None:
             trace[err].update(thickness=0.75, width=1.5)  # whiskers thinner than the bars
+    if kind == "table":
+        _table(trace, size)
     if kind == "scatter":
         mode = trace.mode or ""
         if "lines" in mode and (trace.line.width is None or trace.line.width > 0):
