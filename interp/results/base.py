@@ -237,6 +237,7 @@ class Result:
         extra = ("attention",) if hasattr(cls, "circuitsvis_html") else ()
         return ("plot", *names, *extra)
 
+    @checked
     def save_figure(
         self,
         path: str | os.PathLike[str],

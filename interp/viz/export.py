@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import plotly.graph_objects as go
 
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.viz.metadata import figure_format, figure_metadata, write_figure
 from interp.viz.paper import (
@@ -258,6 +259,7 @@ def _px(value: float | str | None, default: float, what: str = "width") -> float
     return round(inches(value, what) * PX_PER_IN, 3)
 
 
+@checked
 def save_figure(
     fig: go.Figure,
     path: str | os.PathLike[str],

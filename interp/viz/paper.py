@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import plotly.graph_objects as go
 
+from interp.checks import checked
 from interp.errors import InterpError
 from interp.viz.theme import SIGNED_SCALE
 
@@ -69,6 +70,7 @@ def inches(value: float | str, what: str = "width") -> float:
     return out
 
 
+@checked
 @dataclass(frozen=True)
 class PaperStyle:
     """Sizes of the paper theme, in points at the printed size."""
