@@ -34,6 +34,7 @@ from interp.viz.paper import (
     default_width,
     inches,
     paper_figure,
+    table_height,
 )
 
 if TYPE_CHECKING:
@@ -217,12 +218,12 @@ def prepare(
             else {}
         )
         w_in = inches(width if width is not None else printed.get("width_in") or default_width(fig))
+        pt = font_size or printed.get("font_pt") or PaperStyle.font_pt
         h_in = (
             inches(height, "height")
             if height is not None
-            else printed.get("height_in") or default_height(w_in)
+            else printed.get("height_in") or table_height(fig, pt, w_in) or default_height(w_in)
         )
-        pt = font_size or printed.get("font_pt") or PaperStyle.font_pt
         style = PaperStyle(font=font, font_pt=pt)
         out = paper_figure(fig, w_in, h_in, style, titles=title)
         dpi_scale = PAPER_DPI / PX_PER_IN if fmt == "png" else 1.0

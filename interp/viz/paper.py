@@ -106,6 +106,39 @@ def _columns(fig: go.Figure) -> int:
     return max(1, len(spans))
 
 
+def table_height(fig: go.Figure, font_pt: float, width_in: float) -> float | None:
+    """The height in inches that shows every row of the figure's table (at the text size that
+    fits its columns in `width_in`, `table_font_px`), or None when it has no table."""
+    tables = [t for t in fig.data if t.type == "table"]
+    if not tables:
+        return None
+    size = table_font_px(tables[0], font_pt * PX_PER_IN / PT_PER_IN, width_in * PX_PER_IN)
+    rows = max(len(c) for t in tables for c in (t.cells.values or [[]]))
+    lines = 2 * 1.9 + rows * 1.85 + 2.0  # header, rows (with their rules), room
+    return round(lines * size / PX_PER_IN, 3)
+
+
+def _chars(trace: Any) -> list[int]:
+    """Per column, the longest line of text (markup stripped, header included) in characters."""
+    columns = list(trace.cells.values or [])
+    header = list(trace.header.values or [])
+    out = []
+    for i in range(max(len(columns), len(header))):
+        texts = [str(v) for v in (columns[i] if i < len(columns) else [])]
+        texts += [str(header[i])] if i < len(header) else []
+        lines = [ln for t in texts for ln in re.split(r"<br>|\n", re.sub(r"<(?!br)[^>]*>", "", t))]
+        out.append(max([3, *(len(ln) for ln in lines)]))
+    return out
+
+
+def table_font_px(trace: Any, size: float, width_px: float) -> float:
+    """The paper text size, or smaller (down to 5 pt) when the table's columns would not fit
+    `width_px` at it (about 0.56 em per character, 12 px of padding per cell)."""
+    chars = _chars(trace)
+    fits = (0.97 * width_px - 12 * len(chars)) / (0.56 * sum(chars))
+    return round(max(5 * PX_PER_IN / PT_PER_IN, min(size, fits)), 3)
+
+
 def default_height(width_in: float) -> float:
     """A height for a width: 3:4 for a column, flatter for wide figures, at most 4.5 in."""
     return round(min(4.5, width_in * (0.75 if width_in < 4.5 else 0.45)), 3)
@@ -171,7 +204,7 @@ def paper_figure(
         # One plot: the legend goes in a row above it, not beside it (a third of a column).
         lay.legend.update(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom")
     for trace in out.data:
-        _trace(trace, st, size)
+        _trace(trace, st, size, width_in * PX_PER_IN)
     if lay.coloraxis is not None and lay.coloraxis.colorbar is not None:
         _colorbar(lay.coloraxis.colorbar, size)
     return out
@@ -188,29 +221,22 @@ def _colorbar(bar: Any, size: float) -> None:
     )
 
 
-def _table(trace: Any, size: float) -> None:
-    """Column widths in proportion to the longest line of each column (markup stripped), so
-    no column is cut while another has room to spare, at the paper's text size."""
-    columns = list(trace.cells.values or [])
-    header = list(trace.header.values or [])
-    widths = []
-    for i in range(max(len(columns), len(header))):
-        texts = [str(v) for v in (columns[i] if i < len(columns) else [])]
-        texts += [str(header[i])] if i < len(header) else []
-        lines = [ln for t in texts for ln in re.split(r"<br>|\n", re.sub(r"<(?!br)[^>]*>", "", t))]
-        widths.append(max([3, *(len(ln) for ln in lines)]))
-    trace.update(columnwidth=widths)
+def _table(trace: Any, size: float, width_px: float) -> None:
+    """Column widths in proportion to each column's longest line, so no column is cut while
+    another has room to spare, at a text size that lets every column fit the width."""
+    size = table_font_px(trace, size, width_px)
+    trace.update(columnwidth=[c + 2 for c in _chars(trace)])  # + 2: the cell's padding
     trace.header.font.size = size
     trace.cells.font.size = size
-    trace.header.height = size * 1.6
-    trace.cells.height = size * 1.6
+    trace.header.height = size * 1.9
+    trace.cells.height = size * 1.75
 
 
 def _signed_scale() -> Any:
     return go.Heatmap(colorscale=SIGNED_SCALE).colorscale
 
 
-def _trace(trace: Any, st: PaperStyle, size: float) -> None:
+def _trace(trace: Any, st: PaperStyle, size: float, width_px: float) -> None:
     kind = trace.type
     if "colorbar" in trace:
         _colorbar(trace.colorbar, size)
@@ -231,7 +257,7 @@ def _trace(trace: Any, st: PaperStyle, size: float) -> None:
         if err in trace and trace[err].array is not None:
             trace[err].update(thickness=0.75, width=1.5)  # whiskers thinner than the bars
     if kind == "table":
-        _table(trace, size)
+        _table(trace, size, width_px)
     if kind == "scatter":
         mode = trace.mode or ""
         if "lines" in mode and (trace.line.width is None or trace.line.width > 0):
