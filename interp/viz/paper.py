@@ -88,11 +88,15 @@ class PaperStyle:
 
 
 def default_width(fig: go.Figure) -> str:
-    """The venue width a figure needs: a table, three or more plots side by side, or a heatmap
-    with words in more than six columns take the full text width (``"double"``); anything
-    else one column (``"single"``)."""
+    """The venue width a figure needs: a table, three or more plots side by side, category
+    labels that do not fit side by side in a column, or a heatmap with words in more than six
+    columns take the full text width (``"double"``); anything else one column (``"single"``)."""
     if any(t.type == "table" for t in fig.data) or _columns(fig) >= 3:
         return "double"
+    size = PaperStyle().px(PaperStyle.font_pt)
+    single = VENUES["single"] * PX_PER_IN * 0.8
+    if any(need > single * share for _, _, need, share in _category_axes(fig, size)):
+        return "double"  # category labels that cannot sit side by side in a column
     for t in fig.data:  # words written in the cells of a wide heatmap need the room
         z = np.asarray(t.z) if t.type == "heatmap" and t.z is not None else np.empty(0)
         if t.text is not None and z.ndim == 2 and int(z.shape[-1]) > 6:
@@ -205,6 +209,7 @@ def paper_figure(
         lay.legend.update(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom")
     for trace in out.data:
         _trace(trace, st, size, width_in * PX_PER_IN)
+    _tick_angles(out, width_in * PX_PER_IN, size)
     if lay.coloraxis is not None and lay.coloraxis.colorbar is not None:
         _colorbar(lay.coloraxis.colorbar, size)
     return out
@@ -230,6 +235,39 @@ def _table(trace: Any, size: float, width_px: float) -> None:
     trace.cells.font.size = size
     trace.header.height = size * 1.9
     trace.cells.height = size * 1.75
+
+
+def _category_axes(fig: go.Figure, size: float) -> list[tuple[Any, int, float, float]]:
+    """Per x axis with category labels: the axis, how many labels, the px they need side by
+    side at text size `size`, and the axis' share of the figure's width."""
+    labels: dict[str, dict[str, None]] = {}
+    for t in fig.data:
+        xs = getattr(t, "x", None)
+        if xs is None or getattr(t, "orientation", None) == "h" or t.type == "table":
+            continue
+        values = [v for v in list(xs) if isinstance(v, str)]
+        labels.setdefault(t.xaxis or "x", {}).update(dict.fromkeys(values))
+    out = []
+    for ref, names in labels.items():
+        ax = fig.layout[f"xaxis{ref[1:]}"]
+        if names and ax is not None and ax.ticktext is None:
+            lo, hi = ax.domain or (0, 1)
+            need = sum(len(n) for n in names) * 0.56 * size + len(names) * 0.8 * size
+            out.append((ax, len(names), need, hi - lo))
+    return out
+
+
+def _tick_angles(fig: go.Figure, width_px: float, size: float) -> None:
+    """Category labels that do not fit side by side are slanted (45 degrees) or, if even that
+    crowds them, set vertical; the screen view's own angle is redone for the printed size."""
+    for ax, n, need, share in _category_axes(fig, size):
+        room = 0.8 * width_px * share  # the plot's share of the figure, less the margins
+        if need <= room:
+            continue
+        if n * 1.6 * size <= room:
+            ax.tickangle = -45
+        elif n * 1.15 * size <= room:
+            ax.tickangle = -90
 
 
 def _signed_scale() -> Any:
