@@ -458,3 +458,14 @@ def test_the_report_stays_one_offline_file(real, tmp_path):
     assert text.count(bundle[:200]) == 1  # plotly.js inlined once
     assert text.count(circuitsvis_js()[:200]) == 1  # circuitsvis too, for both attention views
     assert text.count("CircuitsVis.render(") == 2
+
+
+def test_all_numeric_results_name_their_cells_with_integers():
+    """A [layer, pos] result has no string column: its rows must not turn layer 3 into 3.0."""
+    from interp.results import ResidualNorms
+
+    values = torch.zeros(4, 5)
+    values[3, 2], values[1, 4] = 7.0, 5.0
+    text = finding(ResidualNorms(values=values, dims=("layer", "pos"), title="norms"))
+    assert text is not None
+    assert "L3 pos 2 +7.00" in text and "L1 pos 4 +5.00" in text and ".0 pos" not in text

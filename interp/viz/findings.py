@@ -80,7 +80,9 @@ def _listing(
 ) -> str:
     """``L3H4 +4.02 [2.95, 5.09], L3H1 +3.58, ...``: the interval on the first unit only."""
     items = []
-    for i, (_, row) in enumerate(rows.iterrows()):
+    # Records, not iterrows: a row of an all-numeric frame would turn layer 3 into 3.0.
+    for i, record in enumerate(rows.to_dict("records")):
+        row = pd.Series(record, dtype=object)
         unit = name(row) if name is not None else unit_name(res, row)
         text = f"{unit} {number(row['value'], signed)}"
         if i == 0 and "ci_low" in row:
