@@ -22,19 +22,25 @@ _SIMPLE = (int, float, str, bool, type(None))
 
 
 def public_name(fn: Callable[..., Any]) -> str | None:
-    """``interp.<family>.<name>`` for a function an analysis family exports, else None."""
+    """How users reach a function the analyses export: ``interp.<family>.<name>`` for the
+    families `interp` exposes, else its module path (``interp.analyses.residual.residual_norms``);
+    None for anything else (methods, private helpers)."""
     module = getattr(fn, "__module__", "") or ""
     parts = module.split(".")
     if len(parts) < 3 or parts[:2] != ["interp", "analyses"] or "." in fn.__qualname__:
         return None
-    family = parts[2]
+    package = ".".join(parts[:3])
     try:
-        exported = getattr(importlib.import_module(f"interp.analyses.{family}"), fn.__name__, None)
+        exported = getattr(importlib.import_module(package), fn.__name__, None)
     except ImportError:
         return None
-    if exported is None:
+    if exported is None or fn.__name__.startswith("_"):
         return None
-    return f"interp.{family}.{fn.__name__}"
+    import interp
+
+    if parts[2] in getattr(interp, "_FAMILIES", {}):
+        return f"interp.{parts[2]}.{fn.__name__}"
+    return f"{package}.{fn.__name__}"
 
 
 def _literal(value: Any, depth: int = 0) -> bool:
@@ -65,21 +71,33 @@ def _arg(value: Any) -> str:
 
 
 def format_call(name: str, bound: inspect.BoundArguments) -> str:
-    """``name(arg, key=value, ...)`` from the arguments as passed (defaults left out)."""
+    """``name(arg, key=value, ...)`` from the arguments as passed (defaults left out).
+
+    `model` and `task` are written without their keyword while they are the leading arguments
+    (as users call analyses); once any argument has been written with a keyword, every later
+    one is too, so the text is always a valid call."""
     params = bound.signature.parameters
     args: list[str] = []
+    keyword = False
     for key, value in bound.arguments.items():
         kind = params[key].kind
         if kind is inspect.Parameter.VAR_POSITIONAL:
-            args.extend(_arg(v) for v in value)
+            if keyword:  # *args after a keyword cannot be written as a call: name the tuple
+                args.append(f"*{_arg(tuple(value))}")
+            else:
+                args.extend(_arg(v) for v in value)
         elif kind is inspect.Parameter.VAR_KEYWORD:
             args.extend(f"{k}={_arg(v)}" for k, v in value.items())
+            keyword = True
         elif kind is inspect.Parameter.POSITIONAL_ONLY or (
-            key in ("model", "task") and kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+            not keyword
+            and key in ("model", "task")
+            and kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
         ):
             args.append(_arg(value))
         else:
             args.append(f"{key}={_arg(value)}")
+            keyword = True
     return f"{name}({', '.join(args)})"
 
 

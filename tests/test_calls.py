@@ -55,3 +55,24 @@ def test_public_names_and_argument_spelling():
     )
     text = format_call("interp.f", bound)
     assert text == "interp.f(<object>, 't', heads=[(1, 2), 'L0H3'], vec=<Tensor>, name=\"a'b\")"
+
+
+def test_calls_stay_valid_python_when_model_is_not_first():
+    """residual_norms(acts, model=...) and trajectories.evaluate(source, task): once a keyword
+    is written, model and task are written with theirs; paths users can import."""
+    import ast
+
+    from interp.analyses.residual import residual_norms
+    from interp.analyses.trajectories import evaluate
+
+    class Model:
+        cfg = None
+
+    norms = format_call(
+        public_name(residual_norms), inspect.signature(residual_norms).bind({}, Model(), seed=1)
+    )
+    assert norms == "interp.analyses.residual.residual_norms(acts={}, model=model, seed=1)"
+    traj = format_call(public_name(evaluate), inspect.signature(evaluate).bind(Model(), "t", n=3))
+    assert traj == "interp.trajectories.evaluate(source=model, task='t', n=3)"
+    for text in (norms, traj):
+        ast.parse(text)  # a valid call

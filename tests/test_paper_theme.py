@@ -100,3 +100,21 @@ def test_text_above_the_plot_gets_room():
     printed = paper_figure(fig, 6.9, 3.0)
     assert printed.layout.margin.t >= 1.5 * PX8
     assert paper_figure(line([0, 1], {"a": np.arange(2.0)}), 3.3, 2.5).layout.margin.t == 8
+
+
+def test_tables_with_two_line_cells_get_two_lines_per_row():
+    one = go.Figure(go.Table(cells={"values": [["a"] * 4, ["b"] * 4]}))
+    two = go.Figure(go.Table(cells={"values": [["a"] * 4, ["b<br><i>c</i>"] * 4]}))
+    h1, h2 = table_height(one, 8, 6.9), table_height(two, 8, 6.9)
+    assert h2 - h1 == pytest.approx(4 * 1.25 * PX8 / 96, abs=2e-3)  # one more line per row
+    many = go.Figure(go.Table(cells={"values": [[str(i) for i in range(2000)]]}))
+    assert table_height(many, 8, 6.9) == 9.0  # a page at most
+    assert table_font_px(go.Table(), PX8, 300) == PX8  # an empty table is no error
+
+
+def test_three_d_figures_and_screen_px_strings():
+    fig = go.Figure(go.Scatter3d(x=["a", "b"], y=[1, 2], z=[1, 2]))
+    assert default_width(fig) == "single"
+    assert paper_figure(fig, 3.3, 2.5).layout.width == pytest.approx(316.8)
+    _, settings = prepare(line([0, 1], {"a": np.arange(2.0)}), "png", width="700", theme="screen")
+    assert settings["width_px"] == 700

@@ -18,6 +18,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -107,7 +108,14 @@ class _Session:
 
     def _run(self, coro: Any, timeout: float = RENDER_TIMEOUT) -> Any:
         fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return fut.result(timeout)
+        try:
+            return fut.result(timeout)
+        except FutureTimeout:
+            fut.cancel()  # frees kaleido's tab for the next figure
+            raise InterpError(
+                f"Chromium did not finish within {timeout:g} s (a very large figure, or a "
+                "stuck browser); nothing was written."
+            ) from None
 
     async def _open(self, path: str, mathjax: str | Path | None) -> Any:
         import kaleido
@@ -253,6 +261,8 @@ def prepare(
 def _px(value: float | str | None, default: float, what: str = "width") -> float:
     if value is None:
         return float(default)
+    if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+        value = float(value)  # the screen theme's unit is the px: "700" means 700 px
     if isinstance(value, int | float) and not isinstance(value, bool):
         if value <= 0:
             raise InterpError(f"{what}={value!r}: give a positive size in px or with a unit.")

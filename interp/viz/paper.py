@@ -110,6 +110,10 @@ def _columns(fig: go.Figure) -> int:
     return max(1, len(spans))
 
 
+#: The tallest a table is laid out (a page); longer tables print their first rows only.
+MAX_TABLE_IN = 9.0
+
+
 def table_height(fig: go.Figure, font_pt: float, width_in: float) -> float | None:
     """The height in inches that shows every row of the figure's table (at the text size that
     fits its columns in `width_in`, `table_font_px`), or None when it has no table."""
@@ -117,9 +121,15 @@ def table_height(fig: go.Figure, font_pt: float, width_in: float) -> float | Non
     if not tables:
         return None
     size = table_font_px(tables[0], font_pt * PX_PER_IN / PT_PER_IN, width_in * PX_PER_IN)
-    rows = max(len(c) for t in tables for c in (t.cells.values or [[]]))
-    lines = 2 * 1.9 + rows * 1.85 + 2.0  # header, rows (with their rules), room
-    return round(lines * size / PX_PER_IN, 3)
+    # Each row is as tall as its cell with the most lines (generations write two per cell).
+    columns = [list(c) for t in tables for c in (t.cells.values or [])]
+    rows = max((len(c) for c in columns), default=0)
+    per_row = [
+        max(str(c[r]).count("<br>") + str(c[r]).count("\n") + 1 for c in columns if r < len(c))
+        for r in range(rows)
+    ]
+    lines = 2 * 1.9 + sum(1.25 * n + 0.6 for n in per_row) + 2.0  # header, rows, room
+    return round(min(MAX_TABLE_IN, lines * size / PX_PER_IN), 3)
 
 
 def _chars(trace: Any) -> list[int]:
@@ -139,6 +149,8 @@ def table_font_px(trace: Any, size: float, width_px: float) -> float:
     """The paper text size, or smaller (down to 5 pt) when the table's columns would not fit
     `width_px` at it (about 0.56 em per character, 12 px of padding per cell)."""
     chars = _chars(trace)
+    if not chars:
+        return size
     fits = (0.97 * width_px - 12 * len(chars)) / (0.56 * sum(chars))
     return round(max(5 * PX_PER_IN / PT_PER_IN, min(size, fits)), 3)
 
@@ -246,7 +258,8 @@ def _category_axes(fig: go.Figure, size: float) -> list[tuple[Any, int, float, f
         if xs is None or getattr(t, "orientation", None) == "h" or t.type == "table":
             continue
         values = [v for v in list(xs) if isinstance(v, str)]
-        labels.setdefault(t.xaxis or "x", {}).update(dict.fromkeys(values))
+        if "xaxis" in t:  # 3-D and polar traces have x but no x axis
+            labels.setdefault(t.xaxis or "x", {}).update(dict.fromkeys(values))
     out = []
     for ref, names in labels.items():
         ax = fig.layout[f"xaxis{ref[1:]}"]
