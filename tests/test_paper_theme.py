@@ -106,7 +106,7 @@ def test_tables_with_two_line_cells_get_two_lines_per_row():
     one = go.Figure(go.Table(cells={"values": [["a"] * 4, ["b"] * 4]}))
     two = go.Figure(go.Table(cells={"values": [["a"] * 4, ["b<br><i>c</i>"] * 4]}))
     h1, h2 = table_height(one, 8, 6.9), table_height(two, 8, 6.9)
-    assert h2 - h1 == pytest.approx(4 * 1.25 * PX8 / 96, abs=2e-3)  # one more line per row
+    assert h2 - h1 == pytest.approx(4 * 2.05 * PX8 / 96, abs=2e-3)  # one more line per row
     many = go.Figure(go.Table(cells={"values": [[str(i) for i in range(2000)]]}))
     assert table_height(many, 8, 6.9) == 9.0  # a page at most
     assert table_font_px(go.Table(), PX8, 300) == PX8  # an empty table is no error

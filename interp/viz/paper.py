@@ -128,7 +128,7 @@ def table_height(fig: go.Figure, font_pt: float, width_in: float) -> float | Non
         max(str(c[r]).count("<br>") + str(c[r]).count("\n") + 1 for c in columns if r < len(c))
         for r in range(rows)
     ]
-    lines = 2 * 1.9 + sum(1.25 * n + 0.6 for n in per_row) + 2.0  # header, rows, room
+    lines = 2 * 1.9 + sum(2.05 * n - 0.2 for n in per_row) + 2.0  # header, rows, room
     return round(min(MAX_TABLE_IN, lines * size / PX_PER_IN), 3)
 
 
