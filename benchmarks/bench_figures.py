@@ -25,7 +25,6 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import plotly.io as pio
 from _common import machine_info, stopwatch, write_json_atomic
@@ -41,25 +40,10 @@ TARGET = 5.0
 
 def demo_views(out: Path) -> list[tuple[Result, str]]:
     """Every (result, view) of the organism demo; the report itself is not written."""
-    import interp.demo.run as run
+    from interp.demo.run import demo_results
 
-    captured: list[Any] = []
-
-    def keep(items: list[Any], path: Path, **kw: Any) -> Path:
-        captured.extend(items)
-        return Path(path)
-
-    real = run.report
-    run.report = keep  # type: ignore[assignment]
-    try:
-        run.run_demo("organism", out, n=8, seed=0)
-    finally:
-        run.report = real  # type: ignore[assignment]
-    views = []
-    for res in captured:
-        if isinstance(res, Result):
-            views += [(res, v) for v in type(res).views() if v != "attention"]
-    return views
+    results = demo_results("organism", out, n=8, seed=0)
+    return [(res, v) for res in results for v in type(res).views() if v != "attention"]
 
 
 def ours(views: list[tuple[Result, str]], out: Path, fmt: str) -> float:

@@ -14,30 +14,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from interp.demo.run import demo_results
 from interp.results.base import Result
 from interp.viz import export_session, panels, save_figure
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "figures" / "gallery"
 PAGE = OUT.parents[1] / "gallery.md"
 DPI_SCALE = 150 / 96  # docs images: 150 dpi keeps each PNG small and sharp on screen
-
-
-def demo_results(out: Path) -> list[Result]:
-    import interp.demo.run as run
-
-    captured: list[Any] = []
-
-    def keep(items: list[Any], path: Path, **kw: Any) -> Path:
-        captured.extend(items)
-        return Path(path)
-
-    real = run.report
-    run.report = keep  # type: ignore[assignment]
-    try:
-        run.run_demo("organism", out, n=16, seed=0)
-    finally:
-        run.report = real  # type: ignore[assignment]
-    return [r for r in captured if isinstance(r, Result)]
 
 
 def _about(kind: type[Result], view: str) -> str:
@@ -84,7 +67,7 @@ def main() -> None:
         old.unlink()
     index: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        results = demo_results(Path(tmp))
+        results = demo_results("organism", Path(tmp), n=16, seed=0)
     seen: dict[str, int] = {}
     with export_session():
         for res in results:
@@ -118,7 +101,8 @@ def main() -> None:
                 "kind": "panels",
                 "title": "Three views composed with interp.viz.panels",
                 "view": "panels",
-                "call": 'interp.viz.panels([dla, patch, probe], cols=3, width="double", height=2.4)',
+                "call": "interp.viz.panels([dla, patch, probe], cols=3, "
+                'width="double", height=2.4)',
                 "about": "Lettered panels, each with its own axes and colour bar, laid out "
                 "for the full text width (the gaps fit 8 pt text).",
             }

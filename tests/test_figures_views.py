@@ -9,7 +9,6 @@ import shutil
 import struct
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -29,21 +28,9 @@ NOT_IN_DEMO = {"result"}
 
 @pytest.fixture(scope="module")
 def demo_results(tmp_path_factory) -> list[Result]:
-    import interp.demo.run as run
+    from interp.demo.run import demo_results
 
-    captured: list[Any] = []
-
-    def keep(items: list[Any], path: Path, **kw: Any) -> Path:
-        captured.extend(items)
-        return Path(path)
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(run, "report", keep)
-    try:
-        run.run_demo("organism", tmp_path_factory.mktemp("demo"), n=8, seed=0)
-    finally:
-        mp.undo()
-    results = [r for r in captured if isinstance(r, Result)]
+    results = demo_results("organism", tmp_path_factory.mktemp("demo"), n=8, seed=0)
     # The demo ablates no heads; one ablation sweep completes the set of result types.
     model = interp.load_model("organism")
     task = interp.tasks.induction(model, n=8, seed=0)

@@ -23,7 +23,7 @@ from interp.tasks.registry import make_task
 from interp.viz.html import table
 from interp.viz.report import report
 
-__all__ = ["LARGE_PARAMS", "Sizes", "run_demo"]
+__all__ = ["LARGE_PARAMS", "Sizes", "demo_results", "demo_sections", "run_demo"]
 
 
 def _info_html(model: Any) -> str:
@@ -66,6 +66,26 @@ def run_demo(
         browser_path()  # no Chromium: a clear error now rather than after every analysis
     if command is None and isinstance(model_spec, str | Path):
         command = _demo_command(model_spec, out, n, seed, figures)
+    sections, name = demo_sections(model_spec, out, n=n, seed=seed)
+    path = report(
+        sections, Path(out) / "report.html", title=f"interp demo: {name}", command=command
+    )
+    if figures is not None:  # after the report: the report stands even if an export fails
+        demo_figures(sections, figures)
+    return path
+
+
+def demo_results(model_spec: Any, out: str | Path, n: int = 32, seed: int = 0) -> list[Result]:
+    """The results the demo reports (no report written): for figure galleries and benchmarks."""
+    sections, _ = demo_sections(model_spec, out, n=n, seed=seed)
+    return [item for item in sections if isinstance(item, Result)]
+
+
+def demo_sections(
+    model_spec: Any, out: str | Path, n: int = 32, seed: int = 0
+) -> tuple[list[Any], str]:
+    """Every section of the demo report (results and ``(heading, html)`` blocks), in order,
+    and the model's name; the cache and the results are saved under `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(model_spec)
@@ -96,11 +116,7 @@ def run_demo(
     sections += probes
     sections += steering_section(model, out, seed=seed, sizes=sizes, probes=probes)
     sections += trajectories_section(model, out, seed=seed, n=sizes.traj_n, sizes=sizes)
-    title = f"interp demo: {model.name}"
-    path = report(sections, out / "report.html", title=title, command=command)
-    if figures is not None:  # after the report: the report stands even if an export fails
-        demo_figures(sections, figures)
-    return path
+    return sections, str(model.name)
 
 
 def demo_figures(sections: list[Any], directory: str | Path) -> list[Path]:
