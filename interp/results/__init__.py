@@ -12,6 +12,7 @@ from interp.results.io import load_result
 from interp.results.patching import AtPResult, PatchResult, PathPatchResult
 from interp.results.probes import ProbeResult
 from interp.results.residual import ResidualNorms
+from interp.results.sae import LatentFeatures
 from interp.results.steering import GenerationsResult, ScorecardResult, SteeringResult
 from interp.results.trajectories import TrajectoryResult
 from interp.stats import bootstrap_mean
@@ -23,6 +24,7 @@ __all__ = [
     "DLAResult",
     "GenerationsResult",
     "HeadScores",
+    "LatentFeatures",
     "LogitLensResult",
     "PatchResult",
     "PathPatchResult",
