@@ -36,6 +36,7 @@ _FAMILIES = {
     "probes": "interp.analyses.probes",
     "trajectories": "interp.analyses.trajectories",
     "steering": "interp.analyses.steering",
+    "sae": "interp.analyses.sae",
 }
 
 if TYPE_CHECKING:  # static names for type checkers and IDEs; runtime loads them lazily
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # static names for type checkers and IDEs; runtime loads them
         attribution,
         patching,
         probes,
+        sae,
         steering,
         trajectories,
     )

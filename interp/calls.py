@@ -63,6 +63,8 @@ def _arg(value: Any) -> str:
     kind = type(value).__name__
     if _literal(value) and len(text := repr(value)) <= 300:
         return text
+    if hasattr(value, "W_dec") and hasattr(value, "cfg"):  # an sae-lens SAE (it has a cfg too)
+        return "sae"
     if kind in ("Model", "HookedTransformer", "TransformerBridge") or hasattr(value, "cfg"):
         return "model"
     if kind == "Task":

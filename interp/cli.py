@@ -39,6 +39,15 @@ def _add_figure() -> None:
 
 _add_figure()
 
+
+def _add_sae() -> None:
+    from interp.cli_sae import sae_app
+
+    app.add_typer(sae_app, name="sae")
+
+
+_add_sae()
+
 ModelOpt = Annotated[
     str,
     typer.Option(

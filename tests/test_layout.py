@@ -15,11 +15,15 @@ import pytest
 ANALYSES = Path(__file__).resolve().parents[1] / "interp" / "analyses"
 FAMILIES = sorted(p.name for p in ANALYSES.iterdir() if (p / "__init__.py").is_file())
 # Top-level names under which `interp/__init__.py` exposes each family.
-ALIASES = {"attribution", "patching", "probes", "steering", "trajectories"}
+ALIASES = {"attribution", "patching", "probes", "sae", "steering", "trajectories"}
 # The steering scorecard turns the other families' evidence into steering targets, so steering
 # may call their public API (names the family package exports, ``from interp.analyses.patching
 # import activation_patch``), never their modules.
-COMPOSES = {"steering": {"attribution", "patching", "probes"}}
+# SAE latents are units of every analysis: the sae family calls the others' latent entry points.
+COMPOSES = {
+    "steering": {"attribution", "patching", "probes"},
+    "sae": {"attribution", "patching", "probes", "steering"},
+}
 
 
 def public_api(family: str, name: str) -> bool:

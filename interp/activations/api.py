@@ -39,9 +39,7 @@ ActivationCache = Any
 
 
 def _model_id(model: Model) -> str:
-    # Cheap model identity: its name, size and a checksum of the unembedding.
-    ident = f"{model.name}|{model.info().n_params}|{float(model.W_U.detach().double().sum()):.10e}"
-    return hashlib.sha256(ident.encode()).hexdigest()
+    return model.fingerprint()
 
 
 def _inputs_id(tokens: Tensor, answer_pos: Tensor) -> str:

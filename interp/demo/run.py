@@ -14,6 +14,7 @@ from interp.analyses.residual import residual_norms
 from interp.demo.attribution import attribution_section
 from interp.demo.patching import patching_section
 from interp.demo.probes import probes_section
+from interp.demo.sae import sae_section
 from interp.demo.sizes import LARGE_PARAMS, Sizes
 from interp.demo.steering import steering_section
 from interp.demo.trajectories import trajectories_section
@@ -116,6 +117,7 @@ def demo_sections(
     sections += probes
     sections += steering_section(model, out, seed=seed, sizes=sizes, probes=probes)
     sections += trajectories_section(model, out, seed=seed, n=sizes.traj_n, sizes=sizes)
+    sections += sae_section(model, out, seed=seed, n=n)
     return sections, str(model.name)
 
 

@@ -161,6 +161,32 @@ class Model(Architecture, Tokens):
 
         return head_label(layer, head)
 
+    def with_saes(self, saes: Sequence[Any], error_term: bool = True) -> Any:
+        """Attach sae-lens SAEs: latents become hook points (``<site>.hook_sae_acts_post``).
+
+        With ``error_term=True`` the model's outputs are unchanged. Works as a statement (detach
+        with ``.detach()``) or as ``with model.with_saes([sae]):`` (see interp.sae.attach).
+        """
+        from interp.models.saes import Attached
+
+        return Attached(self, saes, error_term)
+
+    @property
+    def saes(self) -> dict[str, Any]:
+        """Hook name -> SAE for every SAE attached to this model."""
+        from interp.models.saes import attached_saes
+
+        return attached_saes(self)
+
+    def fingerprint(self) -> str:
+        """Cheap identity: name, size and a checksum of the unembedding (caches and SAEs
+        trained by interp are matched to their model by it)."""
+        import hashlib
+
+        total = float(self.W_U.detach().double().sum())
+        ident = f"{self.name}|{self.info().n_params}|{total:.10e}"
+        return hashlib.sha256(ident.encode()).hexdigest()
+
     # ---------------------------------------------------------------- weights
     @property
     def W_E(self) -> Float[Tensor, "d_vocab d_model"]:

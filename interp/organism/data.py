@@ -169,6 +169,10 @@ class Mixture:
         """Right-padded input ids and labels (-100 on padding)."""
         return self._pad([self.sample() for _ in range(size)])
 
+    def rows(self, size: int) -> Tensor:
+        """`size` right-padded sequences as the model reads them (no labels): SAE training data."""
+        return self.batch(size)[0]
+
     def batches(self, size: int, splits: int = 2) -> list[tuple[Tensor, Tensor]]:
         """One optimiser step's examples, sorted by length into `splits` micro-batches so that
         short examples are not padded to the longest (less wasted compute, same gradient)."""

@@ -9,6 +9,7 @@ from interp.results.attribution import (
 )
 from interp.results.base import Result
 from interp.results.io import load_result
+from interp.results.latents import LatentProbeResult
 from interp.results.patching import AtPResult, PatchResult, PathPatchResult
 from interp.results.probes import ProbeResult
 from interp.results.residual import ResidualNorms
@@ -25,6 +26,7 @@ __all__ = [
     "GenerationsResult",
     "HeadScores",
     "LatentFeatures",
+    "LatentProbeResult",
     "LogitLensResult",
     "PatchResult",
     "PathPatchResult",

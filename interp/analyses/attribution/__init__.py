@@ -10,6 +10,7 @@ from interp.analyses.attribution.detectors import (
     target_pattern,
 )
 from interp.analyses.attribution.dla import assert_sum_to_total, direct_logit, sum_to_total
+from interp.analyses.attribution.latents import direct_logit as latent_direct_logit
 from interp.analyses.attribution.logit_lens import logit_lens
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "detect_heads",
     "detector_pattern",
     "direct_logit",
+    "latent_direct_logit",
     "logit_lens",
     "sum_to_total",
     "target_pattern",

@@ -6,7 +6,7 @@ minus incorrect); `over` names the unit axis, as in every analysis that has one.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -22,7 +22,7 @@ from interp.results.base import Coord
 from interp.results.meta import make_meta
 from interp.tasks.task import Task
 
-Over = Literal["heads", "layers", "components", "positions"]
+Over = Literal["heads", "layers", "components", "positions", "latents"]
 #: The spellings before `over=` (one release, with a DeprecationWarning).
 _BY = {"head": "heads", "layer": "layers", "component": "components", "position": "positions"}
 
@@ -37,6 +37,7 @@ def direct_logit(
     batch_size: int = 32,
     n_boot: int = 1000,
     seed: int = 0,
+    sae: Any = None,
 ) -> DLAResult:
     """Direct logit attribution (METHODS.md section 1), averaged over prompts with bootstrap CIs.
 
@@ -57,11 +58,18 @@ def direct_logit(
         batch_size: prompts per forward pass.
         n_boot: bootstrap resamples for the intervals.
         seed: bootstrap seed.
+        sae: the sae-lens SAE whose latents ``over="latents"`` attributes.
 
     The result keeps every component's per-prompt value, so ``res.check_sum_to_total()`` works
     whatever ``over`` is.
     """
     model = load_model(model)
+    if over == "latents" or sae is not None:
+        if over != "latents" or sae is None:
+            raise InterpError("Latent DLA needs both over='latents' and sae= (an sae-lens SAE).")
+        from interp.analyses.attribution.latents import direct_logit as latent_dla
+
+        return latent_dla(model, task, sae, token, batch_size, n_boot, seed)
     if over == "positions" and int(task.answer_pos.min()) != int(task.answer_pos.max()):
         raise InterpError(
             "over='positions' needs prompts of one length so positions line up; build the task "

@@ -8,6 +8,8 @@ from interp.analyses.patching.agreement import agreement
 from interp.analyses.patching.atp import attribution_patch
 from interp.analyses.patching.contrast import Contrast
 from interp.analyses.patching.exact import activation_patch
+from interp.analyses.patching.latents import activation_patch as patch_latents
+from interp.analyses.patching.latents import attribution_patch as atp_latents
 from interp.analyses.patching.nodes import TARGETS, Node
 from interp.analyses.patching.path import path_patch
 from interp.analyses.patching.runs import GaussianNoise
@@ -22,7 +24,9 @@ __all__ = [
     "Node",
     "activation_patch",
     "agreement",
+    "atp_latents",
     "attribution_patch",
+    "patch_latents",
     "path_patch",
     "spearman",
 ]

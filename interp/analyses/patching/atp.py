@@ -16,7 +16,7 @@ from typing import Any, overload
 from interp.analyses.patching.build import build_result
 from interp.analyses.patching.contrast import Contrast
 from interp.analyses.patching.estimate import activations, effects
-from interp.analyses.patching.nodes import PerPosition, canonical, check_target, sweep
+from interp.analyses.patching.nodes import PerPosition, canonical, check_target, latent_sae, sweep
 from interp.analyses.patching.qk import qk_names
 from interp.analyses.patching.readout import DEFAULT_BUDGET, make_readout, resid_metric
 from interp.analyses.patching.runs import Corruption
@@ -48,6 +48,7 @@ def attribution_patch(
     memory_budget: int | str = ...,
     progress: bool = ...,
     targets: None = ...,
+    sae: Any = ...,
 ) -> AtPResult: ...
 @overload
 def attribution_patch(
@@ -66,6 +67,7 @@ def attribution_patch(
     progress: bool = ...,
     *,
     targets: Sequence[str],
+    sae: None = ...,
 ) -> dict[str, AtPResult]: ...
 
 
@@ -86,6 +88,7 @@ def attribution_patch(
     memory_budget: int | str = DEFAULT_BUDGET,
     progress: bool = True,
     targets: Sequence[str] | None = None,
+    sae: Any = None,
 ) -> AtPResult | dict[str, AtPResult]:
     """Estimate every component's patching effect at once.
 
@@ -100,8 +103,20 @@ def attribution_patch(
         verify_top_k: re-measure the k highest-ranked components by exact patching
             (``.verified``, NaN elsewhere; ``.verified_table`` lists them).
         memory_budget / progress: for the verification runs.
+        sae: with ``target="latents"``, AtP over every latent of an sae-lens SAE
+            (`interp.sae.attribution_patch`; ``star`` does not apply).
     """
     model = load_model(model)
+    if target == "latents" or sae is not None:
+        if star or targets is not None:
+            raise InterpError("Latent AtP takes one SAE: no star= or targets=.")
+        from interp.analyses.patching.latents import attribution_patch as atp_latents
+
+        return atp_latents(
+            model, task, latent_sae(target, sae), mode=mode, metric=metric,
+            corruption=corruption, verify_top_k=verify_top_k, n_boot=n_boot, seed=seed,
+            memory_budget=memory_budget, progress=progress,
+        )  # fmt: skip
     given, several = _requested(target, targets)
     wanted = list(dict.fromkeys(canonical(t) for t in given))
     if not wanted:

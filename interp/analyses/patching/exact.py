@@ -8,7 +8,7 @@ from typing import Any
 from interp.analyses.patching.build import build_result
 from interp.analyses.patching.contrast import Contrast
 from interp.analyses.patching.engine import Patcher
-from interp.analyses.patching.nodes import Node, PerPosition, node_sets, sweep
+from interp.analyses.patching.nodes import Node, PerPosition, latent_sae, node_sets, sweep
 from interp.analyses.patching.readout import DEFAULT_BUDGET, make_readout, parse_budget
 from interp.analyses.patching.runs import Corruption
 from interp.checks import checked
@@ -40,6 +40,8 @@ def activation_patch(
     memory_budget: int | str = DEFAULT_BUDGET,
     progress: bool = True,
     nodes: NodeSets | None = None,
+    sae: Any = None,
+    latents: Sequence[int] | None = None,
 ) -> PatchResult:
     """Patch activations between the clean and corrupted runs and measure the metric.
 
@@ -63,13 +65,25 @@ def activation_patch(
         progress: show a progress bar.
         nodes: node sets patched together instead of a sweep: ``["L3H2", "L3H6"]`` (one set) or
             ``[["L3H2"], ["L3H2", (3, 6)]]`` (several); see `Node.parse`. (A list given as
-            ``target`` still means this, with a DeprecationWarning.)
+            ``target`` still means this, with a DeprecationWarning.) With ``target="latents"``,
+            lists of latent indices patched together.
+        sae / latents: ``target="latents"`` patches the latents of an sae-lens SAE
+            (`interp.sae.activation_patch`): each of `latents` alone (default every latent), or
+            the sets in `nodes`.
 
     Returns:
         A `PatchResult`: normalised scores with bootstrap intervals; ``.raw`` is the mean raw
         metric per component (what TransformerLens' `patching` module returns).
     """
     model = load_model(model)
+    if target == "latents" or sae is not None or latents is not None:
+        from interp.analyses.patching.latents import activation_patch as patch_latents
+
+        return patch_latents(
+            model, task, latent_sae(target, sae), latents=latents, sets=nodes, mode=mode,
+            metric=metric, corruption=corruption, n_boot=n_boot, seed=seed,
+            memory_budget=memory_budget, progress=progress,
+        )  # fmt: skip
     model.require("activation_patch", "logits", "hooked")
     if not isinstance(target, str):
         # stacklevel 5: past warn_renamed, this function and its two decorators, to the caller.

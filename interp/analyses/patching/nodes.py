@@ -68,6 +68,17 @@ def check_target(model: Model, target: str, per_position: PerPosition = False) -
         )
 
 
+def latent_sae(target: Any, sae: Any) -> Any:
+    """The SAE of a ``target="latents"`` call (``sae=`` alone also means latents)."""
+    if sae is None:
+        raise InterpError(
+            "target='latents' needs sae=: an sae-lens SAE, e.g. interp.sae.load(path, model=model)."
+        )
+    if target not in ("latents", "z"):
+        raise InterpError(f"sae= patches SAE latents: give target='latents', not {target!r}.")
+    return sae
+
+
 def n_head_index(model: Model, target: str) -> int:
     """Heads along the head axis: key-value heads for k and v (grouped-query attention)."""
     return model.n_key_value_heads if target in ("k", "v") else model.n_heads

@@ -27,13 +27,13 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.analyses.sae.attach import ensure_attached, latent_hook
 from interp.analyses.sae.data import Data, Rows, rows_from
-from interp.analyses.sae.units import decoder_directions, latent_labels
 from interp.checks import checked
 from interp.errors import InterpError
+from interp.latents import decoder_directions, latent_labels
 from interp.models import Model, load_model
 from interp.models.hooks import layer_of, short_form
+from interp.models.saes import ensure_attached, latent_hook
 from interp.results.meta import make_meta
 from interp.results.sae import METRICS, LatentFeatures
 from interp.tasks.task import Task
