@@ -50,6 +50,18 @@ def sae_section(model: Any, out: Path, seed: int, n: int = 32) -> list[Any]:
             "scores: 1 = the clean logit difference restored).</p>" + table(rows),
         )
     )
+    top = [int(i) for i in atp.verified_table["latent"].head(5)]
+    feats = S.features(model, ioi, first, latents=top, top_n=5, progress=False)
+    feats.save(out / "sae_features")
+    items += [
+        feats,
+        (
+            "Latent features",
+            "<p>The five latents AtP ranks highest: their top-activating IOI prompts (each "
+            "token shaded by the latent's activation), activation histograms and the output "
+            "tokens their decoder directions boost and suppress.</p>" + feats.page_html(top[:3]),
+        ),
+    ]
     facts = make_task(model, "facts", n=4 * n, seed=seed)
     last = saes[sorted(saes)[-1]]
     probe = S.sparse_probe(model, facts, last, k=8, seed=seed)

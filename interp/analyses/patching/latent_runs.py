@@ -38,6 +38,9 @@ class LatentRuns:
         self.progress = progress
         self.seq = readout.seq_len
         self.source = self.latents(contrast.source)
+        # A set whose latents are equal in both runs changes nothing when patched: its runs are
+        # the base run's (most latents of a sparse SAE are zero in both).
+        self.base = self.latents(contrast.base)
         b, s, d = self.source.shape
         row_bytes = s * (3 * d + 16 * model.d_model) * torch.finfo(model.dtype).bits // 8
         self.chunk = max(1, parse_budget(budget) // max(1, b * row_bytes))
@@ -56,9 +59,25 @@ class LatentRuns:
             self.model.forward(run.tokens[:, : self.seq], stop_at_layer=self.model.n_layers)
         return got[0]
 
+    def changed(self, latents: Sequence[int]) -> bool:
+        """Whether patching `latents` changes anything (they differ between the runs)."""
+        idx = list(latents)
+        return not torch.equal(self.source[..., idx], self.base[..., idx])
+
     @torch.inference_mode()
     def run(self, sets: Sequence[Sequence[int]], desc: str = "latent patching") -> Tensor:
         """Metric per (set, prompt) with each set's latents patched together: ``[set, prompt]``."""
+        needed = [i for i, s in enumerate(sets) if self.changed(s)]
+        if len(needed) < len(sets):
+            unchanged = self._run([[]], desc)[0]
+        out = torch.empty(len(sets), self.source.shape[0])
+        if needed:
+            out[needed] = self._run([sets[i] for i in needed], desc)
+        for i in set(range(len(sets))) - set(needed):
+            out[i] = unchanged
+        return out
+
+    def _run(self, sets: Sequence[Sequence[int]], desc: str) -> Tensor:
         base = self.contrast.base
         tokens = base.tokens[:, : self.seq]
         b, d = tokens.shape[0], self.source.shape[-1]

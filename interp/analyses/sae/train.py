@@ -27,7 +27,7 @@ from interp.analyses.sae.load import INTERP_FILE, load
 from interp.analyses.sae.quality import measure
 from interp.checks import checked
 from interp.errors import InterpError
-from interp.files import atomic_write_text
+from interp.files import atomic_write_text, normal_mode
 from interp.results.meta import versions
 
 if TYPE_CHECKING:
@@ -254,6 +254,9 @@ def save(sae: SAE, path: str | os.PathLike[str], overwrite: bool = False) -> Pat
         if record:
             atomic_write_text(stage / INTERP_FILE, json.dumps(record, indent=1) + "\n")
             atomic_write_text(stage / "card.md", card_markdown(record))
+        normal_mode(stage, directory=True)  # mkdtemp and sae-lens write owner-only files
+        for file in stage.iterdir():
+            normal_mode(file)
         if target.exists():
             shutil.rmtree(target)
         stage.rename(target)
