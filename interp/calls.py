@@ -30,17 +30,29 @@ def public_name(fn: Callable[..., Any]) -> str | None:
     if len(parts) < 3 or parts[:2] != ["interp", "analyses"] or "." in fn.__qualname__:
         return None
     package = ".".join(parts[:3])
-    try:
-        exported = getattr(importlib.import_module(package), fn.__name__, None)
-    except ImportError:
-        return None
-    if exported is None or fn.__name__.startswith("_"):
+    if fn.__name__.startswith("_"):
         return None
     import interp
 
-    if parts[2] in getattr(interp, "_FAMILIES", {}):
-        return f"interp.{parts[2]}.{fn.__name__}"
-    return f"{package}.{fn.__name__}"
+    families: dict[str, str] = dict(getattr(interp, "_FAMILIES", {}))
+    target = inspect.unwrap(fn)
+
+    def exports(module: str, name: str) -> bool:
+        try:
+            value = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            return False
+        return value is not None and inspect.unwrap(value) is target
+
+    # Its own family first; a function another family re-exports (interp.sae.direct_logit is
+    # attribution's latent DLA) is named where it carries its own name.
+    own = [(parts[2], families.get(parts[2], package))] if parts[2] in families else []
+    for family, module in [*own, *families.items()]:
+        if exports(module, fn.__name__):
+            return f"interp.{family}.{fn.__name__}"
+    if exports(package, fn.__name__):
+        return f"{package}.{fn.__name__}"
+    return None
 
 
 def _literal(value: Any, depth: int = 0) -> bool:

@@ -204,3 +204,29 @@ def test_training_on_a_real_llama_family_model(smollm2):
         res = interp.attribution.direct_logit(smollm2, task, over="latents", sae=sae, n_boot=50)
     assert res.check_sum_to_total() < 1e-4
     assert sae.interp_record["quality"]["l0"] == pytest.approx(16.0)
+
+
+def test_cli_trains_and_prints_the_card(tmp_path):
+    from typer.testing import CliRunner
+
+    from interp.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "sae"
+    args = ["sae", "train", "--out", str(out), "--data", "ioi", "--rows", "32", "--d-sae", "64"]
+    got = runner.invoke(
+        app, [*args, "--k", "4", "--training-tokens", "2048", "--batch-size", "256"]
+    )
+    assert got.exit_code == 0, got.output
+    assert "L0 (mean active latents per token): 4.00" in got.output
+    record = json.loads((out / "interp_sae.json").read_text())
+    assert record["command"].startswith("interp sae train --out ")
+    assert "--data ioi" in record["command"] and "--k 4" in record["command"]
+    info = runner.invoke(app, ["sae", "info", str(out)])
+    assert info.exit_code == 0 and "hook: blocks.2.hook_resid_post" in info.output
+    # Bad input: refused before the model loads, nothing written.
+    again = runner.invoke(app, [*args, "--k", "4"])
+    assert again.exit_code != 0 and "exists and is not empty" in str(again.exception)
+    both = runner.invoke(app, ["sae", "train", "--out", str(tmp_path / "b"), "--k", "0"])
+    assert both.exit_code != 0 and "--k N (TopK)" in str(both.exception)
+    assert not (tmp_path / "b").exists()

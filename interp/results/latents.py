@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from interp.checks import checked
 from interp.results.base import RankBy, Result
 
 
@@ -42,6 +43,7 @@ class LatentProbeResult(Result):
         auc = float(self.values[self.best_latent])
         return max(auc, 1 - auc)
 
+    @checked
     def table(self, k: int = 10) -> pd.DataFrame:
         """The chosen latents and the k best by ROC-AUC: AUC, decoder cosine, chosen or not."""
         sep = (self.values - 0.5).abs()

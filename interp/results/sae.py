@@ -188,6 +188,7 @@ class LatentFeatures(Result):
             drop=True
         )
 
+    @checked
     def ranked(self, k: int = 20, sort_by: str = "density") -> list[int]:
         """The `k` first latents of `table(sort_by)`."""
         return [int(i) for i in self.table(sort_by)["latent"].head(k)]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 from torch import Tensor
 
 from interp.nodes import head_axis_label, head_label, layer_label
@@ -161,6 +163,20 @@ def _axis_labels(res: Result, dim: str) -> list[str]:
     return [res.label(dim, i) for i in range(res.values.shape[res.dims.index(dim)])]
 
 
+MAX_BARS = 40
+
+
+def _shown(res: Result) -> list[int]:
+    """Every entry of a 1-D result, or its top `MAX_BARS` in ranking order when there are more."""
+    n = int(res.values.shape[0])
+    if n <= MAX_BARS:
+        return list(range(n))
+    v = res.values.double()
+    key = v.abs() if res.rank_by == "abs" else (-v if res.rank_by == "asc" else v)
+    key = key.nan_to_num(nan=-math.inf)  # NaN cells last
+    return torch.argsort(key, descending=True, stable=True)[:MAX_BARS].tolist()
+
+
 def default_figure(res: Result, **kw: Any) -> go.Figure:
     """Bar for 1 axis, heatmap for 2, heatmap with a slider over the leading axis for 3."""
     title = kw.pop("title", res.title or res.kind)
@@ -169,14 +185,23 @@ def default_figure(res: Result, **kw: Any) -> go.Figure:
         return bar(res.values.reshape(1), ["value"], title=title, value_label=value_label)
     if res.values.ndim == 1:
         d = res.dims[0]
+        labels = _axis_labels(res, d)
+        idx = _shown(res)
+        if len(idx) < len(labels):  # SAE latents: thousands of bars say nothing
+            by = "|value|" if res.rank_by == "abs" else "value"
+            title = f"{title} (top {len(idx)} of {len(labels)} by {by})"
+
+        def pick(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t[idx]
+
         return bar(
-            res.values,
-            _axis_labels(res, d),
+            res.values[idx],
+            [labels[i] for i in idx],
             title=title,
             xlabel=d,
             value_label=value_label,
-            ci_low=res.ci_low,
-            ci_high=res.ci_high,
+            ci_low=pick(res.ci_low),
+            ci_high=pick(res.ci_high),
         )
     if res.values.ndim == 2:
         ry, rx = res.dims

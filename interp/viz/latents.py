@@ -36,7 +36,7 @@ def latent_probe_figure(res: LatentProbeResult, **kw: Any) -> go.Figure:
     acc, dense = res.accuracy, res.dense_accuracy
     title = res.title or "Sparse probing on latents"
     if acc and dense:
-        title += f"<br><sup>sparse probe {acc[0]:.3f}, dense probe {dense[0]:.3f} accuracy</sup>"
+        title += f" (accuracy: sparse probe {acc[0]:.3f}, dense probe {dense[0]:.3f})"
     fig.update_layout(
         title=title,
         xaxis_title="held-out ROC-AUC of the latent alone",
