@@ -14,7 +14,10 @@ from interp.analyses.patching.contrast import Contrast
 from interp.analyses.patching.readout import Readout, resid_metric
 from interp.budget import parse_budget
 from interp.models import Model
+from interp.models.hooks import layer_of
 from interp.models.saes import latent_hook
+
+MAX_ROWS = 512  # rows per stacked forward
 
 
 class LatentRuns:
@@ -37,27 +40,40 @@ class LatentRuns:
         self.acts = latent_hook(site)
         self.progress = progress
         self.seq = readout.seq_len
+        # Patched runs start at the SAE's block from the base run's residual stream there (the
+        # blocks before it cannot change); a corruption's hooks are built for one batch and
+        # full runs, so with them every run is whole and alone.
+        layer = layer_of(site)
+        self.start_layer = layer if layer is not None and not contrast.base.hooks else None
+        self.start: Tensor | None = None
         self.source = self.latents(contrast.source)
         # A set whose latents are equal in both runs changes nothing when patched: its runs are
         # the base run's (most latents of a sparse SAE are zero in both).
-        self.base = self.latents(contrast.base)
+        self.base = self.latents(contrast.base, keep_start=True)
         b, s, d = self.source.shape
         row_bytes = s * (3 * d + 16 * model.d_model) * torch.finfo(model.dtype).bits // 8
-        self.chunk = max(1, parse_budget(budget) // max(1, b * row_bytes))
-        if contrast.base.hooks:  # a corruption's hooks are built for one batch
+        # Past a few thousand rows per forward the CPU gains nothing and the stack costs memory.
+        self.chunk = max(1, min(parse_budget(budget) // max(1, b * row_bytes), MAX_ROWS // b))
+        if contrast.base.hooks:
             self.chunk = 1
 
     @torch.inference_mode()
-    def latents(self, run: Any) -> Tensor:
-        """``[batch, seq, latent]`` latent activations of an unpatched run."""
-        got: list[Tensor] = []
+    def latents(self, run: Any, keep_start: bool = False) -> Tensor:
+        """``[batch, seq, latent]`` latent activations of an unpatched run (and, for the base
+        run, its residual stream entering the SAE's block)."""
+        got: dict[str, Tensor] = {}
 
-        def grab(f: Tensor, hook: Any) -> None:
-            got.append(f.detach().clone())
+        def grab(x: Tensor, hook: Any) -> None:
+            got[hook.name] = x.detach().clone()
 
-        with self.model.hooks([*run.hooks, (self.acts, grab)]):
+        hooks = [*run.hooks, (self.acts, grab)]
+        if keep_start and self.start_layer is not None:
+            hooks.append((self.model.hook_name("resid_pre", self.start_layer), grab))
+        with self.model.hooks(hooks):
             self.model.forward(run.tokens[:, : self.seq], stop_at_layer=self.model.n_layers)
-        return got[0]
+        if keep_start and self.start_layer is not None:
+            self.start = got[self.model.hook_name("resid_pre", self.start_layer)]
+        return got[self.acts]
 
     def changed(self, latents: Sequence[int]) -> bool:
         """Whether patching `latents` changes anything (they differ between the runs)."""
@@ -98,7 +114,16 @@ class LatentRuns:
                 return torch.where(mask[:, None, None, :], src[None], f4).view_as(f)
 
             with self.model.hooks([*base.hooks, (self.acts, patch)]):
-                resid = self.model.forward(tokens.repeat(c, 1), stop_at_layer=self.model.n_layers)
+                if self.start is not None:
+                    resid = self.model.forward(
+                        self.start.repeat(c, 1, 1),
+                        start_at_layer=self.start_layer,
+                        stop_at_layer=self.model.n_layers,
+                    )
+                else:
+                    resid = self.model.forward(
+                        tokens.repeat(c, 1), stop_at_layer=self.model.n_layers
+                    )
             for j in range(c):
                 chunk = resid[j * b : (j + 1) * b]
                 out.append(resid_metric(self.model, self.readout, chunk, "a patched run"))

@@ -24,6 +24,7 @@ from interp.checks import checked
 from interp.errors import InterpError
 from interp.files import atomic_save_tensors, check_readable
 from interp.models import Model, load_model
+from interp.models.hooks import layer_of
 from interp.models.saes import ensure_attached, latent_hook
 
 if TYPE_CHECKING:
@@ -177,10 +178,13 @@ def cache_latents(
     nnz = 0
     with ensure_attached(model, sae) as site:
         name = latent_hook(site)
+        # Nothing after the SAE's block is read: stop there (HookedTransformer backend).
+        layer = layer_of(site)
+        stop = {"stop_at_layer": layer + 1} if layer is not None else {}
         starts = range(0, len(tokens), batch_size)
         for start in tqdm(starts, desc="caching latents", disable=not progress, leave=False):
             batch = tokens[start : start + batch_size].to(model.device)
-            _, cache = model.run_with_cache(batch, names_filter=[name])
+            _, cache = model.run_with_cache(batch, names_filter=[name], **stop)
             f = cache[name].detach().cpu().float()
             flat = f.reshape(-1, f.shape[-1])
             if layout == "dense":

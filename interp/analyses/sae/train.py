@@ -162,8 +162,11 @@ def train(
         n_eval_batches=1,
         eval_batch_size_prompts=min(8, len(train_rows.tokens)),
     )
-    torch.manual_seed(seed)  # sae-lens draws the initial weights and the buffer's shuffles
-    with warnings.catch_warnings(), _quiet_sae_lens():
+    # sae-lens draws the initial weights and the buffer's shuffles from torch's global RNG:
+    # seeded here, on a forked RNG so the caller's random state is left as it was.
+    cuda = [model.device] if model.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda), warnings.catch_warnings(), _quiet_sae_lens():
+        torch.manual_seed(seed)
         warnings.filterwarnings("ignore", message=".*(fewer samples|exhausted|copy construct).*")
         runner = LanguageModelSAETrainingRunner(
             cfg, override_model=model.tl, override_dataset=dataset
