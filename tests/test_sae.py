@@ -46,6 +46,31 @@ def test_error_term_leaves_logits_unchanged(organism, ioi, sae):
     assert not any("sae" in h for h in organism.hook_names)  # detached on exit
 
 
+def test_gradients_upstream_of_an_attached_sae_are_the_models_own(organism, ioi, sae):
+    """The site passes x through (its output is x), so gradients reaching earlier layers must
+    not change when an SAE is attached with its error term."""
+    tokens = ioi.clean_tokens[:8]
+
+    def grad_of_embed() -> torch.Tensor:
+        held = {}
+
+        def keep(x, hook):
+            x.retain_grad()
+            held["x"] = x
+            return x
+
+        with torch.enable_grad():
+            logits = organism.run_with_hooks(tokens, fwd_hooks=[("hook_embed", keep)])
+            logits[:, -1].logsumexp(-1).sum().backward()
+        organism.tl.zero_grad(set_to_none=True)
+        return held["x"].grad
+
+    plain = grad_of_embed()
+    with organism.with_saes([sae]):
+        attached = grad_of_embed()
+    assert torch.allclose(attached, plain, rtol=1e-4, atol=1e-6)
+
+
 def test_spliced_loss_matches_a_direct_computation(organism, sae):
     from interp.analyses.sae.data import rows_from
     from interp.analyses.sae.quality import measure
@@ -111,6 +136,17 @@ def test_hooks_and_saes_come_off_when_user_code_raises(organism, sae):
     handle.detach()
     assert organism.saes == {}
     assert organism.hooked_layers() == set()
+    # The SAE's own hook names come back after detaching (setup() renamed them under the site).
+    assert sae.hook_sae_acts_post.name == "hook_sae_acts_post"
+    # Hooks already on a site (here: on an attached SAE's site) are not silently dropped.
+    with organism.with_saes([sae]):
+        organism.tl.hook_dict["blocks.2.hook_resid_post"].add_hook(lambda x, hook: x)
+        try:
+            with pytest.raises(InterpError, match="has hooks attached"):
+                organism.with_saes([sae])
+        finally:
+            organism.tl.hook_dict["blocks.2.hook_resid_post"].remove_hooks("fwd")
+    assert organism.saes == {}
 
 
 def test_bad_input_is_refused_with_a_clear_error(organism, ioi, sae, tmp_path):
@@ -131,7 +167,7 @@ def test_bad_input_is_refused_with_a_clear_error(organism, ioi, sae, tmp_path):
     assert organism.saes == {}
     # An interp-trained SAE carries its model's fingerprint.
     other = interp.sae.load(interp.sae.save(sae, tmp_path / "s"))
-    other.interp_record["model_fingerprint"] = "0" * 64
+    other.interp_record["model_signature"] = "0" * 64
     with pytest.raises(InterpError, match="not on this organism"):
         interp.sae.check_fits(organism, other)
     with pytest.raises(InterpError, match="neither an SAE directory nor a release"):
@@ -148,6 +184,8 @@ def test_bad_input_is_refused_with_a_clear_error(organism, ioi, sae, tmp_path):
         )
     with pytest.raises(InterpError, match="has no hook"):
         interp.sae.train(organism, "blocks.7.hook_resid_post", ioi)
+    with pytest.raises(InterpError, match="one vector per position"):
+        interp.sae.train("organism", "q", ioi, layer=1)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("keep")
     with pytest.raises(InterpError, match="exists and is not empty"):
@@ -174,6 +212,16 @@ def test_latent_cache_sparse_dense_and_disk_agree(organism, sae, tmp_path):
         # interp.cache reads latent hooks too, densely.
         acts = interp.cache(organism, task, names=["blocks.2.hook_resid_post.hook_sae_acts_post"])
     assert torch.equal(acts["blocks.2.hook_resid_post.hook_sae_acts_post"], dense.dense())
+    # A disk store made under one SAE is not resumed under another.
+    other = interp.sae.train(
+        organism, "blocks.2.hook_resid_post", task, d_sae=64, k=4, training_tokens=1024,
+        batch_size=256, held_out=0.0,
+    )  # fmt: skip
+    name = "blocks.2.hook_resid_post.hook_sae_acts_post"
+    with organism.with_saes([sae]):
+        interp.cache(organism, task, names=[name], store=tmp_path / "acts", progress=False)
+    with organism.with_saes([other]), pytest.raises(InterpError):
+        interp.cache(organism, task, names=[name], store=tmp_path / "acts", progress=False)
     saved = sparse.save(tmp_path / "lat.safetensors")
     back = interp.sae.load_latents(saved)
     assert back.sparse and torch.equal(back.dense(), sparse.dense())

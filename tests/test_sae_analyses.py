@@ -86,6 +86,10 @@ def test_exact_latent_patching_matches_sae_lens(organism, ioi, sae, peer):
     together = interp.sae.activation_patch(
         organism, ioi, sae, sets=[latents, [3]], n_boot=50, progress=False
     )
+    one = interp.patching.activation_patch(
+        organism, ioi, target="latents", sae=sae, nodes=latents, n_boot=50, progress=False
+    )  # a flat list is one set
+    assert one.values.shape == (1,) and torch.allclose(one.values[0], together.values[0])
     assert together.dims == ("set",) and together.labels["set"][0] == "L2#0 + L2#5 + L2#17 + L2#42"
 
     def all_hook(f, hook):

@@ -34,6 +34,7 @@ def test_the_organism_ships_two_saes_within_budget(organism, saes):
     for name in saes:
         record = json.loads((SAES / name / "interp_sae.json").read_text())
         assert record["model_fingerprint"] == organism.fingerprint()
+        assert record["model_signature"] == organism.signature()
         assert record["hook"] == f"blocks.{name[1]}.hook_resid_post"
         assert record["training"]["minutes"] <= 20
         q = record["quality"]
@@ -41,6 +42,14 @@ def test_the_organism_ships_two_saes_within_budget(organism, saes):
         assert q["fvu"] < 0.05 and q["loss_increase"] < 0.35 and q["dead_fraction"] < 0.35
         assert "interp sae train" in record["command"]
         assert f"{q['fvu']:.4f}" in (SAES / name / "card.md").read_text()
+
+
+def test_shipped_saes_fit_the_organism_in_another_dtype(saes):
+    half = interp.load_model("organism", dtype="bfloat16")
+    task = interp.tasks.ioi(half, n=4, seed=1)
+    plain = half(task.clean_tokens)
+    with half.with_saes([saes["L3_resid_post"]]):  # float32 SAE on a bfloat16 model
+        assert torch.equal(half(task.clean_tokens), plain)
 
 
 def test_cards_hold_on_fresh_organism_text(organism, saes):
@@ -62,7 +71,8 @@ def test_a_layer_3_latent_reads_truth(organism, saes, record_property):
     res = interp.sae.sparse_probe(organism, facts, saes["L3_resid_post"], k=8)
     record_property("best_latent", res.best_latent)
     record_property("best_auc", res.best_auc)
-    # Measured 2026-11-30: latent 677, held-out ROC-AUC 0.973; sparse probe 0.967, dense 1.0.
+    # Measured 2026-11-30: latent 1185 (chosen on the training split; fires on false
+    # statements), held-out ROC-AUC 0.969; sparse probe 0.967, dense 1.0.
     assert res.best_auc >= 0.9
     assert res.accuracy[0] >= 0.9 and res.dense_accuracy[0] >= 0.95
     assert int(((res.values - 0.5).abs() >= 0.4).sum()) >= 3  # several truth latents

@@ -39,7 +39,14 @@ ActivationCache = Any
 
 
 def _model_id(model: Model) -> str:
-    return model.fingerprint()
+    # Latent hooks read whatever SAE is attached: a store made under one SAE is another model's
+    # (the id is unchanged without SAEs, so earlier stores still resume).
+    from interp.models.saes import attached_sites, sae_identity
+
+    saes = sorted(f"{site}={sae_identity(m)}" for site, m in attached_sites(model).items())
+    if not saes:
+        return model.fingerprint()
+    return hashlib.sha256("|".join([model.fingerprint(), *saes]).encode()).hexdigest()
 
 
 def _inputs_id(tokens: Tensor, answer_pos: Tensor) -> str:

@@ -187,6 +187,16 @@ class Model(Architecture, Tokens):
         ident = f"{self.name}|{self.info().n_params}|{total:.10e}"
         return hashlib.sha256(ident.encode()).hexdigest()
 
+    def signature(self) -> str:
+        """An identity that survives a change of dtype (an SAE trained on the float32 model fits
+        its bfloat16 copy): name, sizes, and the sign pattern of the unembedding's first 64k
+        entries (rounding keeps signs; another training run does not)."""
+        import hashlib
+
+        signs = (self.W_U.detach().flatten()[: 1 << 16] > 0).cpu().numpy().tobytes()
+        ident = f"{self.name}|{self.info().n_params}|{self.d_model}|{self.d_vocab}|".encode()
+        return hashlib.sha256(ident + signs).hexdigest()
+
     # ---------------------------------------------------------------- weights
     @property
     def W_E(self) -> Float[Tensor, "d_vocab d_model"]:

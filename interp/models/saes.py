@@ -16,9 +16,11 @@ forward runs the SAE and exposes its hook points under the site's name:
 
 With the error term (METHODS.md section 11) what flows on is ``x + (x_hat' - x_hat) + (e' -
 e)``, primes marking values after the caller's hooks: exactly ``x`` when nothing is changed
-(not ``x_hat + (x - x_hat)``, which rounds), ``x_hat' + e`` when latents are patched. The error
-is detached (gradients reach upstream only through the SAE, as in sae-lens), so a backward pass
-gives each latent its ``dM/df_i``. Without the error term, ``x_hat'`` is spliced in.
+(not ``x_hat + (x - x_hat)``, which rounds), ``x_hat' + e`` when latents are patched. The SAE
+reads a detached ``x`` while ``x`` itself stays in the graph: gradients upstream of the site are
+the model's own (the site is the identity, as its output is), and a backward pass gives each
+latent its ``dM/df_i`` (the error term held fixed). Without the error term, ``x_hat'`` is spliced
+in and gradients go through the SAE, as in the spliced model.
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ class LatentSite(HookPoint):
         # points are registered once, under this site, below.
         self.__dict__["sae"] = sae
         self.__dict__["original"] = original
+        # The model's setup() renames the SAE's hook points under the site; detach restores them.
+        self.__dict__["own_names"] = {n: getattr(sae, n).name for n in SAE_HOOKS}
         for name in SAE_HOOKS:
             setattr(self, name, getattr(sae, name))
         self.hook_sae_error = HookPoint()
@@ -107,17 +111,18 @@ class LatentSite(HookPoint):
 
     def forward(self, x: Float[Tensor, "... d"]) -> Float[Tensor, "... d"]:
         sae: Any = self.__dict__["sae"]
-        x_hat = sae.decode(sae.encode(x)).to(x.dtype)
         if not self.error_term:
-            return self.hook_sae_output(x_hat)
+            return self.hook_sae_output(sae.decode(sae.encode(x)).to(x.dtype))
+        seen = x.detach()
+        x_hat = sae.decode(sae.encode(seen)).to(x.dtype)
         if self._hooked():  # some hook may have changed a latent: the unchanged x_hat
             with torch.no_grad(), _hooks_off(sae):
-                plain = sae.decode(sae.encode(x)).to(x.dtype)
+                plain = sae.decode(sae.encode(seen)).to(x.dtype)
         else:
             plain = x_hat.detach()
-        error = (x - plain).detach()
+        error = seen - plain
         error_out = self.hook_sae_error(error)
-        out = x.detach() + ((x_hat - plain) + (error_out - error))
+        out = x + ((x_hat - plain) + (error_out - error))
         return self.hook_sae_output(out)
 
 
@@ -136,6 +141,19 @@ def attached_saes(model: Model) -> dict[str, SAE]:
     return out
 
 
+def attached_sites(model: Model) -> dict[str, LatentSite]:
+    """Site -> the LatentSite module for every SAE attached to `model`."""
+    points = getattr(model.tl, "hook_dict", {})
+    return {n: m for n, m in points.items() if isinstance(m, LatentSite)}
+
+
+def sae_identity(site: LatentSite) -> str:
+    """What distinguishes the SAE at a site: its size, weight checksums and the error term."""
+    sae: Any = site.__dict__["sae"]
+    sums = ",".join(f"{float(p.detach().double().sum()):.12e}" for p in sae.parameters())
+    return f"{sae.cfg.architecture()}|{sae.cfg.d_sae}|{sums}|error_term={site.error_term}"
+
+
 def attach(model: Model, sae: SAE, error_term: bool = True) -> str:
     """Attach `sae` at its hook (replacing one already there); returns the site name."""
     model.require("Attaching an SAE", "hooked")
@@ -143,12 +161,16 @@ def attach(model: Model, sae: SAE, error_term: bool = True) -> str:
     parent, attr = _module_at(model.tl, site)
     current: Any = getattr(parent, attr)
     original: Any = current.original if isinstance(current, LatentSite) else current
-    if original._forward_hooks or original._backward_hooks:
-        # Hooks on the plain site would be silently dropped by the swap.
+    if any(
+        m._forward_hooks or m._backward_hooks for m in {id(current): current, 0: original}.values()
+    ):
+        # Hooks on the site (plain, or an SAE already there) would be silently dropped by the swap.
         raise InterpError(
-            f"{site} has hooks attached; attach SAEs before adding hooks (or remove them with "
-            "model.tl.reset_hooks())."
+            f"{site} has hooks attached (steering, patching or your own); attach SAEs before "
+            "adding hooks there, or remove them first (model.tl.reset_hooks())."
         )
+    if next(sae.parameters()).device != model.device:
+        sae.to(model.device)  # where the model's activations are
     site_module = LatentSite(original, sae, error_term)
     setattr(parent, attr, site_module)
     model.tl.setup()
@@ -162,6 +184,9 @@ def detach(model: Model, sites: Sequence[str] | None = None) -> None:
         current = getattr(parent, attr)
         if isinstance(current, LatentSite):
             setattr(parent, attr, current.original)
+            sae: Any = current.__dict__["sae"]
+            for name, own in current.__dict__["own_names"].items():
+                getattr(sae, name).name = own
     model.tl.setup()
 
 
@@ -250,12 +275,18 @@ def check_fits(model: Model, sae: SAE) -> str:
             + ". Load the model it was trained on, or an SAE for one of this model's hooks."
         )
     record = getattr(sae, "interp_record", None) or {}
-    if record.get("model_fingerprint") and record["model_fingerprint"] != model.fingerprint():
+    # Records since the signature field match on it (dtype-proof); older ones on the fingerprint.
+    key, mine = (
+        ("model_signature", model.signature())
+        if record.get("model_signature")
+        else ("model_fingerprint", model.fingerprint())
+    )
+    if record.get(key) and record[key] != mine:
         raise InterpError(
             f"This SAE was trained by interp on {record.get('model', 'another model')!r} "
-            f"(fingerprint {record['model_fingerprint'][:12]}), not on this {model.name} "
-            f"(fingerprint {model.fingerprint()[:12]}): its latents would mean nothing here. "
-            "Load the model it was trained on, or train one with interp.sae.train."
+            f"({key.split('_')[1]} {record[key][:12]}), not on this {model.name} ({mine[:12]}): "
+            "its latents would mean nothing here. Load the model it was trained on, or train "
+            "one with interp.sae.train."
         )
     trained_on = getattr(sae.cfg.metadata, "model_name", None)
     if not record and trained_on and not _same_model(str(trained_on), model.name):

@@ -25,7 +25,8 @@ class LatentProbeResult(Result):
         accuracy: the sparse probe's held-out accuracy ``[mean, ci_low, ci_high]``.
         dense_accuracy: a logistic probe on the SAE's whole input, same split.
         cosine: ``[latent]`` decoder cosine with the dense probe's direction.
-        best_latent: the latent whose held-out ROC-AUC is furthest from 0.5.
+        best_latent: the latent that separates the classes best on the training split.
+        best_reads: the class it is active for there (1, or 0 when it fires for label 0).
     """
 
     kind: ClassVar[str] = "latent_probe"
@@ -36,12 +37,13 @@ class LatentProbeResult(Result):
     dense_accuracy: list[float] = field(default_factory=list)
     cosine: Tensor | None = None
     best_latent: int = 0
+    best_reads: int = 1
 
     @property
     def best_auc(self) -> float:
-        """The best single latent's held-out ROC-AUC, oriented so that 1 is perfect."""
+        """The best latent's held-out ROC-AUC, oriented by the training split (1 is perfect)."""
         auc = float(self.values[self.best_latent])
-        return max(auc, 1 - auc)
+        return auc if self.best_reads == 1 else 1 - auc
 
     @checked
     def table(self, k: int = 10) -> pd.DataFrame:

@@ -167,9 +167,10 @@ MAX_BARS = 40
 
 
 def _shown(res: Result) -> list[int]:
-    """Every entry of a 1-D result, or its top `MAX_BARS` in ranking order when there are more."""
+    """Every entry of a 1-D result; for SAE latents past `MAX_BARS`, the top ones in ranking
+    order (thousands of bars say nothing)."""
     n = int(res.values.shape[0])
-    if n <= MAX_BARS:
+    if n <= MAX_BARS or res.dims[0] != "latent":  # layers, positions...: every one, in order
         return list(range(n))
     v = res.values.double()
     key = v.abs() if res.rank_by == "abs" else (-v if res.rank_by == "asc" else v)

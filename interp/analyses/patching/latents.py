@@ -63,6 +63,8 @@ def _latent_sets(
             "Give latents= (each patched alone) or sets= (patched together), not both."
         )
     if sets is not None:
+        if sets and all(isinstance(i, int) for i in sets):
+            sets = [sets]  # type: ignore[list-item]  # a flat list is one set, as for nodes
         chosen = [[int(i) for i in s] for s in sets]
         if not chosen or any(not s for s in chosen):
             raise InterpError("sets must be a non-empty list of non-empty latent lists.")

@@ -105,7 +105,8 @@ def sparse_probe(
     with ensure_attached(model, sae) as site:
         f, x = _features(model, task, site, batch_size)
     train, test = _split(y, test_size, seed)
-    separation = (_auc_per_latent(f[train], y[train]) - 0.5).abs()
+    train_auc = _auc_per_latent(f[train], y[train])
+    separation = (train_auc - 0.5).abs()
     chosen = torch.argsort(separation, descending=True, stable=True)[:k]
     sparse = LogisticProbe().fit(f[train][:, chosen], y[train].float())
     dense = LogisticProbe().fit(x[train], y[train].float())
@@ -114,7 +115,9 @@ def sparse_probe(
     auc = _auc_per_latent(f[test], y[test])
     direction = dense.coef_.reshape(-1).float()
     cos = decoder_cosine(sae, direction)
-    best = int(torch.argmax((auc - 0.5).abs()))
+    # The best latent is chosen on the training split (and oriented there), so its held-out
+    # ROC-AUC is an honest estimate, not the maximum over latents of a noisy test statistic.
+    best = int(chosen[0])
     return LatentProbeResult(
         values=auc,
         dims=("latent",),
@@ -125,6 +128,7 @@ def sparse_probe(
         dense_accuracy=list(dense_acc),
         cosine=cos,
         best_latent=best,
+        best_reads=1 if float(train_auc[best]) >= 0.5 else 0,
         meta=make_meta(
             model=model,
             task=task,

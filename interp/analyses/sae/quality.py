@@ -9,7 +9,8 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from interp.analyses.sae.data import Rows
+from interp.analyses.sae.data import Data, Rows, rows_from
+from interp.models import load_model
 from interp.models.saes import Attached, site_of
 
 if TYPE_CHECKING:
@@ -32,8 +33,12 @@ def _next_token_loss(
 
 
 @torch.no_grad()
-def measure(model: Model, sae: SAE, rows: Rows, batch_size: int = 64) -> dict[str, Any]:
-    """L0, FVU, loss plain vs spliced, dead latents over the content tokens of `rows`."""
+def measure(model: Model, sae: SAE, rows: Rows | Data, batch_size: int = 64) -> dict[str, Any]:
+    """L0, FVU, loss plain vs spliced, dead latents over the content tokens of `rows` (a Task,
+    token rows or texts; padding, BOS and EOS are left out)."""
+    model = load_model(model)
+    if not isinstance(rows, Rows):
+        rows = rows_from(model, rows)
     site = site_of(sae)
     mask_all = rows.mask
     sq_err = sq_dev = 0.0

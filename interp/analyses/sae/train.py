@@ -28,6 +28,7 @@ from interp.analyses.sae.quality import measure
 from interp.checks import checked
 from interp.errors import InterpError
 from interp.files import atomic_write_text, normal_mode
+from interp.models import load_model
 from interp.results.meta import versions
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ def train(
     from sae_lens import LanguageModelSAERunnerConfig, LanguageModelSAETrainingRunner, LoggingConfig
 
     started = time.time()
+    model = load_model(model)
     model.require("SAE training", "hooked")
     site = _site(model, hook, layer)
     if (k is None) == (l1 is None):
@@ -107,6 +109,11 @@ def train(
     from interp.models.saes import site_width
 
     width = site_width(model, site)
+    if len(width) > 1 and not site.endswith("hook_z"):
+        raise InterpError(
+            f"{site} holds {list(width)} values per position; SAEs train on one vector per "
+            "position (resid_*, attn_out, mlp_out, mlp_post) or on hook_z (heads concatenated)."
+        )
     d_in = int(torch.tensor(width).prod()) if len(width) > 1 else int(width[-1])
     reshape = "hook_z" if len(width) > 1 else "none"
     d_sae = d_sae or 4 * d_in
@@ -224,6 +231,7 @@ def _record(
     return {
         "model": model.name,
         "model_fingerprint": model.fingerprint(),
+        "model_signature": model.signature(),
         "hook": site,
         "architecture": arch,
         "d_in": int(sae.cfg.d_in),
