@@ -161,9 +161,7 @@ def attach(model: Model, sae: SAE, error_term: bool = True) -> str:
     parent, attr = _module_at(model.tl, site)
     current: Any = getattr(parent, attr)
     original: Any = current.original if isinstance(current, LatentSite) else current
-    if any(
-        m._forward_hooks or m._backward_hooks for m in {id(current): current, 0: original}.values()
-    ):
+    if any(m._forward_hooks or m._backward_hooks for m in (current, original)):
         # Hooks on the site (plain, or an SAE already there) would be silently dropped by the swap.
         raise InterpError(
             f"{site} has hooks attached (steering, patching or your own); attach SAEs before "
