@@ -194,7 +194,9 @@ def test_bad_input_is_refused_with_a_clear_error(organism, ioi, sae, tmp_path):
 
 
 def test_registry_release_offline_gives_a_clear_error(monkeypatch):
+    # huggingface_hub reads HF_HUB_OFFLINE at import: set its constant, or it retries for 20 s.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     with pytest.raises(InterpError, match=r"Could not download SAE .*huggingface-cli download"):
         interp.sae.load("gpt2-small-res-jb", "blocks.0.hook_resid_pre")
 
