@@ -261,17 +261,25 @@ def site_width(model: Model, site: str) -> tuple[int, ...]:
     return shape[0]
 
 
+def require_hook(model: Model, site: str, what: str, fix: str) -> None:
+    """Raise `what` (with the model's hooks of the same kind) and `fix` unless `site` exists."""
+    if model.has_hook(site):
+        return
+    near = [h for h in model.hook_names if h.endswith(site.rsplit(".", 1)[-1])][:4]
+    like = f" (hooks like it: {', '.join(near)})" if near else ""
+    raise InterpError(f"{what}{like}. {fix}")
+
+
 def check_fits(model: Model, sae: SAE) -> str:
     """Raise a clear InterpError unless `sae` reads a hook `model` has, at the right width, and
     was trained on this model; returns the hook (site) name."""
     site = site_of(sae)
-    if not model.has_hook(site):
-        near = [h for h in model.hook_names if h.endswith(site.rsplit(".", 1)[-1])][:4]
-        raise InterpError(
-            f"The SAE reads {site!r}, which {model.name} does not have"
-            + (f" (hooks like it: {', '.join(near)})" if near else "")
-            + ". Load the model it was trained on, or an SAE for one of this model's hooks."
-        )
+    require_hook(
+        model,
+        site,
+        f"The SAE reads {site!r}, which {model.name} does not have",
+        "Load the model it was trained on, or an SAE for one of this model's hooks.",
+    )
     record = getattr(sae, "interp_record", None) or {}
     # Records since the signature field match on it (dtype-proof); older ones on the fingerprint.
     key, mine = (

@@ -29,6 +29,7 @@ from interp.checks import checked
 from interp.errors import InterpError
 from interp.files import atomic_write_text, normal_mode
 from interp.models import load_model
+from interp.models.saes import require_hook
 from interp.results.meta import versions
 
 if TYPE_CHECKING:
@@ -41,13 +42,12 @@ BUFFER_BATCHES = 8  # the mixing buffer holds this many training batches (shuffl
 
 def _site(model: Model, hook: str, layer: int | None) -> str:
     site = model.hook_name(hook, layer) if layer is not None or "." not in hook else hook
-    if not model.has_hook(site):
-        near = [h for h in model.hook_names if h.endswith(site.rsplit(".", 1)[-1])][:4]
-        raise InterpError(
-            f"{model.name} has no hook {site!r}"
-            + (f"; hooks like it: {', '.join(near)}" if near else "")
-            + ". Give a full hook name or a target with layer= (hook='resid_post', layer=2)."
-        )
+    require_hook(
+        model,
+        site,
+        f"{model.name} has no hook {site!r}",
+        "Give a full hook name or a target with layer= (hook='resid_post', layer=2).",
+    )
     return site
 
 
