@@ -46,10 +46,10 @@ class LatentRuns:
         layer = layer_of(site)
         self.start_layer = layer if layer is not None and not contrast.base.hooks else None
         self.start: Tensor | None = None
-        self.source = self.latents(contrast.source)
+        self.source, self.source_metric = self.latents(contrast.source, "the source run")
         # A set whose latents are equal in both runs changes nothing when patched: its runs are
         # the base run's (most latents of a sparse SAE are zero in both).
-        self.base = self.latents(contrast.base, keep_start=True)
+        self.base, self.base_metric = self.latents(contrast.base, "the base run", keep_start=True)
         b, s, d = self.source.shape
         row_bytes = s * (3 * d + 16 * model.d_model) * torch.finfo(model.dtype).bits // 8
         # Past a few thousand rows per forward the CPU gains nothing and the stack costs memory.
@@ -57,10 +57,14 @@ class LatentRuns:
         if contrast.base.hooks:
             self.chunk = 1
 
+    def measured(self) -> Contrast:
+        """The contrast with the unpatched runs' metrics (from the forwards that read latents)."""
+        return self.contrast.measured(base=self.base_metric, source=self.source_metric)
+
     @torch.inference_mode()
-    def latents(self, run: Any, keep_start: bool = False) -> Tensor:
-        """``[batch, seq, latent]`` latent activations of an unpatched run (and, for the base
-        run, its residual stream entering the SAE's block)."""
+    def latents(self, run: Any, name: str, keep_start: bool = False) -> tuple[Tensor, Tensor]:
+        """``[batch, seq, latent]`` latent activations of an unpatched run and its metric (and,
+        for the base run, its residual stream entering the SAE's block)."""
         got: dict[str, Tensor] = {}
 
         def grab(x: Tensor, hook: Any) -> None:
@@ -70,10 +74,10 @@ class LatentRuns:
         if keep_start and self.start_layer is not None:
             hooks.append((self.model.hook_name("resid_pre", self.start_layer), grab))
         with self.model.hooks(hooks):
-            self.model.forward(run.tokens[:, : self.seq], stop_at_layer=self.model.n_layers)
+            resid = self.model.forward(run.tokens[:, : self.seq], stop_at_layer=self.model.n_layers)
         if keep_start and self.start_layer is not None:
             self.start = got[self.model.hook_name("resid_pre", self.start_layer)]
-        return got[self.acts]
+        return got[self.acts], resid_metric(self.model, self.readout, resid, name)
 
     def changed(self, latents: Sequence[int]) -> bool:
         """Whether patching `latents` changes anything (they differ between the runs)."""

@@ -42,19 +42,6 @@ def _setup(
     return contrast, readout
 
 
-def _measure(model: Model, contrast: Contrast, readout: Any) -> Contrast:
-    """The unpatched base and source runs' metrics."""
-    with torch.inference_mode():
-        got = []
-        for run, name in ((contrast.base, "the base run"), (contrast.source, "the source run")):
-            with model.hooks(run.hooks):
-                resid = model.forward(
-                    run.tokens[:, : readout.seq_len], stop_at_layer=model.n_layers
-                )
-            got.append(resid_metric(model, readout, resid, name))
-    return contrast.measured(base=got[0], source=got[1])
-
-
 def _latent_sets(
     latents: Sequence[int] | None, sets: Sequence[Sequence[int]] | None, d_sae: int
 ) -> tuple[list[list[int]], bool]:
@@ -107,8 +94,8 @@ def activation_patch(
     chosen, as_sets = _latent_sets(latents, sets, d_sae)
     with ensure_attached(model, sae) as site:
         contrast, readout = _setup(model, task, site, mode, metric, corruption)
-        contrast = _measure(model, contrast, readout)
         runs = LatentRuns(model, site, contrast, readout, memory_budget, progress)
+        contrast = runs.measured()
         patched = runs.run(chosen).T  # [prompt, set]
     names = latent_labels(site, d_sae)
     if as_sets:
@@ -141,7 +128,8 @@ def attribution_patch(
     progress: bool = True,
 ) -> AtPResult:
     """Attribution patching over every latent of `sae` at once: ``sum_pos (f_i(source) -
-    f_i(base)) * dM/df_i`` at the base run, the error term detached (two forwards, one backward).
+    f_i(base)) * dM/df_i`` at the base run, the error term held fixed (three forwards, one
+    backward).
 
     verify_top_k: re-measure the k highest-ranked latents by exact patching (``.verified``).
     """
@@ -149,15 +137,10 @@ def attribution_patch(
     with ensure_attached(model, sae) as site:
         contrast, readout = _setup(model, task, site, mode, metric, corruption)
         runs = LatentRuns(model, site, contrast, readout, memory_budget, progress=False)
-        grads, base_f, base_m = _gradients(model, site, contrast, readout)
-        estimate = ((runs.source - base_f) * grads).sum(1)  # [prompt, latent]
-        with torch.inference_mode():
-            with model.hooks(contrast.source.hooks):
-                resid = model.forward(
-                    contrast.source.tokens[:, : readout.seq_len], stop_at_layer=model.n_layers
-                )
-            source_m = resid_metric(model, readout, resid, "the source run")
-        contrast = contrast.measured(base=base_m.detach(), source=source_m)
+        grads = _gradients(model, site, contrast, readout)
+        estimate = ((runs.source - runs.base) * grads).sum(1)  # [prompt, latent]
+        contrast = runs.measured()
+        base_m = runs.base_metric
         d_sae = estimate.shape[1]
         res = build_result(
             AtPResult, model=model, task=task, contrast=contrast,
@@ -179,11 +162,8 @@ def attribution_patch(
     return res
 
 
-def _gradients(
-    model: Model, site: str, contrast: Contrast, readout: Any
-) -> tuple[Tensor, Tensor, Tensor]:
-    """dM/df at the base run (summed metric over prompts: each prompt's own gradient), the base
-    latents, and the base metric per prompt."""
+def _gradients(model: Model, site: str, contrast: Contrast, readout: Any) -> Tensor:
+    """dM/df at the base run (the metric summed over prompts: each prompt's own gradient)."""
     held: list[Tensor] = []
 
     def leaf(f: Tensor, hook: Any) -> Tensor:
@@ -196,4 +176,4 @@ def _gradients(
         resid = model.forward(base.tokens[:, : readout.seq_len], stop_at_layer=model.n_layers)
         metric = resid_metric(model, readout, resid, "the base run")
         (grad,) = torch.autograd.grad(metric.sum(), held[0])
-    return grad.detach(), held[0].detach(), metric.detach()
+    return grad.detach()

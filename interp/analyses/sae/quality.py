@@ -41,7 +41,7 @@ def measure(model: Model, sae: SAE, rows: Rows | Data, batch_size: int = 64) -> 
         rows = rows_from(model, rows)
     site = site_of(sae)
     mask_all = rows.mask
-    sq_err = sq_dev = 0.0
+    sq_err = 0.0
     n_tok = 0
     active_sum = 0.0
     fired = torch.zeros(int(sae.cfg.d_sae), dtype=torch.bool)
@@ -49,36 +49,37 @@ def measure(model: Model, sae: SAE, rows: Rows | Data, batch_size: int = 64) -> 
     xs_sum: Tensor | None = None
     loss = {"plain": 0.0, "spliced": 0.0}
     n_loss = 0
-    batches = range(0, len(rows.tokens), batch_size)
-    # Two passes over x: the mean first (variance is about it), then the errors.
-    for start in batches:
-        tokens = rows.tokens[start : start + batch_size].to(model.device)
-        mask = mask_all[start : start + batch_size].to(model.device)
-        _, cache = model.run_with_cache(tokens, names_filter=[site])
-        x = cache[site][mask].flatten(1).double()
-        xs_sum = x.sum(0) if xs_sum is None else xs_sum + x.sum(0)
-        sums = (x * x).sum(0) if sums is None else sums + (x * x).sum(0)
-        n_tok += len(x)
-    assert xs_sum is not None and sums is not None
-    mean = xs_sum / n_tok
-    sq_dev = float((sums - n_tok * mean * mean).sum())
-    for start in batches:
-        tokens = rows.tokens[start : start + batch_size].to(model.device)
-        mask = mask_all[start : start + batch_size].to(model.device)
+    batches = [
+        (rows.tokens[i : i + batch_size].to(model.device), mask_all[i : i + batch_size])
+        for i in range(0, len(rows.tokens), batch_size)
+    ]
+    # One plain pass: the reconstruction error, and the sums the variance about the mean needs
+    # (sum x^2 - n mean^2, in float64).
+    for tokens, mask in batches:
+        mask = mask.to(model.device)
         logits, cache = model.run_with_cache(tokens, names_filter=[site])
         x = cache[site][mask]
         f = sae.encode(x)
         x_hat = sae.decode(f).to(x.dtype)
         sq_err += float(((x - x_hat).double() ** 2).sum())
+        xd = x.flatten(1).double()
+        xs_sum = xd.sum(0) if xs_sum is None else xs_sum + xd.sum(0)
+        sums = (xd * xd).sum(0) if sums is None else sums + (xd * xd).sum(0)
+        n_tok += len(xd)
         active = f.flatten(1) > 0
         active_sum += float(active.sum())
         fired |= active.any(0).cpu()
         total, count = _next_token_loss(logits, tokens, mask)
         loss["plain"] += total
         n_loss += count
-        with Attached(model, [sae], error_term=False):
+    assert xs_sum is not None and sums is not None
+    mean = xs_sum / n_tok
+    sq_dev = float((sums - n_tok * mean * mean).sum())
+    # One spliced pass, the SAE attached once for all batches.
+    with Attached(model, [sae], error_term=False):
+        for tokens, mask in batches:
             spliced = model(tokens)
-        loss["spliced"] += _next_token_loss(spliced, tokens, mask)[0]
+            loss["spliced"] += _next_token_loss(spliced, tokens, mask.to(model.device))[0]
     plain, spliced_loss = loss["plain"] / n_loss, loss["spliced"] / n_loss
     dead = int((~fired).sum())
     return {
