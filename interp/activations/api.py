@@ -22,14 +22,16 @@ from interp.activations.manifest import (
     MANIFEST,
     TOKENS_KEY,
     DamagedCache,
+    Shard,
     check_header,
     mismatch_error,
     read_manifest,
     same_cache,
 )
 from interp.activations.names import resolve_names
-from interp.activations.writer import CacheWriter
+from interp.activations.writer import CacheWriter, write_shard
 from interp.checks import checked
+from interp.executors import Executor, ExecutorName, Job, executor_for
 from interp.models import Model, load_model
 from interp.tasks.task import Task, as_task  # as_task: re-exported for old imports
 
@@ -94,13 +96,54 @@ def _finished(path: Path, header: dict[str, Any]) -> DiskCache | None:
         return None
 
 
-def _attention_mask(model: Model, task: Task, rows: slice) -> Tensor | None:
-    # Causal models never look right, so right-padding needs no mask; encoders do need one.
-    if model.is_causal:
-        return None
-    pos = task.answer_pos[rows]
-    ar = torch.arange(task.seq_len)
-    return (ar[None, :] <= pos[:, None]).long()
+class CacheJob(Job[int, Any]):
+    """One batch per unit (its first row): captured, and written to the store when there is one.
+
+    Holds only tensors and settings, so it travels to workers cheaply; the rows are sliced by
+    the same starts and batch size as the local loop, so every executor writes identical shards.
+    """
+
+    def __init__(
+        self,
+        tokens: Tensor,
+        answer_pos: Tensor,
+        hook_names: list[str],
+        positions: Positions,
+        storage: torch.dtype | None,
+        batch_size: int,
+        store: Path | None = None,
+        fingerprint: str = "",
+    ) -> None:
+        super().__init__()
+        self.tokens, self.answer_pos = tokens.cpu(), answer_pos.cpu()
+        self.hook_names, self.positions, self.storage = hook_names, positions, storage
+        self.batch_size, self.store, self.fingerprint = batch_size, store, fingerprint
+
+    def run(self, state: Any, model: Model, unit: int) -> Any:
+        rows = slice(unit, unit + self.batch_size)
+        acts = capture_batch(
+            model,
+            self.tokens[rows],
+            self.hook_names,
+            self.positions,
+            self.answer_pos[rows],
+            self.storage,
+            device="cpu" if self.store is not None else model.device,
+            attention_mask=self._attention_mask(model, rows),
+        )
+        if self.store is None:
+            return acts
+        acts[TOKENS_KEY] = self.tokens[rows]
+        acts[ANSWER_POS_KEY] = self.answer_pos[rows]
+        return write_shard(self.store, self.fingerprint, unit, acts)
+
+    def _attention_mask(self, model: Model, rows: slice) -> Tensor | None:
+        # Causal models never look right, so right-padding needs no mask; encoders do need one.
+        if model.is_causal:
+            return None
+        pos = self.answer_pos[rows]
+        ar = torch.arange(self.tokens.shape[1])
+        return (ar[None, :] <= pos[:, None]).long()
 
 
 @overload
@@ -114,6 +157,7 @@ def cache(
     dtype: torch.dtype | str | None = ...,
     which: Literal["clean", "corrupt"] = ...,
     progress: bool = ...,
+    executor: ExecutorName | Executor = ...,
 ) -> ActivationCache: ...
 
 
@@ -129,6 +173,7 @@ def cache(
     dtype: torch.dtype | str | None = ...,
     which: Literal["clean", "corrupt"] = ...,
     progress: bool = ...,
+    executor: ExecutorName | Executor = ...,
 ) -> DiskCache: ...
 
 
@@ -143,6 +188,7 @@ def cache(
     dtype: torch.dtype | str | None = None,
     which: Literal["clean", "corrupt"] = "clean",
     progress: bool = True,
+    executor: ExecutorName | Executor = "local",
 ) -> ActivationCache | DiskCache:
     """Cache activations of `names` over a dataset.
 
@@ -161,6 +207,11 @@ def cache(
             (``torch.float16`` or ``"float16"`` halves disk and memory; also float32,
             bfloat16, float64). Anything else is refused before any work.
         which: cache the clean or the corrupted prompts of a Task.
+        progress: show a progress bar (one step per batch, whichever worker ran it).
+        executor: where the batches run: ``"local"`` (this process), ``"processes"`` (a local
+            process pool), ``"ray"`` (a Ray cluster; workers write their shards into `store`,
+            which must then be a path every node sees), or an `interp.executors` executor.
+            Every executor writes the same bytes, and a store resumes with any of them.
     """
     model = load_model(model)
     storage = storage_dtype(dtype)
@@ -168,30 +219,44 @@ def cache(
     hook_names = resolve_names(names, model.hook_names)
     positions = check_positions(positions, task.seq_len)
     tokens = task.clean_tokens if which == "clean" else task.need_corrupt()
-    n = len(task)
-    starts = list(range(0, n, batch_size))
+    starts = list(range(0, len(task), batch_size))
+    run_on, own = executor_for(executor)
+    try:
+        if store is None:
+            job = CacheJob(tokens, task.answer_pos, hook_names, positions, storage, batch_size)
+            parts: list[dict[str, Tensor]] = [{} for _ in starts]
+            with tqdm(total=len(starts), desc="cache", disable=not progress, unit="batch") as bar:
 
-    def capture(start: int, device: Any) -> dict[str, Tensor]:
-        rows = slice(start, start + batch_size)
-        return capture_batch(
-            model,
-            tokens[rows],
-            hook_names,
-            positions,
-            task.answer_pos[rows],
-            storage,
-            device=device,
-            attention_mask=_attention_mask(model, task, rows),
-        )
+                def keep(i: int, acts: dict[str, Tensor]) -> None:
+                    parts[i] = acts
+                    bar.update(1)
 
-    if store is None:
-        parts: dict[str, list[Tensor]] = {h: [] for h in hook_names}
-        for start in tqdm(starts, desc="cache", disable=not progress, unit="batch"):
-            acts = capture(start, model.device)
-            for h in hook_names:
-                parts[h].append(acts[h])
-        return model.activation_cache({h: torch.cat(v) for h, v in parts.items()})
+                run_on.map(model, job, starts, keep)
+            return model.activation_cache(
+                {h: torch.cat([p[h].to(model.device) for p in parts]) for h in hook_names}
+            )
+        return _cache_to_store(
+            model, task, tokens, hook_names, positions, storage, which, batch_size,
+            Path(store), progress, run_on,
+        )  # fmt: skip
+    finally:
+        if own:
+            run_on.close()
 
+
+def _cache_to_store(
+    model: Model,
+    task: Task,
+    tokens: Tensor,
+    hook_names: list[str],
+    positions: Positions,
+    storage: torch.dtype | None,
+    which: str,
+    batch_size: int,
+    store: Path,
+    progress: bool,
+    run_on: Executor,
+) -> DiskCache:
     settings = {
         "names": hook_names,
         "positions": positions,
@@ -200,23 +265,24 @@ def cache(
         "batch_size": batch_size,
     }
     header = _header(model, task, tokens, settings)
-    finished = _finished(Path(store), header)
+    finished = _finished(store, header)
     if finished is not None:
         return finished
+    starts = list(range(0, len(task), batch_size))
     with CacheWriter(store, header) as writer:
-        done = writer.done  # only starts of this run's batches (see CacheWriter._resume)
-        bar = tqdm(total=len(starts), desc="cache", disable=not progress, unit="batch")
-        bar.update(len(done))
-        for start in starts:
-            if start in done:
-                continue
-            rows = slice(start, start + batch_size)
-            acts = capture(start, "cpu")
-            acts[TOKENS_KEY] = tokens[rows].cpu()
-            acts[ANSWER_POS_KEY] = task.answer_pos[rows].cpu()
-            writer.write(start, acts)
-            bar.update(1)
-        bar.close()
+        todo = [s for s in starts if s not in writer.done]  # see CacheWriter._resume
+        job = CacheJob(
+            tokens, task.answer_pos, hook_names, positions, storage, batch_size,
+            writer.path, header["fingerprint"],
+        )  # fmt: skip
+        with tqdm(total=len(starts), desc="cache", disable=not progress, unit="batch") as bar:
+            bar.update(len(starts) - len(todo))
+
+            def record(i: int, shard: Shard) -> None:
+                writer.record(shard)
+                bar.update(1)
+
+            run_on.map(model, job, todo, record)
         writer.finish()
     return DiskCache(writer.path)
 

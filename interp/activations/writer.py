@@ -141,21 +141,15 @@ class CacheWriter:
         return set(self.shards)
 
     def write(self, start: int, tensors: dict[str, Tensor]) -> None:
-        stop = start + next(iter(tensors.values())).shape[0]
-        path = self.path / shard_file(start)
-        # The shard names its rows and its cache, so one copied over another is caught on read.
-        # One key: safetensors writes several in random order, and a resume must be identical.
-        own = {"format": FORMAT, "fingerprint": self.header["fingerprint"], "start": start}
-        meta = {SHARD_META: json.dumps({**own, "stop": stop}, sort_keys=True)}
-        with _disk_full_hint(self.path):
-            data = tensor_bytes(tensors, meta)  # serialised once: hashed and written
-            atomic_write_bytes(path, data)
-            shard = Shard(path.name, start, stop, len(data), hashlib.sha256(data).hexdigest())
-            with open(self.path / SHARD_LOG, "a") as log:
-                log.write(json.dumps(shard.to_json()) + "\n")
-                log.flush()
-                os.fsync(log.fileno())
-        self.shards[start] = shard
+        self.record(write_shard(self.path, self.header["fingerprint"], start, tensors))
+
+    def record(self, shard: Shard) -> None:
+        """Log a shard written (by this process or by a worker) as finished."""
+        with _disk_full_hint(self.path), open(self.path / SHARD_LOG, "a") as log:
+            log.write(json.dumps(shard.to_json()) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+        self.shards[shard.start] = shard
 
     def finish(self) -> None:
         """Record every tensor's per-example shape and dtype (read from the first shard, so a
@@ -176,6 +170,9 @@ class CacheWriter:
         with _disk_full_hint(self.path):
             self._write_manifest(complete=True)
         (self.path / SHARD_LOG).unlink(missing_ok=True)
+        for p in self.path.iterdir():  # a temporary file of a worker that died mid-write
+            if p.name != LOCK and is_leftover(p.name):
+                p.unlink(missing_ok=True)
 
     def _write_manifest(self, complete: bool) -> None:
         body = {
@@ -184,3 +181,22 @@ class CacheWriter:
             "shards": [self.shards[s].to_json() for s in sorted(self.shards)],
         }
         atomic_write_text(self.path / MANIFEST, json.dumps(body, indent=1))
+
+
+def write_shard(path: Path, fingerprint: str, start: int, tensors: dict[str, Tensor]) -> Shard:
+    """Write one batch's shard into the store at `path`, atomically, and describe it.
+
+    Workers of a distributed run call this themselves (the store is then a shared path), and
+    the driver's `CacheWriter.record` logs the result. A unit run twice (its first worker died
+    after writing) writes the same bytes again, so either copy is the shard.
+    """
+    stop = start + next(iter(tensors.values())).shape[0]
+    file = path / shard_file(start)
+    # The shard names its rows and its cache, so one copied over another is caught on read.
+    # One key: safetensors writes several in random order, and a resume must be identical.
+    own = {"format": FORMAT, "fingerprint": fingerprint, "start": start}
+    meta = {SHARD_META: json.dumps({**own, "stop": stop}, sort_keys=True)}
+    with _disk_full_hint(path):
+        data = tensor_bytes(tensors, meta)  # serialised once: hashed and written
+        atomic_write_bytes(file, data)
+    return Shard(file.name, start, stop, len(data), hashlib.sha256(data).hexdigest())

@@ -84,6 +84,8 @@ class Model(Architecture, Tokens):
         self.source = source
         self.has_lm_head = has_lm_head
         self.card = card or {}
+        # The load_model spec string this came from (None for objects): workers reload it.
+        self.spec: str | None = None
         self.backend = (
             "HookedTransformer" if isinstance(tl, HookedTransformer) else "TransformerBridge"
         )
@@ -148,6 +150,10 @@ class Model(Architecture, Tokens):
     def hooked_layers(self) -> set[int]:
         """Layers with a forward hook attached (the caller's or an enclosing block's)."""
         return _hooks.hooked_layers(self.tl)
+
+    def active_hooks(self) -> list[str]:
+        """Hook points that carry any hook now (steering, a user's hook, an open `hooks` block)."""
+        return _hooks.active_hooks(self.tl)
 
     @contextmanager
     def hooks(self, fwd_hooks: Hooks = (), bwd_hooks: Hooks = ()) -> Iterator[Model]:

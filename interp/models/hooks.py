@@ -94,6 +94,15 @@ def hooked_layers(tl: Any) -> set[int]:
     return out
 
 
+def active_hooks(tl: Any) -> list[str]:
+    """Names of hook points with any forward or backward hook attached."""
+    return [
+        name
+        for name, hp in hook_points(tl).items()
+        if hp._forward_hooks or hp._forward_pre_hooks or hp._backward_hooks
+    ]
+
+
 @contextlib.contextmanager
 def attached(tl: Any, fwd_hooks: Hooks = (), bwd_hooks: Hooks = ()) -> Iterator[None]:
     """Attach hooks for the duration of the block; removed even if the block raises.

@@ -100,7 +100,10 @@ def load_model(
     dev = dev or _default_device()
     # TransformerLens prints progress to stdout; keep stdout clean for `interp info --json`.
     with contextlib.redirect_stdout(sys.stderr):
-        return _load_spec(spec, dev, tdtype)
+        model = _load_spec(spec, dev, tdtype)
+    # How to load it again: executors' workers rebuild the model from this (interp.executors).
+    model.spec = spec
+    return model
 
 
 def _load_spec(spec: str, dev: str, tdtype: torch.dtype | None) -> Model:

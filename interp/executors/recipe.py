@@ -1,0 +1,77 @@
+"""How a worker gets its own copy of the driver's model.
+
+A model loaded from a spec (``"organism"``, a path, a GGUF file, a hub name) is loaded again by
+each worker from that spec, on the worker's device, and checked against the driver's fingerprint
+(a different file behind the same path on another node is refused). A model that cannot be loaded
+again (an object passed in, SAEs attached) is pickled and sent once per worker. Hooks attached to
+the driver's model (steering, a user's hook) cannot follow it: sweeps with them run locally.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from typing import Any
+
+from interp.errors import InterpError
+
+
+def versions() -> dict[str, str]:
+    """What driver and workers must share for results to match."""
+    from importlib.metadata import version
+
+    return {k: version(k) for k in ("interp", "torch", "transformer-lens")}
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """A picklable description of the driver's model (see the module docstring)."""
+
+    name: str
+    fingerprint: str
+    dtype: str
+    spec: str | None = None
+    payload: bytes | None = None
+
+    @classmethod
+    def of(cls, model: Any, executor: str) -> ModelRecipe:
+        hooked = model.active_hooks()
+        if hooked:
+            raise InterpError(
+                f"executor={executor!r} runs a fresh copy of {model.name} in each worker, and the "
+                f"hooks attached to this one ({', '.join(hooked[:3])}"
+                f"{', ...' if len(hooked) > 3 else ''}) would not reach it: leave the steering or "
+                "hooks block first, or use executor='local'."
+            )
+        dtype = str(model.dtype).removeprefix("torch.")
+        fp = model.fingerprint()
+        if model.spec is not None and not model.saes:
+            return cls(model.name, fp, dtype, spec=model.spec)
+        return cls(model.name, fp, dtype, payload=pickle.dumps(model))
+
+    def build(self, device: str | None = None) -> Any:
+        """Load the model in a worker (on `device`, default CUDA when the worker has a GPU)."""
+        from interp.models import load_model
+
+        if self.payload is not None:
+            model = load_model(pickle.loads(self.payload), device=device)
+        else:
+            model = load_model(self.spec, device=device, dtype=self.dtype)
+        if model.fingerprint() != self.fingerprint:
+            raise InterpError(
+                f"The worker's {self.name} (loaded from {self.spec!r}) is not the driver's: their "
+                "weights differ. Give every node the same model files (a shared path or the same "
+                "hub revision), or use executor='local'."
+            )
+        return model
+
+
+def check_versions(worker: dict[str, str], where: str) -> None:
+    here = versions()
+    diff = {k: (here[k], worker.get(k)) for k in here if worker.get(k) != here[k]}
+    if diff:
+        parts = ", ".join(f"{k} {a} here vs {b} there" for k, (a, b) in diff.items())
+        raise InterpError(
+            f"{where} runs other versions ({parts}): install the same versions on every node "
+            "(results would not match a local run otherwise)."
+        )
