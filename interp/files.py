@@ -37,6 +37,12 @@ def normal_mode(path: str | os.PathLike[str], directory: bool = False) -> None:
     os.chmod(path, umask_mode(0o777 if directory else 0o666))
 
 
+def is_temporary(name: str) -> bool:
+    """A temporary file of the atomic writers below, or a store's lock: what a killed writer
+    can leave in a directory besides its finished files."""
+    return name == ".lock" or (name.startswith(".") and name.endswith(".tmp"))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` via a temporary file in the same directory, fsynced, and an
     atomic rename: the file is whole or absent, also after a power loss."""

@@ -40,7 +40,7 @@ from interp.tasks.task import Task, as_task  # as_task: re-exported for old impo
 ActivationCache = Any
 
 
-def _model_id(model: Model) -> str:
+def model_id(model: Model) -> str:
     # Latent hooks read whatever SAE is attached: a store made under one SAE is another model's
     # (the id is unchanged without SAEs, so earlier stores still resume).
     from interp.models.saes import attached_sites, sae_identity
@@ -51,7 +51,7 @@ def _model_id(model: Model) -> str:
     return hashlib.sha256("|".join([model.fingerprint(), *saes]).encode()).hexdigest()
 
 
-def _inputs_id(tokens: Tensor, answer_pos: Tensor) -> str:
+def inputs_id(tokens: Tensor, answer_pos: Tensor) -> str:
     h = hashlib.sha256()
     for t in (tokens, answer_pos):
         h.update(f"{tuple(t.shape)}|".encode())
@@ -64,9 +64,9 @@ def _header(model: Model, task: Task, tokens: Tensor, settings: dict[str, Any]) 
     header: dict[str, Any] = {
         "format": FORMAT,
         "model": model.name,
-        "model_id": _model_id(model),
+        "model_id": model_id(model),
         "task": task.name,
-        "inputs": _inputs_id(tokens, task.answer_pos),
+        "inputs": inputs_id(tokens, task.answer_pos),
         **settings,
         "n_examples": len(task),
     }

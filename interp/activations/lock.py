@@ -24,8 +24,8 @@ except ImportError:  # pragma: no cover - not POSIX
 class StoreLock:
     """Exclusive, non-blocking lock of a store directory (which must exist)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, what: str = "interp.cache") -> None:
+        self.path, self.what = path, what
         self.file = path / LOCK
         self._fd: int | None = None
 
@@ -40,7 +40,7 @@ class StoreLock:
             except BlockingIOError:
                 os.close(fd)
                 raise InterpError(
-                    f"{self.path} is being written by another interp.cache run right now (it "
+                    f"{self.path} is being written by another {self.what} run right now (it "
                     f"holds {self.file}). Wait for it to finish and run again to reuse its "
                     "result, or pass another directory as store=."
                 ) from None

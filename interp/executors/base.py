@@ -24,7 +24,7 @@ R = TypeVar("R")
 #: Called in the driver with (unit index, result) as each unit finishes.
 OnResult = Callable[[int, Any], None]
 
-#: How often one unit may be lost with its worker before the sweep gives up.
+#: How often one unit may be lost with its worker before the sweep gives up (by default).
 MAX_ATTEMPTS = 3
 
 
@@ -57,6 +57,11 @@ class Executor(ABC):
 
     name: str = ""
 
+    def __init__(self, max_attempts: int = MAX_ATTEMPTS) -> None:
+        if max_attempts < 1:
+            raise InterpError(f"max_attempts={max_attempts}: a unit needs at least 1 attempt.")
+        self.max_attempts = max_attempts
+
     @abstractmethod
     def map(
         self, model: Any, job: Job[Any, Any], units: Sequence[Any], on_result: OnResult
@@ -65,7 +70,7 @@ class Executor(ABC):
 
         A unit that raises stops the sweep with that error (units already reported stay
         reported); a unit whose worker dies is run again on another worker, at most
-        `MAX_ATTEMPTS` times in all.
+        `max_attempts` times in all.
         """
 
     def close(self) -> None:  # noqa: B027 - most executors start nothing

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from interp.errors import InterpError
-from interp.executors.base import MAX_ATTEMPTS, Executor, Job, OnResult, WorkerState, lost
+from interp.executors.base import Executor, Job, OnResult, WorkerState, lost
 from interp.executors.recipe import ModelRecipe, check_versions, versions
 
 
@@ -69,6 +69,8 @@ class Ray(Executor):
             `num_gpus` is set, allow).
         num_cpus / num_gpus: resources each actor asks for (a GPU per actor puts its model there).
         threads: torch threads per actor (default `num_cpus`).
+        max_attempts: how often one unit may be lost with its actor (or node) before the sweep
+            stops (with a `WorkerLost` error; rerun to resume).
     """
 
     name = "ray"
@@ -80,7 +82,9 @@ class Ray(Executor):
         num_cpus: float = 1,
         num_gpus: float = 0,
         threads: int | None = None,
+        max_attempts: int = 3,
     ) -> None:
+        super().__init__(max_attempts)
         if workers is not None and workers < 1:
             raise InterpError(f"workers={workers}: use at least 1 Ray actor.")
         if num_cpus <= 0 and num_gpus <= 0:
@@ -192,7 +196,7 @@ class Ray(Executor):
                     raise e.as_instanceof_cause() from None
                 except RayActorError as e:  # the actor or its node died: run it elsewhere
                     self._actors.remove(actor)
-                    if attempts[i] >= MAX_ATTEMPTS:
+                    if attempts[i] >= self.max_attempts:
                         raise lost(i, attempts[i], type(e).__name__) from None
                     queue.appendleft(i)
                     continue

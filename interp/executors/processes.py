@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from interp.errors import InterpError
-from interp.executors.base import MAX_ATTEMPTS, Executor, Job, OnResult, lost
+from interp.executors.base import Executor, Job, OnResult, lost
 from interp.executors.recipe import ModelRecipe, check_versions
 from interp.executors.worker import receive, send
 
@@ -45,11 +45,16 @@ class Processes(Executor):
     Args:
         workers: number of worker processes.
         threads: torch threads per worker (default: the cores divided among the workers).
+        max_attempts: how often one unit may be lost with its worker before the sweep stops
+            (with a `WorkerLost` error; rerun to resume).
     """
 
     name = "processes"
 
-    def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self, workers: int | None = None, threads: int | None = None, max_attempts: int = 3
+    ) -> None:
+        super().__init__(max_attempts)
         cores = os.cpu_count() or 1
         self.workers = workers if workers is not None else min(cores, 8)
         if self.workers < 1:
@@ -169,7 +174,7 @@ class Processes(Executor):
         self._pool.remove(w)
         w.conn.close()
         if w.unit is not None:
-            if attempts[w.unit] >= MAX_ATTEMPTS:
+            if attempts[w.unit] >= self.max_attempts:
                 raise lost(w.unit, attempts[w.unit], f"worker process exit code {code}")
             queue.appendleft(w.unit)
         if not w.ready:

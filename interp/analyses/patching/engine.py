@@ -17,7 +17,7 @@ from __future__ import annotations
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -47,6 +47,17 @@ def skips_positions(model: Model) -> bool:
 
 
 starts_mid_model = kvc.starts_mid_model
+
+
+@dataclass(frozen=True)
+class PatchUnit:
+    """One stacked forward: the node sets `rows` (indices into the sweep's list), all patched
+    from `layer` on and from position `start` on (`narrow`: query-side at `start` only)."""
+
+    layer: int
+    start: int
+    narrow: bool
+    rows: tuple[int, ...]
 
 
 class Patcher:
@@ -99,7 +110,24 @@ class Patcher:
 
     def run(self, patches: Sequence[Sequence[Node]]) -> Float[Tensor, "n_patches batch"]:
         """Metric per prompt for every node set; one row per set, on the CPU."""
+        units, kept = self.plan(patches)
         out = self.base_metric[None].repeat(len(patches), 1).clone()
+        total = sum(len(u.rows) for u in units)
+        bar = tqdm(total=total, desc=self.desc, disable=not self.progress, unit="patch")
+        with bar, fused(self.model):
+            for u in units:
+                vals = self._forward(u.layer, u.start, u.narrow, [kept[i] for i in u.rows])
+                out[torch.tensor(u.rows, device=out.device)] = vals
+                bar.update(len(u.rows))
+        return out.float().cpu()
+
+    def plan(
+        self, patches: Sequence[Sequence[Node]]
+    ) -> tuple[list[PatchUnit], dict[int, list[Node]]]:
+        """The stacked forwards that compute every node set (the work units of a sweep), and the
+        sets' nodes that can change the metric. Sets left out of every unit keep the base
+        metric exactly. The plan depends only on the model, the task and the budget, so every
+        worker of a distributed sweep computes the same units as the local loop."""
         groups: dict[tuple[int, int, bool], list[int]] = defaultdict(list)
         kept: dict[int, list[Node]] = {}
         answers = set(self.answer_pos.tolist())
@@ -117,17 +145,17 @@ class Patcher:
                 continue  # changes one last-layer position that no metric reads
             kept[i] = live
             groups[(layer, start, narrow)].append(i)
-        total = sum(len(v) for v in groups.values())
-        bar = tqdm(total=total, desc=self.desc, disable=not self.progress, unit="patch")
-        with bar, fused(self.model):
-            for (layer, start, narrow), idx in sorted(groups.items()):
-                n_max = self._chunk(layer, start)
-                for c in range(0, len(idx), n_max):
-                    chunk = idx[c : c + n_max]
-                    vals = self._forward(layer, start, narrow, [kept[i] for i in chunk])
-                    out[torch.tensor(chunk, device=out.device)] = vals
-                    bar.update(len(chunk))
-        return out.float().cpu()
+        units = []
+        for (layer, start, narrow), idx in sorted(groups.items()):
+            n_max = self._chunk(layer, start)
+            for c in range(0, len(idx), n_max):
+                units.append(PatchUnit(layer, start, narrow, tuple(idx[c : c + n_max])))
+        return units, kept
+
+    def forward(self, unit: PatchUnit, kept: dict[int, list[Node]]) -> Tensor:
+        """The metric [len(unit.rows), batch] of one unit's node sets, on the model's device."""
+        with fused(self.model):
+            return self._forward(unit.layer, unit.start, unit.narrow, [kept[i] for i in unit.rows])
 
     # ----------------------------------------------------------------- helpers
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from interp.analyses.patching.build import build_result
-from interp.analyses.patching.contrast import Contrast
-from interp.analyses.patching.engine import Patcher
 from interp.analyses.patching.nodes import Node, PerPosition, latent_sae, node_sets, sweep
-from interp.analyses.patching.readout import DEFAULT_BUDGET, make_readout, parse_budget
+from interp.analyses.patching.readout import DEFAULT_BUDGET, parse_budget
 from interp.analyses.patching.runs import Corruption
+from interp.analyses.patching.units import PatchSpec, run_units
 from interp.checks import checked
 from interp.deprecation import renamed, warn_renamed
 from interp.errors import InterpError
+from interp.executors import Executor, ExecutorName, executor_for
 from interp.models import Model, load_model
 from interp.results.base import Coord
 from interp.results.patching import Mode, PatchResult
@@ -42,6 +43,8 @@ def activation_patch(
     nodes: NodeSets | None = None,
     sae: Any = None,
     latents: Sequence[int] | None = None,
+    executor: ExecutorName | Executor = "local",
+    store: str | os.PathLike[str] | None = None,
 ) -> PatchResult:
     """Patch activations between the clean and corrupted runs and measure the metric.
 
@@ -70,6 +73,11 @@ def activation_patch(
         sae / latents: ``target="latents"`` patches the latents of an sae-lens SAE
             (`interp.sae.activation_patch`): each of `latents` alone (default every latent), or
             the sets in `nodes`.
+        executor: where the stacked patched forwards run: ``"local"`` (this process),
+            ``"processes"`` (a local process pool), ``"ray"`` (a Ray cluster), or an
+            `interp.executors` executor. Every executor gives the local loop's numbers.
+        store: a directory that keeps each finished unit of the sweep, so an interrupted call
+            resumes (with any executor) where it stopped; None keeps nothing.
 
     Returns:
         A `PatchResult`: normalised scores with bootstrap intervals; ``.raw`` is the mean raw
@@ -77,6 +85,11 @@ def activation_patch(
     """
     model = load_model(model)
     if target == "latents" or sae is not None or latents is not None:
+        if executor != "local" or store is not None:
+            raise InterpError(
+                "Latent patching runs in this process only: drop executor= and store= with "
+                "target='latents'."
+            )
         from interp.analyses.patching.latents import activation_patch as patch_latents
 
         return patch_latents(
@@ -89,7 +102,6 @@ def activation_patch(
         # stacklevel 5: past warn_renamed, this function and its two decorators, to the caller.
         warn_renamed("a list target=", "nodes=", "activation_patch", stacklevel=5)
         target, nodes = "z", target
-    contrast = Contrast.of(model, task, corruption, mode)
     params: dict[str, Any]
     if nodes is None:
         swept, dims, coords_int = sweep(model, target, per_position, task.seq_len)
@@ -107,19 +119,22 @@ def activation_patch(
         what = f"{len(sets)} node set(s)"
         params = {"nodes": [[str(n) for n in s] for s in sets]}
     _check_positions(sets, task.seq_len)
-    readout = make_readout(model, task, metric, contrast.reference_logits(model, metric))
-    patcher = Patcher(
-        model,
-        readout,
-        contrast.base,
-        contrast.source,
-        sorted({n.hook for s in sets for n in s}),
-        budget=parse_budget(memory_budget),
-        progress=progress,
-        desc=f"patch {target if nodes is None else 'sets'} ({mode})",
-    )
-    contrast = contrast.measured(base=patcher.base_metric, source=patcher.source_metric)
-    patched = patcher.run(sets)  # [n_sets, batch]
+    spec = PatchSpec(
+        task, corruption, mode, metric, tuple(sorted({n.hook for s in sets for n in s})),
+        parse_budget(memory_budget),
+    )  # fmt: skip
+    run_on, own = executor_for(executor)
+    try:
+        contrast, patcher = spec.build(
+            model, progress, desc=f"patch {target if nodes is None else 'sets'} ({mode})"
+        )
+        contrast = contrast.measured(base=patcher.base_metric, source=patcher.source_metric)
+        what_ran = {**params, "per_position": per_position, "mode": mode, "metric": metric}
+        what_ran |= {"corruption": repr(corruption), "memory_budget": spec.budget}
+        patched = run_units(model, spec, patcher, sets, run_on, store, what_ran)
+    finally:
+        if own:
+            run_on.close()
     per_prompt = patched.T.reshape(len(task), *[len(coords[d]) for d in dims])
     return build_result(
         PatchResult,

@@ -37,6 +37,7 @@ from interp.analyses.trajectories.scoring import (
 from interp.analyses.trajectories.trace import Trace
 from interp.checks import checked
 from interp.errors import InterpError
+from interp.executors import Executor, ExecutorName
 from interp.models import Model, load_model
 from interp.results.base import Coord
 from interp.results.meta import make_meta
@@ -134,14 +135,16 @@ def evaluate(
     seed: int = S.DEFAULT_SEED,
     store: str | Path | None = None,
     progress: bool = True,
+    executor: ExecutorName | Executor = "local",
 ) -> TrajectoryResult:
     """Do latent-trajectory signals predict whether a generated answer is right?
 
     Args:
         source: a model (sampled on `task`) or traces from ``sample`` / ``load_traces``.
         task: prompts with a checker (e.g. ``interp.tasks.arithmetic``); needed with a model.
-        n, max_new_tokens, temperature, chunk, seed, store: passed to ``sample`` (the same
-            defaults; max_new_tokens=None fits the model's context after the longest prompt).
+        n, max_new_tokens, temperature, chunk, seed, store, executor: passed to ``sample``
+            (the same defaults; max_new_tokens=None fits the model's context after the longest
+            prompt).
         k: chunk size of the signals in tokens, a multiple of the sampled chunk (default: the
             sampled chunk).
         early: the early signals and early selection use the first `early` chunks.
@@ -181,7 +184,9 @@ def evaluate(
             )
         model = load_model(source)
         max_new_tokens = S.new_token_budget(model, task, max_new_tokens)  # recorded as used
-        traces = sample(model, task, n, max_new_tokens, temperature, chunk, seed, progress, store)
+        traces = sample(
+            model, task, n, max_new_tokens, temperature, chunk, seed, progress, store, executor
+        )
         model_name, task_name = model.name, task.name
         sampled_here = True
     if any(t.correct is None for t in traces):

@@ -24,6 +24,7 @@ from interp.analyses.trajectories.store import TraceStore
 from interp.analyses.trajectories.trace import Trace
 from interp.checks import checked
 from interp.errors import InterpError
+from interp.executors import Executor, ExecutorName, Job, executor_for
 from interp.models import Model, load_model
 from interp.tasks.task import Task
 
@@ -50,6 +51,7 @@ def sample(
     seed: int = DEFAULT_SEED,
     progress: bool = True,
     store: str | Path | None = None,
+    executor: ExecutorName | Executor = "local",
 ) -> list[Trace]:
     """Generate `n` answers per prompt and capture their trajectories.
 
@@ -70,6 +72,10 @@ def sample(
         store: a directory to write each finished prompt's traces to; a rerun with the same
             directory and settings skips the prompts already there (resume after an
             interruption). Read it back with ``load_traces``.
+        executor: where prompts are sampled: ``"local"``, ``"processes"``, ``"ray"`` or an
+            `interp.executors` executor. Each prompt's own random stream makes the traces the
+            same wherever it runs; finished prompts come back to this process, which writes
+            them to `store` (so the store need not be shared with the workers).
     """
     model = load_model(model)
     if task.checker is None or task.targets is None:
@@ -95,18 +101,47 @@ def sample(
             "seed": seed,
         }
         disk = TraceStore(store, params)
-    traces: list[Trace] = []
-    for i in tqdm(range(len(task)), desc="sample", disable=not progress, unit="prompt"):
+    by_prompt: dict[int, list[Trace]] = {}
+    for i in range(len(task)):
         if disk is not None and disk.done(i):
-            traces += disk.read(i)
-            continue
+            by_prompt[i] = disk.read(i)
+    todo = [i for i in range(len(task)) if i not in by_prompt]
+    job = SampleJob(task, n, max_new_tokens, temperature, chunk, seed)
+    run_on, own = executor_for(executor)
+    try:
+        with tqdm(total=len(task), desc="sample", disable=not progress, unit="prompt") as bar:
+            bar.update(len(by_prompt))
+
+            def keep(j: int, new: list[Trace]) -> None:
+                if disk is not None:
+                    disk.write(todo[j], new)
+                by_prompt[todo[j]] = new
+                bar.update(1)
+
+            run_on.map(model, job, todo, keep)
+    finally:
+        if own:
+            run_on.close()
+    return [t for i in range(len(task)) for t in by_prompt[i]]
+
+
+class SampleJob(Job[int, list[Trace]]):
+    """One prompt per unit, sampled from its own random stream (see `_prompt_seed`)."""
+
+    def __init__(
+        self, task: Task, n: int, max_new: int, temperature: float, chunk: int, seed: int
+    ) -> None:
+        super().__init__()
+        self.task, self.n, self.max_new = task, n, max_new
+        self.temperature, self.chunk, self.seed = temperature, chunk, seed
+
+    def run(self, state: Any, model: Model, unit: int) -> list[Trace]:
+        i, task = unit, self.task
         prompt = task.clean_tokens[i, : int(task.answer_pos[i]) + 1]
-        gen = torch.Generator().manual_seed(_prompt_seed(seed, i))
-        new = _sample_prompt(model, task, i, prompt, n, max_new_tokens, temperature, chunk, gen)
-        if disk is not None:
-            disk.write(i, new)
-        traces += new
-    return traces
+        gen = torch.Generator().manual_seed(_prompt_seed(self.seed, i))
+        return _sample_prompt(
+            model, task, i, prompt, self.n, self.max_new, self.temperature, self.chunk, gen
+        )
 
 
 def new_token_budget(model: Model, task: Task, max_new_tokens: int | None) -> int:
