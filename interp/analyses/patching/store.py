@@ -61,7 +61,9 @@ def sweep_header(
 class PatchStore:
     """The store of one sweep; a context manager holding the store's lock while it writes."""
 
-    def __init__(self, root: str | os.PathLike[str], header: dict[str, Any], units: list[PatchUnit]) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], header: dict[str, Any], units: list[PatchUnit]
+    ) -> None:
         self.root = Path(root)
         self.header, self.units = header, units
         self._lock = StoreLock(self.root, what="activation_patch")
