@@ -222,6 +222,7 @@ def cache(
     starts = list(range(0, len(task), batch_size))
     run_on, own = executor_for(executor)
     try:
+        run_on.check(model)  # before any forward pass or write
         if store is None:
             job = CacheJob(tokens, task.answer_pos, hook_names, positions, storage, batch_size)
             parts: list[dict[str, Tensor]] = [{} for _ in starts]

@@ -61,6 +61,8 @@ class Executor(ABC):
         if max_attempts < 1:
             raise InterpError(f"max_attempts={max_attempts}: a unit needs at least 1 attempt.")
         self.max_attempts = max_attempts
+        #: Units run again because their worker died, over this executor's life.
+        self.retried = 0
 
     @abstractmethod
     def map(
@@ -72,6 +74,10 @@ class Executor(ABC):
         reported); a unit whose worker dies is run again on another worker, at most
         `max_attempts` times in all.
         """
+
+    def check(self, model: Any, *payload: Any) -> None:  # noqa: B027 - local runs anything
+        """Refuse, before any forward pass or write, a model or job parts (`payload`) that
+        cannot reach this executor's workers."""
 
     def close(self) -> None:  # noqa: B027 - most executors start nothing
         """Stop the workers this executor started."""

@@ -16,7 +16,12 @@ from typing import Any
 
 from interp.errors import InterpError
 from interp.executors.base import Executor, Job, OnResult, WorkerState, lost
-from interp.executors.recipe import ModelRecipe, check_versions, versions
+from interp.executors.recipe import ModelRecipe, check_sendable, check_versions, versions
+
+try:
+    from ray.exceptions import RayActorError, RayTaskError
+except ImportError:  # without Ray nothing here runs (`_ray` says how to install it)
+    RayActorError = RayTaskError = RuntimeError  # type: ignore[misc,assignment]
 
 
 def _ray() -> Any:
@@ -147,9 +152,23 @@ class Ray(Executor):
             max_restarts=0,  # a lost actor's unit is re-run by the driver on another actor
         )
         ref = [ray.put(recipe)]  # in a list: each actor fetches it itself
-        self._actors = [cls.remote(ref, self.threads) for _ in range(self._size(ray))]
-        for info in ray.get([a.hello.remote() for a in self._actors]):
+        actors = [cls.remote(ref, self.threads) for _ in range(self._size(ray))]
+        hellos = {a: a.hello.remote() for a in actors}
+        lost_why = ""
+        for a, hello in hellos.items():
+            try:
+                info = ray.get(hello)
+            except RayActorError as e:  # its node died meanwhile: go on with the others
+                lost_why = str(e).strip().splitlines()[-1]
+                continue
+            except RayTaskError as e:  # loading the model failed: the same on every node
+                self._actors = [*actors]
+                self._kill_actors()
+                raise e.as_instanceof_cause() from None
             check_versions(info, f"A Ray worker on node {info['node'][:8]}")
+            self._actors.append(a)
+        if not self._actors:
+            raise InterpError(f"No Ray actor started ({lost_why}); check the cluster (ray status).")
 
     def _kill_actors(self) -> None:
         if self._actors:
@@ -158,6 +177,9 @@ class Ray(Executor):
                 ray.kill(a)
         self._actors = []
         self._fingerprint = None
+
+    def check(self, model: Any, *payload: Any) -> None:
+        check_sendable(self.name, model, *payload)
 
     def close(self) -> None:
         self._kill_actors()
@@ -172,8 +194,6 @@ class Ray(Executor):
         if not units:
             return
         ray = self._connect()
-        from ray.exceptions import RayActorError, RayTaskError
-
         self._ensure(ray, model)
         job_ref = [ray.put(job)]
         queue = deque(range(len(units)))
@@ -199,6 +219,7 @@ class Ray(Executor):
                     if attempts[i] >= self.max_attempts:
                         raise lost(i, attempts[i], type(e).__name__) from None
                     queue.appendleft(i)
+                    self.retried += 1
                     continue
                 idle.append(actor)
                 on_result(i, result)

@@ -22,7 +22,7 @@ from typing import Any
 
 from interp.errors import InterpError
 from interp.executors.base import Executor, Job, OnResult, lost
-from interp.executors.recipe import ModelRecipe, check_versions
+from interp.executors.recipe import ModelRecipe, check_sendable, check_versions
 from interp.executors.worker import receive, send
 
 # How long a new worker may take to import torch and load its model.
@@ -88,6 +88,9 @@ class Processes(Executor):
         while len(self._pool) < self.workers:
             self._pool.append(self._start())
 
+    def check(self, model: Any, *payload: Any) -> None:
+        check_sendable(self.name, model, *payload)
+
     def close(self) -> None:
         for w in self._pool:
             with contextlib.suppress(OSError, EOFError):
@@ -108,14 +111,8 @@ class Processes(Executor):
     ) -> None:
         if not units:
             return
-        try:
-            blob = pickle.dumps(job)
-        except Exception as e:
-            raise InterpError(
-                f"This sweep cannot be sent to worker processes ({type(e).__name__}: {e}); a "
-                "lambda or local function (a custom metric, say) must become a module-level "
-                "function, or use executor='local'."
-            ) from None
+        check_sendable(self.name, model, job)
+        blob = pickle.dumps(job)
         self._ensure(model)
         queue = deque(range(len(units)))
         attempts = [0] * len(units)
@@ -177,6 +174,7 @@ class Processes(Executor):
             if attempts[w.unit] >= self.max_attempts:
                 raise lost(w.unit, attempts[w.unit], f"worker process exit code {code}")
             queue.appendleft(w.unit)
+            self.retried += 1
         if not w.ready:
             raise InterpError(f"A worker process died while loading the model (exit code {code}).")
         self._pool.append(self._start())

@@ -47,7 +47,15 @@ class ModelRecipe:
         fp = model.fingerprint()
         if model.spec is not None and not model.saes:
             return cls(model.name, fp, dtype, spec=model.spec)
-        return cls(model.name, fp, dtype, payload=pickle.dumps(model))
+        try:
+            payload = pickle.dumps(model)
+        except Exception as e:
+            raise InterpError(
+                f"{model.name} cannot be sent to {executor} workers ({type(e).__name__}: {e}). "
+                "Load it by name or path with interp.load_model (workers then load it "
+                "themselves), or use executor='local'."
+            ) from None
+        return cls(model.name, fp, dtype, payload=payload)
 
     def build(self, device: str | None = None) -> Any:
         """Load the model in a worker (on `device`, default CUDA when the worker has a GPU)."""
@@ -64,6 +72,20 @@ class ModelRecipe:
                 "hub revision), or use executor='local'."
             )
         return model
+
+
+def check_sendable(executor: str, model: Any, *payload: Any) -> ModelRecipe:
+    """The model's recipe, after checking that it and `payload` (a job's parts) can be sent."""
+    recipe = ModelRecipe.of(model, executor)
+    try:
+        pickle.dumps(payload)
+    except Exception as e:
+        raise InterpError(
+            f"This sweep cannot be sent to {executor} workers ({type(e).__name__}: {e}); a "
+            "lambda or local function (a custom metric, say) must become a module-level "
+            "function, or use executor='local'."
+        ) from None
+    return recipe
 
 
 def check_versions(worker: dict[str, str], where: str) -> None:

@@ -125,6 +125,7 @@ def activation_patch(
     )  # fmt: skip
     run_on, own = executor_for(executor)
     try:
+        run_on.check(model, spec)  # before any forward pass or write
         contrast, patcher = spec.build(
             model, progress, desc=f"patch {target if nodes is None else 'sets'} ({mode})"
         )

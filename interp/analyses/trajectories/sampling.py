@@ -88,17 +88,32 @@ def sample(
     except InterpError as err:
         raise InterpError(f"{err} Score existing traces with text_signals instead.") from None
     max_new_tokens = new_token_budget(model, task, max_new_tokens)
+    job = SampleJob(task, n, max_new_tokens, temperature, chunk, seed)
+    run_on, own = executor_for(executor)
+    try:
+        run_on.check(model, job)  # before any forward pass or write
+        return _run(model, job, store, run_on, progress)
+    finally:
+        if own:
+            run_on.close()
+
+
+def _run(
+    model: Model, job: SampleJob, store: str | Path | None, run_on: Executor, progress: bool
+) -> list[Trace]:
+    """Every prompt's traces: read from `store` where finished, else sampled by `run_on`."""
+    task = job.task
     disk = None
     if store is not None:
         params = {
             "model": model.name,
             "task": task.name,
             "prompts": _fingerprint(task),
-            "n": n,
-            "max_new_tokens": max_new_tokens,
-            "temperature": temperature,
-            "chunk": chunk,
-            "seed": seed,
+            "n": job.n,
+            "max_new_tokens": job.max_new,
+            "temperature": job.temperature,
+            "chunk": job.chunk,
+            "seed": job.seed,
         }
         disk = TraceStore(store, params)
     by_prompt: dict[int, list[Trace]] = {}
@@ -106,22 +121,16 @@ def sample(
         if disk is not None and disk.done(i):
             by_prompt[i] = disk.read(i)
     todo = [i for i in range(len(task)) if i not in by_prompt]
-    job = SampleJob(task, n, max_new_tokens, temperature, chunk, seed)
-    run_on, own = executor_for(executor)
-    try:
-        with tqdm(total=len(task), desc="sample", disable=not progress, unit="prompt") as bar:
-            bar.update(len(by_prompt))
+    with tqdm(total=len(task), desc="sample", disable=not progress, unit="prompt") as bar:
+        bar.update(len(by_prompt))
 
-            def keep(j: int, new: list[Trace]) -> None:
-                if disk is not None:
-                    disk.write(todo[j], new)
-                by_prompt[todo[j]] = new
-                bar.update(1)
+        def keep(j: int, new: list[Trace]) -> None:
+            if disk is not None:
+                disk.write(todo[j], new)
+            by_prompt[todo[j]] = new
+            bar.update(1)
 
-            run_on.map(model, job, todo, keep)
-    finally:
-        if own:
-            run_on.close()
+        run_on.map(model, job, todo, keep)
     return [t for i in range(len(task)) for t in by_prompt[i]]
 
 

@@ -1,0 +1,54 @@
+"""Jobs and executors for the executor tests; workers import this module (PYTHONPATH is set to
+tests/ by the tests), so everything here must be module-level."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from interp.executors import Job
+
+
+class Square(Job[int, int]):
+    """unit -> unit**2 + the worker's prepared offset (prepare counted per worker)."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+
+    def prepare(self, model: Any) -> dict[str, Any]:
+        return {"pid": os.getpid(), "layers": model.n_layers}
+
+    def run(self, state: dict[str, Any], model: Any, unit: int) -> tuple[int, int, int]:
+        if unit == self.fail_at:
+            raise ValueError(f"unit {unit} refuses")
+        return unit * unit, state["pid"], state["layers"]
+
+
+def killing(base: type, kill: Callable[[Any], bool], times: int = 1) -> Any:
+    """An executor class like `base` that calls `kill(executor)` after results come in, until it
+    has returned True `times` times (it returns False when there was nothing to kill yet)."""
+
+    class Killing(base):  # type: ignore[misc, valid-type]
+        kills = 0
+
+        def map(self, model: Any, job: Any, units: Sequence[Any], on_result: Any) -> None:
+            def wrapped(i: int, r: Any) -> None:
+                on_result(i, r)
+                if self.kills < times and kill(self):
+                    self.kills += 1
+
+            super().map(model, job, units, wrapped)
+
+    return Killing
+
+
+def kill_busy_process(ex: Any) -> bool:
+    """SIGKILL a worker process of a `Processes` executor that holds a unit."""
+    busy = [w for w in ex._pool if w.unit is not None]
+    if not busy:
+        return False
+    os.kill(busy[0].proc.pid, signal.SIGKILL)
+    return True
