@@ -52,3 +52,31 @@ def kill_busy_process(ex: Any) -> bool:
         return False
     os.kill(busy[0].proc.pid, signal.SIGKILL)
     return True
+
+
+def kill_other_raylet(ex: Any) -> bool:
+    """SIGKILL the raylet of a node that hosts one of a `Ray` executor's actors, other than the
+    node the driver is attached to, and wait until the cluster declares that node dead (its
+    actors with it), so the sweep goes on without it."""
+    import subprocess
+    import time
+
+    import ray
+
+    me = ray.get_runtime_context().get_node_id()
+    victims = {n for n in ex.nodes.values() if n != me}
+    for node in ray.nodes():
+        if node["NodeID"] in victims and node["Alive"]:
+            sock = node["RayletSocketName"]
+            pids = subprocess.run(
+                ["pgrep", "-f", f"raylet_socket_name={sock} "], capture_output=True, text=True
+            ).stdout.split()
+            for pid in pids:
+                os.kill(int(pid), signal.SIGKILL)
+            deadline = time.time() + 120
+            while time.time() < deadline and any(
+                n["NodeID"] == node["NodeID"] and n["Alive"] for n in ray.nodes()
+            ):
+                time.sleep(0.2)
+            return bool(pids)
+    return False

@@ -10,6 +10,7 @@ must then be a path every node sees (a shared filesystem).
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -19,9 +20,13 @@ from interp.executors.base import Executor, Job, OnResult, WorkerState, lost
 from interp.executors.recipe import ModelRecipe, check_sendable, check_versions, versions
 
 try:
-    from ray.exceptions import RayActorError, RayTaskError
+    from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError, RayTaskError
+
+    # An actor or its node died; a result held in a dead node's object store is lost with it.
+    LOST: tuple[type[BaseException], ...] = (RayActorError, ObjectLostError)
 except ImportError:  # without Ray nothing here runs (`_ray` says how to install it)
-    RayActorError = RayTaskError = RuntimeError  # type: ignore[misc,assignment]
+    RayTaskError = GetTimeoutError = RuntimeError  # type: ignore[misc,assignment]
+    LOST = ()
 
 
 def _ray() -> Any:
@@ -33,6 +38,12 @@ def _ray() -> Any:
             "start a cluster (ray start --head) or let interp start a local one."
         ) from None
     return ray
+
+
+# How long actors may take to start and load their model.
+START_TIMEOUT_S = 600.0
+# How long to wait for resources that killed actors give back.
+FREE_WAIT_S = 10.0
 
 
 class _Actor:
@@ -98,6 +109,8 @@ class Ray(Executor):
         self.num_cpus, self.num_gpus = num_cpus, num_gpus
         self.threads = threads if threads is not None else max(1, int(num_cpus))
         self._actors: list[Any] = []
+        #: The node id each live actor runs on.
+        self.nodes: dict[Any, str] = {}
         self._fingerprint: str | None = None
         self._started_ray = False
 
@@ -126,15 +139,25 @@ class Ray(Executor):
     def _size(self, ray: Any) -> int:
         if self.workers is not None:
             return self.workers
-        total = ray.cluster_resources()
-        by = [total.get("CPU", 0) / self.num_cpus] if self.num_cpus > 0 else []
-        if self.num_gpus > 0:
-            by.append(total.get("GPU", 0) / self.num_gpus)
-        n = int(min(by))
+        # What is free: actors of another executor keep theirs until it is closed (and a
+        # just-closed one's come back within moments).
+        deadline = time.monotonic() + FREE_WAIT_S
+        while True:
+            free = ray.available_resources()
+            by = [free.get("CPU", 0) / self.num_cpus] if self.num_cpus > 0 else []
+            if self.num_gpus > 0:
+                by.append(free.get("GPU", 0) / self.num_gpus)
+            n = int(min(by))
+            if n >= 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         if n < 1:
+            total = ray.cluster_resources()
             raise InterpError(
-                f"The Ray cluster has {total.get('CPU', 0)} CPUs and {total.get('GPU', 0)} GPUs: "
-                f"not enough for one actor of num_cpus={self.num_cpus}, num_gpus={self.num_gpus}."
+                f"The Ray cluster has {free.get('CPU', 0):g} of {total.get('CPU', 0):g} CPUs and "
+                f"{free.get('GPU', 0):g} of {total.get('GPU', 0):g} GPUs free: not enough for one "
+                f"actor of num_cpus={self.num_cpus:g}, num_gpus={self.num_gpus:g}. Close other "
+                "executors (their actors hold resources), add nodes, or ask for less."
             )
         return n
 
@@ -157,8 +180,16 @@ class Ray(Executor):
         lost_why = ""
         for a, hello in hellos.items():
             try:
-                info = ray.get(hello)
-            except RayActorError as e:  # its node died meanwhile: go on with the others
+                info = ray.get(hello, timeout=START_TIMEOUT_S)
+            except GetTimeoutError:
+                self._actors = [*actors]
+                self._kill_actors()
+                raise InterpError(
+                    f"Ray actors did not start in {START_TIMEOUT_S:.0f} s (workers={len(actors)}"
+                    f", resources free: {ray.available_resources()}); pass fewer workers= or "
+                    "free the cluster's resources."
+                ) from None
+            except LOST as e:  # its node died meanwhile: go on with the others
                 lost_why = str(e).strip().splitlines()[-1]
                 continue
             except RayTaskError as e:  # loading the model failed: the same on every node
@@ -167,6 +198,7 @@ class Ray(Executor):
                 raise e.as_instanceof_cause() from None
             check_versions(info, f"A Ray worker on node {info['node'][:8]}")
             self._actors.append(a)
+            self.nodes[a] = info["node"]
         if not self._actors:
             raise InterpError(f"No Ray actor started ({lost_why}); check the cluster (ray status).")
 
@@ -176,10 +208,14 @@ class Ray(Executor):
             for a in self._actors:
                 ray.kill(a)
         self._actors = []
+        self.nodes = {}
         self._fingerprint = None
 
     def check(self, model: Any, *payload: Any) -> None:
         check_sendable(self.name, model, *payload)
+        ray = self._connect()
+        if not self._actors:
+            self._size(ray)  # refuses a cluster with no room for one actor
 
     def close(self) -> None:
         self._kill_actors()
@@ -214,8 +250,9 @@ class Ray(Executor):
                     result = ray.get(done[0])
                 except RayTaskError as e:  # the unit's own error: deterministic, not retried
                     raise e.as_instanceof_cause() from None
-                except RayActorError as e:  # the actor or its node died: run it elsewhere
+                except LOST as e:  # the actor or its node died: run the unit elsewhere
                     self._actors.remove(actor)
+                    self.nodes.pop(actor, None)
                     if attempts[i] >= self.max_attempts:
                         raise lost(i, attempts[i], type(e).__name__) from None
                     queue.appendleft(i)
