@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from interp.cli_executor import AddressOpt, ExecutorOpt, WorkersOpt, make_executor
 from interp.errors import InterpError
 
 app = typer.Typer(
@@ -105,8 +106,12 @@ def cache_cmd(
     ] = "all",
     batch_size: Annotated[int, typer.Option(help="Prompts per forward pass.")] = 32,
     dtype: Annotated[str | None, typer.Option(help="Storage dtype, e.g. float16.")] = None,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
-    """Stream activations to disk (resumable: rerun the same command after an interruption)."""
+    """Stream activations to disk (resumable: rerun the same command after an interruption,
+    with any --executor)."""
     from interp.activations.api import cache
     from interp.models import load_model
     from interp.tasks.registry import make_task
@@ -122,7 +127,11 @@ def cache_cmd(
         except ValueError:
             raise InterpError(f"--positions {positions!r}: use all, last or e.g. 0,3,-1") from None
         pos = idx[0] if len(idx) == 1 else idx
-    store = cache(m, t, names=names, positions=pos, batch_size=batch_size, store=out, dtype=dtype)
+    with make_executor(executor, address, workers) as ex:
+        store = cache(
+            m, t, names=names, positions=pos, batch_size=batch_size, store=out, dtype=dtype,
+            executor=ex,
+        )  # fmt: skip
     typer.echo(f"cached {len(store)} hooks x {store.n_examples} examples -> {out}")
 
 

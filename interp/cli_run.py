@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from interp.cli_executor import AddressOpt, ExecutorOpt, WorkersOpt, make_executor
 from interp.cli_figure import record_run, run_command
 from interp.errors import InterpError
 from interp.nodes import parse_heads
@@ -205,20 +206,30 @@ def patch_cmd(
     mode: ModeOpt = "denoise",
     metric: Annotated[str, typer.Option(help="logit_diff, log_prob, prob or kl.")] = "logit_diff",
     template: TemplateOpt = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="Keep each finished unit here; a rerun resumes where it stopped."),
+    ] = None,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Exact activation patching over every component of a target (batched, exact)."""
     from interp.analyses.patching import activation_patch
 
     m, t = _setup(model, task, n, seed, template)
-    res = activation_patch(
-        m,
-        t,
-        **_sweep_or_nodes(target, nodes),
-        per_position=per_position,
-        mode=_mode(mode),
-        metric=metric,
-        seed=seed,
-    )
+    with make_executor(executor, address, workers) as ex:
+        res = activation_patch(
+            m,
+            t,
+            **_sweep_or_nodes(target, nodes),
+            per_position=per_position,
+            mode=_mode(mode),
+            metric=metric,
+            seed=seed,
+            store=store,
+            executor=ex,
+        )
     _finish(res, out)
 
 
@@ -376,25 +387,30 @@ def trajectories_cmd(
     store: Annotated[
         Path | None, typer.Option(help="Write traces here; a rerun resumes where it stopped.")
     ] = None,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Latent-trajectory signals: sample answers, score how hidden states move against whether
     each answer is right, next to confidence and null baselines."""
     from interp.analyses.trajectories import evaluate
 
     m, t = _setup(model, task, n, seed)
-    res = evaluate(
-        m,
-        t,
-        n=samples,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        chunk=chunk,
-        k=k,
-        early=early,
-        calibration=calibration,
-        seed=seed,
-        store=store,
-    )
+    with make_executor(executor, address, workers) as ex:
+        res = evaluate(
+            m,
+            t,
+            n=samples,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            chunk=chunk,
+            k=k,
+            early=early,
+            calibration=calibration,
+            seed=seed,
+            store=store,
+            executor=ex,
+        )
     _finish(res, out)
     views = {
         "roc": res.plot_roc(),

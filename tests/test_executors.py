@@ -218,3 +218,43 @@ def test_executor_names_and_options_are_checked():
         Processes(max_attempts=0)
     ex, own = executor_for(None)
     assert isinstance(ex, Local) and own
+
+
+def test_cli_patch_through_a_process_pool_equals_the_local_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from interp.cli import app
+
+    args = ["run", "patch", "--n", "8", "--target", "resid_pre"]
+    local = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert local.exit_code == 0, local.output
+    pooled = CliRunner().invoke(
+        app,
+        [*args, "--out", str(tmp_path / "b"), "--executor", "processes", "--workers", "2",
+         "--store", str(tmp_path / "units")],
+    )  # fmt: skip
+    assert pooled.exit_code == 0, pooled.output
+    a, b = interp.load_result(tmp_path / "a"), interp.load_result(tmp_path / "b")
+    assert torch.equal(a.patched, b.patched)
+    assert list((tmp_path / "units").glob("unit-*.safetensors"))
+    bad = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c"), "--address", "auto"])
+    assert bad.exit_code != 0 and "--address is for --executor ray" in str(bad.exception)
+
+
+# ------------------------------------------------------------------- split models
+
+
+def test_a_split_needs_the_gpus_and_is_checked_before_loading(organism):
+    want = max(2, (torch.cuda.device_count() if torch.cuda.is_available() else 0) + 1)
+    with pytest.raises(InterpError, match=f"needs {want} CUDA devices; this machine has"):
+        interp.load_model("organism", n_devices=want)
+    with pytest.raises(InterpError, match="applies when interp loads the model"):
+        interp.load_model(organism.tl, n_devices=2)
+    with pytest.raises(InterpError, match="not 'cpu'"):
+        interp.load_model("organism", device="cpu", n_devices=2)
+
+
+def test_exact_patching_refuses_a_split_model(organism, ioi, monkeypatch):
+    monkeypatch.setattr(organism, "n_devices", 2)  # as load_model(n_devices=2) records it
+    with pytest.raises(InterpError, match="split over 2 GPUs"):
+        interp.patching.activation_patch(organism, ioi, progress=False, n_boot=10)

@@ -21,6 +21,7 @@ NAMES = ("local", "processes", "ray")
 
 __all__ = [
     "MAX_ATTEMPTS",
+    "NAMES",
     "Executor",
     "ExecutorName",
     "Job",

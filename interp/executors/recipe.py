@@ -32,6 +32,7 @@ class ModelRecipe:
     dtype: str
     spec: str | None = None
     payload: bytes | None = None
+    n_devices: int = 1
 
     @classmethod
     def of(cls, model: Any, executor: str) -> ModelRecipe:
@@ -46,7 +47,7 @@ class ModelRecipe:
         dtype = str(model.dtype).removeprefix("torch.")
         fp = model.fingerprint()
         if model.spec is not None and not model.saes:
-            return cls(model.name, fp, dtype, spec=model.spec)
+            return cls(model.name, fp, dtype, spec=model.spec, n_devices=model.n_devices)
         try:
             payload = pickle.dumps(model)
         except Exception as e:
@@ -64,7 +65,8 @@ class ModelRecipe:
         if self.payload is not None:
             model = load_model(pickle.loads(self.payload), device=device)
         else:
-            model = load_model(self.spec, device=device, dtype=self.dtype)
+            split = {"n_devices": self.n_devices} if self.n_devices > 1 else {}
+            model = load_model(self.spec, device=device, dtype=self.dtype, **split)
         if model.fingerprint() != self.fingerprint:
             raise InterpError(
                 f"The worker's {self.name} (loaded from {self.spec!r}) is not the driver's: their "

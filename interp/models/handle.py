@@ -86,6 +86,8 @@ class Model(Architecture, Tokens):
         self.card = card or {}
         # The load_model spec string this came from (None for objects): workers reload it.
         self.spec: str | None = None
+        # CUDA devices its blocks are split over (load_model(n_devices=...)).
+        self.n_devices = 1
         self.backend = (
             "HookedTransformer" if isinstance(tl, HookedTransformer) else "TransformerBridge"
         )

@@ -67,6 +67,7 @@ def load_model(
     spec: Any = ORGANISM_NAME,
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
+    n_devices: int = 1,
 ) -> Model:
     """Load a model and return the thin handle the analyses use.
 
@@ -77,11 +78,17 @@ def load_model(
             ``HookedTransformer``, ``TransformerBridge`` or ``Model``.
         device: where to put the model; default CUDA when available, else CPU.
         dtype: parameter dtype (``torch.float32`` by default); strings like ``"bfloat16"`` work.
+        n_devices: split the blocks over this many CUDA devices (``cuda:0`` .. ``cuda:N-1``),
+            for a model larger than one GPU: TransformerLens places the embedding and the first
+            blocks on the first device and the last blocks and unembedding on the last. Only
+            for models loaded by name, path or GGUF; see docs/scaling.md for the analyses that
+            run on a split model.
     """
     from transformer_lens import HookedTransformer
 
     tdtype = _parse_dtype(dtype)
     dev = _parse_device(device)
+    split = check_split(n_devices, dev, loading=not isinstance(spec, str | Path))
     if isinstance(spec, Model):
         _move(spec.tl, dev, tdtype)
         return spec
@@ -99,10 +106,10 @@ def load_model(
         )
     dev = dev or _default_device()
     # TransformerLens prints progress to stdout; keep stdout clean for `interp info --json`.
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr), _splitting(split):
         model = _load_spec(spec, dev, tdtype)
     # How to load it again: executors' workers rebuild the model from this (interp.executors).
-    model.spec = spec
+    model.spec, model.n_devices = spec, split
     return model
 
 
@@ -135,6 +142,41 @@ def _load_spec(spec: str, dev: str, tdtype: torch.dtype | None) -> Model:
             )
         return _load_local(local, dev, tdtype, name=local.name)
     return _load_hub(spec, dev, tdtype)
+
+
+def check_split(n_devices: int, device: str | None, loading: bool) -> int:
+    """`n_devices` checked before any weights are read: >1 needs that many CUDA devices."""
+    if n_devices == 1:
+        return 1
+    if n_devices < 1:
+        raise InterpError(f"n_devices={n_devices}: use 1 (one device) or more.")
+    if loading:
+        raise InterpError(
+            "n_devices applies when interp loads the model (a name, path or GGUF file); split a "
+            "model object yourself with TransformerLens (n_devices in its config)."
+        )
+    if device is not None and not device.startswith("cuda"):
+        raise InterpError(f"n_devices={n_devices} splits over CUDA devices, not {device!r}.")
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if have < n_devices:
+        raise InterpError(
+            f"n_devices={n_devices} needs {n_devices} CUDA devices; this machine has {have}. "
+            "Load on one device (n_devices=1), or run where the GPUs are."
+        )
+    return n_devices
+
+
+# Blocks per device while a split model loads: read by the loaders below (one load at a time).
+_SPLIT = [1]
+
+
+@contextlib.contextmanager
+def _splitting(n: int) -> Any:
+    _SPLIT[0] = n
+    try:
+        yield
+    finally:
+        _SPLIT[0] = 1
 
 
 def _parse_device(device: str | torch.device | None) -> str | None:
@@ -250,6 +292,7 @@ def hooked_from_hf(
             view, fold_ln=True, device=device, dtype=dtype or torch.float32
         )
         state_dict = loading.get_pretrained_state_dict(view, cfg, hf_model)
+    cfg.n_devices = _SPLIT[0]
     model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
     model.load_and_process_state_dict(
         state_dict,
@@ -258,7 +301,10 @@ def hooked_from_hf(
         center_unembed=True,
         fold_value_biases=True,
     )
-    model.to(device)
+    if cfg.n_devices > 1:
+        model.move_model_modules_to_device()  # blocks spread over cuda:0..n-1
+    else:
+        model.to(device)
     return model
 
 
@@ -268,6 +314,8 @@ def _bridge_from(name_or_path: str, device: str, dtype: torch.dtype | None) -> A
     kwargs: dict[str, Any] = {"device": device}
     if dtype is not None:
         kwargs["dtype"] = dtype
+    if _SPLIT[0] > 1:
+        kwargs = {"n_devices": _SPLIT[0], **({"dtype": dtype} if dtype is not None else {})}
     bridge = TransformerBridge.boot_transformers(name_or_path, **kwargs)
     bridge.enable_compatibility_mode()
     return bridge
@@ -283,7 +331,9 @@ def _load_hub(name: str, device: str, dtype: torch.dtype | None) -> Model:
         except ValueError:
             official = None
         if official is not None:
-            tl = HookedTransformer.from_pretrained(official, device=device, dtype=dtype)
+            tl = HookedTransformer.from_pretrained(
+                official, device=device, dtype=dtype, n_devices=_SPLIT[0]
+            )
             return Model(tl, name=name, source=f"hub:{official}")
         hooked = _hooked_from_hub(name, device, dtype)
         if hooked is not None:

@@ -76,6 +76,13 @@ class Patcher:
         skip_unchanged: bool = True,
     ) -> None:
         model.require("Patching", "logits", "hooked")
+        if model.n_devices > 1:
+            raise InterpError(
+                f"Exact patching starts its runs mid-model from cached activations on one "
+                f"device; {model.name} is split over {model.n_devices} GPUs. Load it on one "
+                "device, or spread the sweep over GPUs with executor=interp.executors.Ray("
+                "num_gpus=1) instead (one model copy per GPU)."
+            )
         self.model, self.readout, self.base = model, readout, base
         self.budget, self.progress, self.desc = budget, progress, desc
         self.T = readout.seq_len
