@@ -28,7 +28,7 @@ _LAZY = {
     "report": ("interp.viz.report", "report"),
     "load_cache": ("interp.activations.api", "load_cache"),
 }
-_SUBMODULES = {"tasks", "activations", "nodes", "results", "stats", "viz", "analyses"}
+_SUBMODULES = {"tasks", "activations", "nodes", "results", "stats", "viz", "analyses", "executors"}
 # Analysis families are reached as interp.attribution, interp.patching, ...
 _FAMILIES = {
     "attribution": "interp.analyses.attribution",
@@ -40,7 +40,16 @@ _FAMILIES = {
 }
 
 if TYPE_CHECKING:  # static names for type checkers and IDEs; runtime loads them lazily
-    from interp import activations, analyses, nodes, results, stats, tasks, viz  # noqa: F401
+    from interp import (  # noqa: F401
+        activations,
+        analyses,
+        executors,
+        nodes,
+        results,
+        stats,
+        tasks,
+        viz,
+    )
     from interp.activations.api import cache, load_cache  # noqa: F401
     from interp.analyses import (  # noqa: F401
         attribution,

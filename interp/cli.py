@@ -25,6 +25,7 @@ app = typer.Typer(
 def _add_run() -> None:
     from interp.cli_run import run_app
     from interp.cli_steer import steer_cmd  # noqa: F401 - registers steer and targets on run_app
+    from interp.cli_trajectories import trajectories_cmd  # noqa: F401 - registers trajectories
 
     app.add_typer(run_app, name="run")
 

@@ -258,3 +258,49 @@ def test_exact_patching_refuses_a_split_model(organism, ioi, monkeypatch):
     monkeypatch.setattr(organism, "n_devices", 2)  # as load_model(n_devices=2) records it
     with pytest.raises(InterpError, match="split over 2 GPUs"):
         interp.patching.activation_patch(organism, ioi, progress=False, n_boot=10)
+
+
+def test_workers_follow_a_model_edited_in_place(pool, tmp_path):
+    # Workers reload a model by its spec; once the driver's copy is edited they get the copy.
+    model = interp.load_model("organism", device="cpu")
+    task = interp.tasks.ioi(model, n=8, seed=3)
+    before = interp.cache(model, task, names=["resid_post"], progress=False, executor=pool)
+    with torch.no_grad():
+        model.W_O(1).mul_(0.5)
+    local = interp.cache(model, task, names=["resid_post"], progress=False)
+    after = interp.cache(model, task, names=["resid_post"], progress=False, executor=pool)
+    name = "blocks.3.hook_resid_post"
+    assert not torch.equal(before[name], local[name])
+    assert torch.equal(local[name], after[name])
+
+
+def test_a_function_of_the_running_script_is_refused_for_processes(organism, ioi, monkeypatch):
+    import sys
+
+    def margin(logits, task):  # as if defined in the script being run
+        return logits[:, -1, 0]
+
+    margin.__module__, margin.__qualname__ = "__main__", "interp_test_margin"
+    monkeypatch.setattr(sys.modules["__main__"], "interp_test_margin", margin, raising=False)
+    with pytest.raises(InterpError, match="__main__"):
+        interp.patching.activation_patch(
+            organism, ioi, metric=margin, executor="processes", progress=False, n_boot=10
+        )
+
+
+def test_a_store_of_another_sweep_is_refused_before_any_forward(organism, ioi, tmp_path):
+    import dataclasses
+
+    kw = dict(target="resid_pre", n_boot=10, progress=False)
+    interp.patching.activation_patch(organism, ioi, store=tmp_path / "s", **kw)
+    swapped = dataclasses.replace(ioi, answers=ioi.answers.flip(1))
+    calls = []
+    with (
+        organism.hooks([("hook_embed", lambda a, hook: calls.append(1))]),
+        pytest.raises(InterpError, match="answers"),
+    ):
+        interp.patching.activation_patch(organism, swapped, store=tmp_path / "s", **kw)
+    assert calls == []  # refused before the first forward pass
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InterpError, match="is a file"):
+        interp.patching.activation_patch(organism, ioi, store=tmp_path / "f", **kw)

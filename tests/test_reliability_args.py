@@ -35,6 +35,7 @@ PUBLIC_MODULES = [
     "interp.analyses.trajectories",
     "interp.organism",
     "interp.stats",
+    "interp.executors",
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -31,6 +32,7 @@ from interp.activations.manifest import (
 from interp.activations.names import resolve_names
 from interp.activations.writer import CacheWriter, write_shard
 from interp.checks import checked
+from interp.errors import InterpError
 from interp.executors import Executor, ExecutorName, Job, executor_for
 from interp.models import Model, load_model
 from interp.tasks.task import Task, as_task  # as_task: re-exported for old imports
@@ -133,6 +135,12 @@ class CacheJob(Job[int, Any]):
         )
         if self.store is None:
             return acts
+        if not (self.store / MANIFEST).is_file():
+            raise InterpError(
+                f"The store {self.store} is not visible to this worker ({socket.gethostname()}): "
+                "a distributed cache writes from every node, so pass a path on a filesystem "
+                "they all share."
+            )
         acts[TOKENS_KEY] = self.tokens[rows]
         acts[ANSWER_POS_KEY] = self.answer_pos[rows]
         return write_shard(self.store, self.fingerprint, unit, acts)
@@ -274,7 +282,7 @@ def _cache_to_store(
         todo = [s for s in starts if s not in writer.done]  # see CacheWriter._resume
         job = CacheJob(
             tokens, task.answer_pos, hook_names, positions, storage, batch_size,
-            writer.path, header["fingerprint"],
+            writer.path.resolve(), header["fingerprint"],
         )  # fmt: skip
         with tqdm(total=len(starts), desc="cache", disable=not progress, unit="batch") as bar:
             bar.update(len(starts) - len(todo))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from interp.checks import one_of
+from interp.checks import checked, one_of
 from interp.executors.base import MAX_ATTEMPTS, Executor, Job, Local, WorkerLost
 from interp.executors.cluster import Ray
 from interp.executors.processes import Processes
@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 
+@checked
 def executor_for(
     executor: ExecutorName | Executor | None, address: str | None = None
 ) -> tuple[Executor, bool]:

@@ -10,9 +10,11 @@ depend on where its units ran.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -42,6 +44,10 @@ class Job(ABC, Generic[U, R]):
 
     def prepare(self, model: Any) -> Any:
         return None
+
+    def context(self, model: Any) -> AbstractContextManager[Any]:
+        """Held open on a worker while it runs this job's units (entered after `prepare`)."""
+        return contextlib.nullcontext()
 
     @abstractmethod
     def run(self, state: Any, model: Any, unit: U) -> R: ...
@@ -109,8 +115,9 @@ class Local(Executor):
         if not units:
             return
         state = job.prepare(model)
-        for i, unit in enumerate(units):
-            on_result(i, job.run(state, model, unit))
+        with job.context(model):
+            for i, unit in enumerate(units):
+                on_result(i, job.run(state, model, unit))
 
 
 class WorkerState:
@@ -120,18 +127,24 @@ class WorkerState:
         self.model = model
         self.key: str | None = None
         self.state: Any = None
+        self._open = contextlib.ExitStack()
 
     def run(self, job: Job[Any, Any], unit: Any) -> Any:
         if job.key != self.key:
-            self.state, self.key = None, None  # free the previous job's state first
+            self.close()  # the previous job's state and context first
             self.state = job.prepare(self.model)
+            self._open.enter_context(job.context(self.model))
             self.key = job.key
         return job.run(self.state, self.model, unit)
+
+    def close(self) -> None:
+        self.state, self.key = None, None
+        self._open.close()
 
 
 def lost(unit: int, attempts: int, why: str) -> WorkerLost:
     return WorkerLost(
-        f"Unit {unit} was lost with its worker {attempts} times (last: {why}). Units that "
-        "finished are kept in the store: run the same call again (with any executor) to resume, "
+        f"Unit {unit} was lost with its worker {attempts} times (last: {why}). With store=, the "
+        "units that finished are kept: run the same call again (with any executor) to resume; "
         "or use executor='local'."
     )

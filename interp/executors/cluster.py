@@ -111,7 +111,7 @@ class Ray(Executor):
         self._actors: list[Any] = []
         #: The node id each live actor runs on.
         self.nodes: dict[Any, str] = {}
-        self._fingerprint: str | None = None
+        self._identity: str | None = None
         self._started_ray = False
 
     def __repr__(self) -> str:
@@ -137,37 +137,38 @@ class Ray(Executor):
         return ray
 
     def _size(self, ray: Any) -> int:
-        if self.workers is not None:
-            return self.workers
-        # What is free: actors of another executor keep theirs until it is closed (and a
-        # just-closed one's come back within moments).
+        """Actors to start: `workers`, or as many as the free resources hold; refuses a cluster
+        where fewer fit (an actor that cannot be placed would wait forever)."""
+        want = self.workers or 1
+        # Actors of another executor keep their resources until it is closed (a just-closed
+        # one's come back within moments).
         deadline = time.monotonic() + FREE_WAIT_S
         while True:
             free = ray.available_resources()
             by = [free.get("CPU", 0) / self.num_cpus] if self.num_cpus > 0 else []
             if self.num_gpus > 0:
                 by.append(free.get("GPU", 0) / self.num_gpus)
-            n = int(min(by))
-            if n >= 1 or time.monotonic() > deadline:
+            fit = int(min(by))
+            if fit >= want or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        if n < 1:
+        if fit < want:
             total = ray.cluster_resources()
             raise InterpError(
                 f"The Ray cluster has {free.get('CPU', 0):g} of {total.get('CPU', 0):g} CPUs and "
-                f"{free.get('GPU', 0):g} of {total.get('GPU', 0):g} GPUs free: not enough for one "
-                f"actor of num_cpus={self.num_cpus:g}, num_gpus={self.num_gpus:g}. Close other "
-                "executors (their actors hold resources), add nodes, or ask for less."
+                f"{free.get('GPU', 0):g} of {total.get('GPU', 0):g} GPUs free: room for {fit} "
+                f"actor(s) of num_cpus={self.num_cpus:g}, num_gpus={self.num_gpus:g}, not {want}. "
+                "Close other executors (their actors hold resources), add nodes, or ask for less."
             )
-        return n
+        return self.workers or fit
 
     def _ensure(self, ray: Any, model: Any) -> None:
         recipe = ModelRecipe.of(model, self.name)
-        if self._fingerprint not in (None, recipe.fingerprint):
-            self._kill_actors()
+        if self._identity not in (None, recipe.identity):
+            self._kill_actors()  # another model, or this one changed: new actors
         if self._actors:
             return
-        self._fingerprint = recipe.fingerprint
+        self._identity = recipe.identity
         cls = ray.remote(_Actor).options(
             num_cpus=self.num_cpus,
             num_gpus=self.num_gpus,
@@ -176,26 +177,31 @@ class Ray(Executor):
         )
         ref = [ray.put(recipe)]  # in a list: each actor fetches it itself
         actors = [cls.remote(ref, self.threads) for _ in range(self._size(ray))]
+        try:
+            self._greet(ray, actors)
+        except BaseException:
+            self._actors = actors  # every one started, so that all of them are killed
+            self._kill_actors()
+            raise
+
+    def _greet(self, ray: Any, actors: list[Any]) -> None:
+        """Keep the actors that loaded the model; raise if loading failed or none started."""
         hellos = {a: a.hello.remote() for a in actors}
         lost_why = ""
         for a, hello in hellos.items():
             try:
                 info = ray.get(hello, timeout=START_TIMEOUT_S)
             except GetTimeoutError:
-                self._actors = [*actors]
-                self._kill_actors()
                 raise InterpError(
                     f"Ray actors did not start in {START_TIMEOUT_S:.0f} s (workers={len(actors)}"
                     f", resources free: {ray.available_resources()}); pass fewer workers= or "
                     "free the cluster's resources."
                 ) from None
-            except LOST as e:  # its node died meanwhile: go on with the others
-                lost_why = str(e).strip().splitlines()[-1]
+            except LOST as e:
+                if "creation task" in str(e):  # loading the model raised: not a lost node
+                    raise InterpError(f"A Ray worker could not load the model:\n{e}") from None
+                lost_why = str(e).strip().splitlines()[-1]  # its node died: go on without it
                 continue
-            except RayTaskError as e:  # loading the model failed: the same on every node
-                self._actors = [*actors]
-                self._kill_actors()
-                raise e.as_instanceof_cause() from None
             check_versions(info, f"A Ray worker on node {info['node'][:8]}")
             self._actors.append(a)
             self.nodes[a] = info["node"]
@@ -209,7 +215,7 @@ class Ray(Executor):
                 ray.kill(a)
         self._actors = []
         self.nodes = {}
-        self._fingerprint = None
+        self._identity = None
 
     def check(self, model: Any, *payload: Any) -> None:
         check_sendable(self.name, model, *payload)
@@ -253,6 +259,7 @@ class Ray(Executor):
                 except LOST as e:  # the actor or its node died: run the unit elsewhere
                     self._actors.remove(actor)
                     self.nodes.pop(actor, None)
+                    ray.kill(actor)  # should it live on, its resources come back
                     if attempts[i] >= self.max_attempts:
                         raise lost(i, attempts[i], type(e).__name__) from None
                     queue.appendleft(i)

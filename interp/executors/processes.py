@@ -70,9 +70,12 @@ class Processes(Executor):
     def _start(self) -> _Worker:
         assert self._recipe is not None
         here, there = socket.socketpair()
+        # The driver's import path: a job's functions import in the worker as they do here.
+        path = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
         proc = subprocess.Popen(
             [sys.executable, "-m", "interp.executors", str(there.fileno())],
             pass_fds=[there.fileno()],
+            env={**os.environ, "PYTHONPATH": path},
         )
         there.close()
         conn = Connection(here.detach())
@@ -81,8 +84,8 @@ class Processes(Executor):
 
     def _ensure(self, model: Any) -> None:
         recipe = ModelRecipe.of(model, self.name)
-        if self._recipe is not None and self._recipe.fingerprint != recipe.fingerprint:
-            self.close()  # another model: new workers
+        if self._recipe is not None and self._recipe.identity != recipe.identity:
+            self.close()  # another model, or this one changed: new workers
         if self._recipe is None:
             self._recipe = recipe
         while len(self._pool) < self.workers:
@@ -90,6 +93,12 @@ class Processes(Executor):
 
     def check(self, model: Any, *payload: Any) -> None:
         check_sendable(self.name, model, *payload)
+        if b"__main__" in pickle.dumps(payload):
+            raise InterpError(
+                "This sweep refers to a function or class of the script being run (__main__), "
+                "which worker processes cannot import: move it into a module, or use "
+                "executor='ray' (which sends it by value) or executor='local'."
+            )
 
     def close(self) -> None:
         for w in self._pool:
@@ -111,22 +120,24 @@ class Processes(Executor):
     ) -> None:
         if not units:
             return
-        check_sendable(self.name, model, job)
+        self.check(model, job)
         blob = pickle.dumps(job)
         self._ensure(model)
         queue = deque(range(len(units)))
         attempts = [0] * len(units)
         try:
             while queue or any(w.unit is not None for w in self._pool):
-                for w in self._pool:
+                for w in list(self._pool):
                     if w.ready and w.unit is None and queue:
-                        i = queue.popleft()
-                        if job.key not in w.seen:
-                            send(w.conn, ("job", blob))
-                            w.seen.add(job.key)
-                        send(w.conn, ("unit", i, units[i]))
-                        w.unit = i
+                        i = w.unit = queue.popleft()
                         attempts[i] += 1
+                        try:
+                            if job.key not in w.seen:
+                                send(w.conn, ("job", blob))
+                                w.seen.add(job.key)
+                            send(w.conn, ("unit", i, units[i]))
+                        except OSError:  # it died while idle: its unit goes back
+                            self._replace(w, queue, attempts)
                 self._step(queue, attempts, on_result)
         except BaseException:
             self.close()  # workers may hold a half-done unit of this sweep
@@ -135,9 +146,13 @@ class Processes(Executor):
     def _step(self, queue: deque[int], attempts: list[int], on_result: OnResult) -> None:
         """Wait for any worker to answer or die (its end of the socket closes), and handle it."""
         conns = {w.conn: w for w in self._pool}
-        ready = wait(list(conns), timeout=START_TIMEOUT_S)
+        # A unit may run for hours; only a worker still loading its model has a deadline.
+        loading = not all(w.ready for w in self._pool)
+        ready = wait(list(conns), timeout=START_TIMEOUT_S if loading else None)
         if not ready:
-            raise InterpError(f"No worker process answered in {START_TIMEOUT_S:.0f} s.")
+            raise InterpError(
+                f"A worker process did not load the model in {START_TIMEOUT_S:.0f} s."
+            )
         for r in ready:
             w = conns[r]  # type: ignore[index]
             try:

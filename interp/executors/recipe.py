@@ -9,9 +9,13 @@ the driver's model (steering, a user's hook) cannot follow it: sweeps with them 
 
 from __future__ import annotations
 
+import hashlib
+import io
 import pickle
 from dataclasses import dataclass
 from typing import Any
+
+import torch
 
 from interp.errors import InterpError
 
@@ -30,6 +34,7 @@ class ModelRecipe:
     name: str
     fingerprint: str
     dtype: str
+    identity: str  # this exact state of the driver's model: workers are reused only for it
     spec: str | None = None
     payload: bytes | None = None
     n_devices: int = 1
@@ -46,24 +51,29 @@ class ModelRecipe:
             )
         dtype = str(model.dtype).removeprefix("torch.")
         fp = model.fingerprint()
-        if model.spec is not None and not model.saes:
-            return cls(model.name, fp, dtype, spec=model.spec, n_devices=model.n_devices)
+        ident = identity(model)
+        # Reloading from the spec gives the weights as loaded: only for a model left as it was.
+        if model.spec is not None and not model.saes and model.state_id() == model.loaded_state:
+            return cls(model.name, fp, dtype, ident, spec=model.spec, n_devices=model.n_devices)
         try:
-            payload = pickle.dumps(model)
+            buf = io.BytesIO()
+            torch.save(model, buf)  # read back onto the CPU first (map_location), whatever GPU
+            payload = buf.getvalue()
         except Exception as e:
             raise InterpError(
                 f"{model.name} cannot be sent to {executor} workers ({type(e).__name__}: {e}). "
                 "Load it by name or path with interp.load_model (workers then load it "
                 "themselves), or use executor='local'."
             ) from None
-        return cls(model.name, fp, dtype, payload=payload)
+        return cls(model.name, fp, dtype, ident, payload=payload)
 
     def build(self, device: str | None = None) -> Any:
         """Load the model in a worker (on `device`, default CUDA when the worker has a GPU)."""
         from interp.models import load_model
 
         if self.payload is not None:
-            model = load_model(pickle.loads(self.payload), device=device)
+            obj = torch.load(io.BytesIO(self.payload), map_location="cpu", weights_only=False)
+            model = load_model(obj, device=device)
         else:
             split = {"n_devices": self.n_devices} if self.n_devices > 1 else {}
             model = load_model(self.spec, device=device, dtype=self.dtype, **split)
@@ -74,6 +84,14 @@ class ModelRecipe:
                 "hub revision), or use executor='local'."
             )
         return model
+
+
+def identity(model: Any) -> str:
+    """This state of the model: its weights as they are now (`Model.state_id`) and the SAEs
+    attached to it."""
+    from interp.activations.api import model_id
+
+    return hashlib.sha256(f"{model_id(model)}|{model.state_id()}".encode()).hexdigest()
 
 
 def check_sendable(executor: str, model: Any, *payload: Any) -> ModelRecipe:

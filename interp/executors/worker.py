@@ -49,14 +49,22 @@ def serve(conn: Connection) -> None:
         return
     send(conn, ("ready", versions(), None))
     job: Job[Any, Any] | None = None
+    unreadable: tuple[BaseException, str] | None = None
     while True:
         msg = receive(conn)
         if msg[0] == "stop":
+            state.close()
             return
         if msg[0] == "job":
-            job = pickle.loads(msg[1])
+            try:
+                job, unreadable = pickle.loads(msg[1]), None
+            except BaseException as e:  # e.g. a function the worker cannot import
+                job, unreadable = None, (portable(e), traceback.format_exc())
             continue
         _, i, unit = msg
+        if unreadable is not None:  # the same in every worker: an error, not a lost worker
+            send(conn, ("error", i, unreadable))
+            continue
         try:
             assert job is not None
             send(conn, ("ok", i, state.run(job, unit)))

@@ -88,6 +88,8 @@ class Model(Architecture, Tokens):
         self.spec: str | None = None
         # CUDA devices its blocks are split over (load_model(n_devices=...)).
         self.n_devices = 1
+        # `state_id()` as loaded from `spec`: a model edited since is not reloaded from it.
+        self.loaded_state: str | None = None
         self.backend = (
             "HookedTransformer" if isinstance(tl, HookedTransformer) else "TransformerBridge"
         )
@@ -194,6 +196,16 @@ class Model(Architecture, Tokens):
         total = float(self.W_U.detach().double().sum())
         ident = f"{self.name}|{self.info().n_params}|{total:.10e}"
         return hashlib.sha256(ident.encode()).hexdigest()
+
+    def state_id(self) -> str:
+        """The weights as they are now, cheaply: every parameter's storage, dtype and in-place
+        version counter (which any in-place edit bumps). Equal ids mean unchanged weights."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for i, p in enumerate(self.parameters()):
+            h.update(f"{i}:{p.data_ptr()}:{p._version}:{p.dtype}:{p.device}|".encode())
+        return h.hexdigest()
 
     def signature(self) -> str:
         """An identity that survives a change of dtype (an SAE trained on the float32 model fits

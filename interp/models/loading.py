@@ -109,7 +109,11 @@ def load_model(
     with contextlib.redirect_stdout(sys.stderr), _splitting(split):
         model = _load_spec(spec, dev, tdtype)
     # How to load it again: executors' workers rebuild the model from this (interp.executors).
-    model.spec, model.n_devices = spec, split
+    # (a relative path as an absolute one: workers may run in another directory).
+    local = Path(spec).expanduser()
+    named = spec == ORGANISM_NAME or spec.lower() == SMOLLM2_NAME
+    model.spec = str(local.resolve()) if local.exists() and not named else spec
+    model.n_devices, model.loaded_state = split, model.state_id()
     return model
 
 

@@ -159,10 +159,10 @@ class Patcher:
                 units.append(PatchUnit(layer, start, narrow, tuple(idx[c : c + n_max])))
         return units, kept
 
-    def forward(self, unit: PatchUnit, kept: dict[int, list[Node]]) -> Tensor:
-        """The metric [len(unit.rows), batch] of one unit's node sets, on the model's device."""
-        with fused(self.model):
-            return self._forward(unit.layer, unit.start, unit.narrow, [kept[i] for i in unit.rows])
+    def forward(self, unit: PatchUnit, nodes: list[list[Node]]) -> Tensor:
+        """The metric [len(unit.rows), batch] of one unit's node sets (`nodes`, in the order of
+        `unit.rows`), on the model's device. Run it inside `fused(model)`, as `run` does."""
+        return self._forward(unit.layer, unit.start, unit.narrow, nodes)
 
     # ----------------------------------------------------------------- helpers
 

@@ -10,11 +10,11 @@ from interp.analyses.patching.build import build_result
 from interp.analyses.patching.nodes import Node, PerPosition, latent_sae, node_sets, sweep
 from interp.analyses.patching.readout import DEFAULT_BUDGET, parse_budget
 from interp.analyses.patching.runs import Corruption
-from interp.analyses.patching.units import PatchSpec, run_units
+from interp.analyses.patching.units import PatchSpec, check_early, run_units
 from interp.checks import checked
 from interp.deprecation import renamed, warn_renamed
 from interp.errors import InterpError
-from interp.executors import Executor, ExecutorName, executor_for
+from interp.executors import Executor, ExecutorName, Local, executor_for
 from interp.models import Model, load_model
 from interp.results.base import Coord
 from interp.results.patching import Mode, PatchResult
@@ -85,7 +85,7 @@ def activation_patch(
     """
     model = load_model(model)
     if target == "latents" or sae is not None or latents is not None:
-        if executor != "local" or store is not None:
+        if not (executor == "local" or isinstance(executor, Local)) or store is not None:
             raise InterpError(
                 "Latent patching runs in this process only: drop executor= and store= with "
                 "target='latents'."
@@ -123,15 +123,16 @@ def activation_patch(
         task, corruption, mode, metric, tuple(sorted({n.hook for s in sets for n in s})),
         parse_budget(memory_budget),
     )  # fmt: skip
+    what_ran = {**params, "per_position": per_position, "mode": mode, "metric": metric}
+    what_ran |= {"memory_budget": spec.budget}
     run_on, own = executor_for(executor)
     try:
         run_on.check(model, spec)  # before any forward pass or write
+        check_early(model, spec, store, what_ran)
         contrast, patcher = spec.build(
             model, progress, desc=f"patch {target if nodes is None else 'sets'} ({mode})"
         )
         contrast = contrast.measured(base=patcher.base_metric, source=patcher.source_metric)
-        what_ran = {**params, "per_position": per_position, "mode": mode, "metric": metric}
-        what_ran |= {"corruption": repr(corruption), "memory_budget": spec.budget}
         patched = run_units(model, spec, patcher, sets, run_on, store, what_ran)
     finally:
         if own:

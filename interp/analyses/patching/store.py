@@ -36,26 +36,77 @@ def _file(root: Path, i: int) -> Path:
 
 
 def sweep_header(
-    model: Model, task: Task, params: dict[str, Any], units: list[PatchUnit]
+    model: Model,
+    task: Task,
+    corruption: Any,
+    params: dict[str, Any],
+    units: list[PatchUnit] | None = None,
 ) -> dict[str, Any]:
-    """What a resumed sweep must match: model, prompts (both runs), settings, and the units."""
+    """What a resumed sweep must match: model, prompts (both runs), answers, corruption,
+    settings, and (once planned) the units. Without `units`: what can be checked before the
+    sweep's first forward pass."""
     corrupt = task.corrupt_tokens if task.corrupt_tokens is not None else task.clean_tokens
-    plan = json.dumps([[u.layer, u.start, u.narrow, list(u.rows)] for u in units])
-    return json.loads(
-        json.dumps(
-            {
-                "format": FORMAT,
-                "model": model.name,
-                "model_id": model_id(model),
-                "clean": inputs_id(task.clean_tokens, task.answer_pos),
-                "corrupt": inputs_id(corrupt, task.answer_pos),
-                "params": params,
-                "units": len(units),
-                "plan": hashlib.sha256(plan.encode()).hexdigest(),
-            },
-            default=str,
+    none = torch.zeros(0, dtype=torch.long)
+    head: dict[str, Any] = {
+        "format": FORMAT,
+        "model": model.name,
+        "model_id": model_id(model),
+        "clean": inputs_id(task.clean_tokens, task.answer_pos),
+        "corrupt": inputs_id(corrupt, task.answer_pos),
+        "answers": inputs_id(task.answers if task.answers is not None else none, none),
+        "corruption": _corruption_id(corruption),
+        "params": params,
+    }
+    if units is not None:
+        plan = json.dumps([[u.layer, u.start, u.narrow, list(u.rows)] for u in units])
+        head |= {"units": len(units), "plan": hashlib.sha256(plan.encode()).hexdigest()}
+    return json.loads(json.dumps(head, default=str))
+
+
+def _corruption_id(corruption: Any) -> str:
+    if isinstance(corruption, str):
+        return corruption
+    positions = getattr(corruption, "positions", None)
+    h = hashlib.sha256(f"{type(corruption).__name__}|{getattr(corruption, 'scale', '')}|".encode())
+    h.update(f"{getattr(corruption, 'seed', '')}|".encode())
+    if isinstance(positions, Tensor):  # a mask: hashed whole (its repr is shortened)
+        h.update(positions.detach().cpu().numpy().tobytes() + str(tuple(positions.shape)).encode())
+    else:
+        h.update(repr(positions).encode())
+    return h.hexdigest()
+
+
+def check_store(root: str | os.PathLike[str], header: dict[str, Any]) -> None:
+    """Refuse, before any forward pass, a store that cannot hold this sweep: a file, a foreign
+    directory, or a sweep with other settings (`header` from `sweep_header` without units)."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise InterpError(f"store={str(root)!r} is a file; pass a directory.")
+    head = root / HEADER
+    if root.is_dir() and not head.exists():
+        foreign = sorted(p.name for p in root.iterdir() if not is_temporary(p.name))
+        if foreign:
+            raise InterpError(
+                f"{root} exists and is not a patching sweep store (it holds {foreign[:3]}); "
+                "pass an empty or new directory as store=."
+            )
+    if head.exists():
+        saved = json.loads(head.read_text())
+        _compare(root, {k: v for k, v in saved.items() if k not in ("units", "plan")}, header)
+
+
+def _compare(root: Path, saved: dict[str, Any], header: dict[str, Any]) -> None:
+    if saved.get("format") != FORMAT:
+        raise InterpError(f"{root} was written by another interp version ({saved!r:.80}).")
+    changed = sorted(k for k in set(saved) | set(header) if saved.get(k) != header.get(k))
+    if "params" in changed:
+        old, new = saved.get("params", {}), header["params"]
+        changed += [f"params.{k}" for k in set(old) | set(new) if old.get(k) != new.get(k)]
+    if changed:
+        raise InterpError(
+            f"{root} holds a sweep with other settings ({', '.join(sorted(changed))} differ): "
+            "resume with the same model, task and arguments, or use a new directory."
         )
-    )
 
 
 class PatchStore:
@@ -69,21 +120,13 @@ class PatchStore:
         self._lock = StoreLock(self.root, what="activation_patch")
 
     def __enter__(self) -> PatchStore:
-        if self.root.exists() and not self.root.is_dir():
-            raise InterpError(f"store={str(self.root)!r} is a file; pass a directory.")
-        head = self.root / HEADER
-        if self.root.is_dir() and not head.exists():
-            foreign = sorted(p.name for p in self.root.iterdir() if not is_temporary(p.name))
-            if foreign:
-                raise InterpError(
-                    f"{self.root} exists and is not a patching sweep store (it holds "
-                    f"{foreign[:3]}); pass an empty or new directory as store=."
-                )
+        check_store(self.root, {k: v for k, v in self.header.items() if k not in ("units", "plan")})
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:
+            head = self.root / HEADER
             if head.exists():
-                self._check(json.loads(head.read_text()))
+                _compare(self.root, json.loads(head.read_text()), self.header)
             else:
                 atomic_write_text(head, json.dumps(self.header, indent=1))
         except BaseException:
@@ -93,21 +136,6 @@ class PatchStore:
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
-
-    def _check(self, saved: dict[str, Any]) -> None:
-        if saved.get("format") != FORMAT:
-            raise InterpError(f"{self.root} was written by another interp version ({saved!r:.80}).")
-        changed = sorted(
-            k for k in set(saved) | set(self.header) if saved.get(k) != self.header.get(k)
-        )
-        if "params" in changed:
-            old, new = saved.get("params", {}), self.header["params"]
-            changed += [f"params.{k}" for k in set(old) | set(new) if old.get(k) != new.get(k)]
-        if changed:
-            raise InterpError(
-                f"{self.root} holds a sweep with other settings ({', '.join(sorted(changed))} "
-                "differ): resume with the same model, task and arguments, or use a new directory."
-            )
 
     def done(self) -> dict[int, Tensor]:
         """Finished units' values; a file that does not read back whole is computed again."""

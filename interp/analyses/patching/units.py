@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,12 @@ from interp.analyses.patching.engine import Patcher, PatchUnit
 from interp.analyses.patching.nodes import Node
 from interp.analyses.patching.readout import make_readout
 from interp.analyses.patching.runs import Corruption
-from interp.analyses.patching.store import PatchStore, params_for_store, sweep_header
+from interp.analyses.patching.store import (
+    PatchStore,
+    check_store,
+    params_for_store,
+    sweep_header,
+)
 from interp.executors import Executor, Job, Local
 from interp.kernels import fused
 from interp.models import Model
@@ -68,15 +74,28 @@ class PatchJob(Job[tuple[PatchUnit, list[list[Node]]], Tensor]):
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "patcher": None}
 
+    def context(self, model: Model) -> AbstractContextManager[Any]:
+        # A worker keeps the fused kernels (and their laid-out weights) for all its units; the
+        # local loop runs inside the caller's own block.
+        return contextlib.nullcontext() if self.patcher is not None else fused(model)
+
     def prepare(self, model: Model) -> Patcher:
         return self.patcher or self.spec.build(model)[1]
 
     def run(self, state: Patcher, model: Model, unit: tuple[PatchUnit, list[list[Node]]]) -> Tensor:
         u, nodes = unit
-        kept = dict(zip(u.rows, nodes, strict=True))
-        if self.patcher is not None:  # local: the caller's `fused` block is open, stay on device
-            return state._forward(u.layer, u.start, u.narrow, [kept[i] for i in u.rows])
-        return state.forward(u, kept).float().cpu()
+        vals = state.forward(u, nodes)
+        # Local values stay on the device (no host sync per unit); a worker's go back on the CPU.
+        return vals if self.patcher is not None else vals.float().cpu()
+
+
+def check_early(
+    model: Model, spec: PatchSpec, store: str | os.PathLike[str] | None, params: dict[str, Any]
+) -> None:
+    """Refuse a store that cannot hold this sweep before its first forward pass."""
+    if store is not None:
+        settings = params_for_store(**params)
+        check_store(store, sweep_header(model, spec.task, spec.corruption, settings))
 
 
 def run_units(
@@ -90,7 +109,7 @@ def run_units(
 ) -> Tensor:
     """Metric per prompt for every node set [sets, batch] on the CPU, through `executor`."""
     units, kept = patcher.plan(sets)
-    out = patcher.base_metric[None].repeat(len(sets), 1).float().cpu()
+    out = patcher.base_metric[None].repeat(len(sets), 1).clone()  # on the model's device
     local = isinstance(executor, Local)
     job = PatchJob(spec, patcher if local else None)
     work = [(u, [kept[i] for i in u.rows]) for u in units]
@@ -102,14 +121,15 @@ def run_units(
     )
 
     def put(i: int, vals: Tensor) -> None:
-        out[torch.tensor(units[i].rows)] = vals.float().cpu()
+        rows = torch.tensor(units[i].rows, device=out.device)
+        out[rows] = vals.to(out.device, out.dtype)
         bar.update(len(units[i].rows))
 
     with bar, fused(model) if local else contextlib.nullcontext():
         if store is None:
             executor.map(model, job, work, put)
-            return out
-        header = sweep_header(model, spec.task, params_for_store(**params), units)
+            return out.float().cpu()
+        header = sweep_header(model, spec.task, spec.corruption, params_for_store(**params), units)
         with PatchStore(store, header, units) as disk:
             done = disk.done()
             for i, vals in done.items():
@@ -121,4 +141,4 @@ def run_units(
                 put(todo[j], vals)
 
             executor.map(model, job, [work[i] for i in todo], keep)
-    return out
+    return out.float().cpu()
