@@ -59,6 +59,10 @@ def _alive_nodes() -> int:
 @pytest.fixture(scope="module")
 def cluster():
     """A head node and one worker node, stopped (every process under our temp dir) at the end."""
+    # One authentication mode for every process: a token left in ~/.ray by an earlier local
+    # ray.init() would otherwise turn it on for some of them and not for others.
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAY_AUTH_MODE", "disabled")
     temp = tempfile.mkdtemp(prefix="iray", dir="/tmp")  # short: Ray's socket paths have a limit
     port = _free_port()
     address = f"127.0.0.1:{port}"
@@ -74,6 +78,7 @@ def cluster():
     finally:
         ray.shutdown()
         _stop(temp)
+        mp.undo()
 
 
 def _stop(temp: str) -> None:
