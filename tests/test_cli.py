@@ -193,7 +193,7 @@ def test_the_trajectories_command_defaults_are_the_librarys():
     import inspect
 
     from interp.analyses.trajectories import sampling
-    from interp.cli_run import trajectories_cmd
+    from interp.cli_trajectories import trajectories_cmd
 
     params = inspect.signature(trajectories_cmd).parameters
     assert params["samples"].default == sampling.DEFAULT_N

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from executor_jobs import Square, kill_busy_process, killing
+from executor_jobs import Square, kill_busy_process, killing, shard_bytes
 
 import interp
 from interp.errors import InterpError
@@ -42,10 +42,6 @@ def pool():
 @pytest.fixture(scope="module")
 def ioi(organism):
     return interp.tasks.ioi(organism, n=24, seed=0)
-
-
-def shard_bytes(store: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(store.glob("shard-*.safetensors"))}
 
 
 def test_generic_job_runs_every_unit_once_per_worker_prepare(organism, pool):

@@ -168,10 +168,17 @@ def test_smollm2_missing_package_says_how_to_install(monkeypatch):
 
 
 def test_gguf_paths_route_to_the_gguf_reader(monkeypatch, tmp_path):
+    import types
+
     from interp.models import gguf, loading
 
     seen = []
-    monkeypatch.setattr(loading, "_load_gguf", lambda path, dev, dt, name: seen.append(path))
+
+    def fake_reader(path, dev, dt, name):
+        seen.append(path)
+        return types.SimpleNamespace(state_id=lambda: "")  # load_model records its state
+
+    monkeypatch.setattr(loading, "_load_gguf", fake_reader)
     interp.load_model(gguf.smollm2_path(), device="cpu")
     assert seen == [gguf.smollm2_path()]
     # A GGUF file without the suffix is recognised by its magic bytes.

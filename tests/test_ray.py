@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from executor_jobs import kill_other_raylet, killing
+from executor_jobs import kill_other_raylet, killing, shard_bytes
 
 import interp
 from interp.errors import InterpError
@@ -104,10 +104,6 @@ def on_ray(cluster):
 @pytest.fixture(scope="module")
 def ioi(organism):
     return interp.tasks.ioi(organism, n=24, seed=0)
-
-
-def shard_bytes(store: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(store.glob("shard-*.safetensors"))}
 
 
 def test_disk_cache_on_two_nodes_writes_the_local_bytes(organism, ioi, on_ray, tmp_path):
