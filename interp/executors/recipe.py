@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,12 +50,17 @@ class ModelRecipe:
                 f"{', ...' if len(hooked) > 3 else ''}) would not reach it: leave the steering or "
                 "hooks block first, or use executor='local'."
             )
+        ident = identity(model)
+        known = _RECIPES.get(model)
+        if known is not None and known.identity == ident:
+            return known  # one serialisation per state of the model, however many checks
         dtype = str(model.dtype).removeprefix("torch.")
         fp = model.fingerprint()
-        ident = identity(model)
         # Reloading from the spec gives the weights as loaded: only for a model left as it was.
         if model.spec is not None and not model.saes and model.state_id() == model.loaded_state:
-            return cls(model.name, fp, dtype, ident, spec=model.spec, n_devices=model.n_devices)
+            recipe = cls(model.name, fp, dtype, ident, spec=model.spec, n_devices=model.n_devices)
+            _RECIPES[model] = recipe
+            return recipe
         try:
             buf = io.BytesIO()
             torch.save(model, buf)  # read back onto the CPU first (map_location), whatever GPU
@@ -65,7 +71,8 @@ class ModelRecipe:
                 "Load it by name or path with interp.load_model (workers then load it "
                 "themselves), or use executor='local'."
             ) from None
-        return cls(model.name, fp, dtype, ident, payload=payload)
+        _RECIPES[model] = recipe = cls(model.name, fp, dtype, ident, payload=payload)
+        return recipe
 
     def build(self, device: str | None = None) -> Any:
         """Load the model in a worker (on `device`, default CUDA when the worker has a GPU)."""
@@ -84,6 +91,10 @@ class ModelRecipe:
                 "hub revision), or use executor='local'."
             )
         return model
+
+
+# The last recipe of each live model: a sweep checks it, then its executor sends it.
+_RECIPES: weakref.WeakKeyDictionary[Any, ModelRecipe] = weakref.WeakKeyDictionary()
 
 
 def identity(model: Any) -> str:
